@@ -1,0 +1,332 @@
+//! A CloudTrail event (from any envelope) to a normalized row.
+
+use std::borrow::Cow;
+
+use demarc_model::schema::{outcome, provider};
+use serde::Deserialize;
+
+use crate::builder::EventRow;
+use crate::document::Document;
+use crate::lenient::{Obj, Text};
+use crate::outcome::RejectReason;
+use crate::time::parse_timestamp_micros;
+
+/// Why an event cannot become a row.
+pub(crate) type EventError = (RejectReason, String);
+
+pub(crate) fn to_row<'a>(doc: Document<'a>, raw: Option<&'a str>) -> Result<EventRow<'a>, EventError> {
+    let Some(event_id) = doc.event_id.0.filter(|s| !s.is_empty()) else {
+        return Err((RejectReason::MissingId, "CloudTrail event has no `eventID`".into()));
+    };
+    let Some(event_time) = doc.event_time.as_deref() else {
+        return Err((RejectReason::MissingTime, "CloudTrail event has no `eventTime`".into()));
+    };
+    let time_us = parse_timestamp_micros(event_time)
+        .map_err(|e| (RejectReason::BadTime, format!("`eventTime` {e}")))?;
+
+    let identity = doc.user_identity.0.unwrap_or_default();
+    let session_mfa = identity
+        .session_context
+        .get()
+        .and_then(|c| c.attributes.get())
+        .and_then(|a| a.mfa_authenticated.0);
+
+    let event_name = doc.event_name.0.filter(|s| !s.is_empty());
+    let is_console_login = event_name.as_deref() == Some("ConsoleLogin");
+
+    let mut failed = doc.error_code.as_deref().is_some();
+    let mut mfa = session_mfa;
+    if is_console_login {
+        // A failed console sign-in may carry no errorCode, only the response element.
+        if let Some(response) = doc.response_elements.0.as_deref() {
+            let login = sonic_rs::from_str::<Obj<ConsoleLoginResponse<'_>>>(response)
+                .ok()
+                .and_then(|o| o.0);
+            if login.is_some_and(|l| l.console_login.as_deref() == Some("Failure")) {
+                failed = true;
+            }
+        }
+        if let Some(additional) = doc.additional_event_data.0.as_deref() {
+            let data = sonic_rs::from_str::<Obj<ConsoleLoginData<'_>>>(additional)
+                .ok()
+                .and_then(|o| o.0);
+            match data.as_ref().and_then(|d| d.mfa_used.as_deref()) {
+                Some(used) if used.eq_ignore_ascii_case("yes") => mfa = Some(true),
+                Some(used) if used.eq_ignore_ascii_case("no") => mfa = Some(false),
+                _ => {}
+            }
+        }
+    }
+
+    let read_only = doc.read_only.0.or_else(|| event_name.as_deref().and_then(infer_read_only));
+    let request = doc.request_parameters.0.map(json_text);
+    let resource = doc
+        .resources
+        .0
+        .and_then(|r| r.0)
+        .and_then(|r| r.arn.0.filter(|s| !s.is_empty()))
+        .or_else(|| request.as_deref().and_then(resource_from_request));
+
+    let UserIdentityParts {
+        principal,
+        kind,
+        account_id,
+        invoked_by,
+    } = identity_parts(identity);
+
+    Ok(EventRow {
+        time_us,
+        provider: provider::AWS,
+        event_id,
+        event_type: non_empty(doc.event_type),
+        account_id: non_empty(doc.recipient_account_id).or(account_id),
+        region: non_empty(doc.aws_region),
+        service: non_empty(doc.event_source),
+        operation: event_name,
+        resource,
+        actor_principal: principal,
+        actor_type: kind,
+        actor_invoked_by: invoked_by,
+        mfa,
+        src_ip: non_empty(doc.source_ip_address),
+        user_agent: non_empty(doc.user_agent),
+        outcome: if failed { outcome::FAILURE } else { outcome::SUCCESS },
+        error_code: non_empty(doc.error_code),
+        error_message: non_empty(doc.error_message),
+        read_only,
+        request,
+        response: doc.response_elements.0.map(json_text),
+        additional: doc.additional_event_data.0.map(json_text),
+        raw,
+    })
+}
+
+struct UserIdentityParts<'a> {
+    principal: Option<Cow<'a, str>>,
+    kind: Option<Cow<'a, str>>,
+    account_id: Option<Cow<'a, str>>,
+    invoked_by: Option<Cow<'a, str>>,
+}
+
+fn identity_parts(identity: crate::document::UserIdentity<'_>) -> UserIdentityParts<'_> {
+    let invoked_by = non_empty(identity.invoked_by);
+    let principal = non_empty(identity.arn)
+        .or_else(|| non_empty(identity.principal_id))
+        .or_else(|| non_empty(identity.user_name))
+        .or_else(|| invoked_by.clone());
+    UserIdentityParts {
+        principal,
+        kind: non_empty(identity.kind),
+        account_id: non_empty(identity.account_id),
+        invoked_by,
+    }
+}
+
+pub(crate) fn non_empty(text: Text<'_>) -> Option<Cow<'_, str>> {
+    text.0.filter(|s| !s.is_empty())
+}
+
+/// Older events carry no `readOnly`; the API naming convention is unambiguous for these
+/// prefixes and nothing else is guessed.
+fn infer_read_only(event_name: &str) -> Option<bool> {
+    const READ_PREFIXES: [&str; 5] = ["Get", "List", "Describe", "Head", "Lookup"];
+    READ_PREFIXES
+        .iter()
+        .any(|p| {
+            event_name
+                .strip_prefix(p)
+                .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_uppercase()))
+        })
+        .then_some(true)
+}
+
+/// JSON text for a request or response column. Some producers store the object as a
+/// JSON string (`"{\"bucketName\":…}"`); that string is unwrapped when it holds an object
+/// or an array, so that rules see one shape.
+pub(crate) fn json_text(raw: Cow<'_, str>) -> Cow<'_, str> {
+    if !raw.starts_with('"') {
+        return raw;
+    }
+    let Ok(inner) = sonic_rs::from_str::<String>(&raw) else {
+        return raw;
+    };
+    let trimmed = inner.trim_start();
+    let is_container = trimmed.starts_with('{') || trimmed.starts_with('[');
+    if is_container && sonic_rs::from_str::<serde::de::IgnoredAny>(&inner).is_ok() {
+        Cow::Owned(inner)
+    } else {
+        raw
+    }
+}
+
+/// The resource an API call acts on, from the request parameters of calls whose event
+/// carries no `resources` list. The keys are the identifiers AWS APIs use for their
+/// primary resource, most specific first.
+fn resource_from_request<'a>(request: &str) -> Option<Cow<'a, str>> {
+    let keys = sonic_rs::from_str::<Obj<RequestKeys<'_>>>(request).ok()?.0?;
+    let RequestKeys {
+        bucket_name,
+        trail_name,
+        user_name,
+        role_name,
+        group_name,
+        policy_arn,
+        key_id,
+        group_id,
+        snapshot_id,
+        image_id,
+        db_instance_identifier,
+        db_cluster_identifier,
+        db_snapshot_identifier,
+        db_cluster_snapshot_identifier,
+        function_name,
+        detector_id,
+        configuration_recorder_name,
+        delivery_channel_name,
+        secret_id,
+        log_group_name,
+        topic_arn,
+        queue_url,
+        table_name,
+        stack_name,
+        instance_id,
+        network_acl_id,
+        name,
+    } = keys;
+    [
+        bucket_name,
+        trail_name,
+        user_name,
+        role_name,
+        group_name,
+        policy_arn,
+        key_id,
+        group_id,
+        snapshot_id,
+        image_id,
+        db_instance_identifier,
+        db_cluster_identifier,
+        db_snapshot_identifier,
+        db_cluster_snapshot_identifier,
+        function_name,
+        detector_id,
+        configuration_recorder_name,
+        delivery_channel_name,
+        secret_id,
+        log_group_name,
+        topic_arn,
+        queue_url,
+        table_name,
+        stack_name,
+        instance_id,
+        network_acl_id,
+        name,
+    ]
+    .into_iter()
+    .find_map(|t| t.0.filter(|s| !s.is_empty()))
+    .map(|s| Cow::Owned(s.into_owned()))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ConsoleLoginResponse<'a> {
+    #[serde(rename = "ConsoleLogin", borrow)]
+    console_login: Text<'a>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ConsoleLoginData<'a> {
+    #[serde(rename = "MFAUsed", borrow)]
+    mfa_used: Text<'a>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct RequestKeys<'a> {
+    #[serde(borrow)]
+    bucket_name: Text<'a>,
+    #[serde(borrow)]
+    trail_name: Text<'a>,
+    #[serde(borrow)]
+    user_name: Text<'a>,
+    #[serde(borrow)]
+    role_name: Text<'a>,
+    #[serde(borrow)]
+    group_name: Text<'a>,
+    #[serde(borrow)]
+    policy_arn: Text<'a>,
+    #[serde(borrow)]
+    key_id: Text<'a>,
+    #[serde(borrow)]
+    group_id: Text<'a>,
+    #[serde(borrow)]
+    snapshot_id: Text<'a>,
+    #[serde(borrow)]
+    image_id: Text<'a>,
+    #[serde(rename = "dBInstanceIdentifier", borrow)]
+    db_instance_identifier: Text<'a>,
+    #[serde(rename = "dBClusterIdentifier", borrow)]
+    db_cluster_identifier: Text<'a>,
+    #[serde(rename = "dBSnapshotIdentifier", borrow)]
+    db_snapshot_identifier: Text<'a>,
+    #[serde(rename = "dBClusterSnapshotIdentifier", borrow)]
+    db_cluster_snapshot_identifier: Text<'a>,
+    #[serde(borrow)]
+    function_name: Text<'a>,
+    #[serde(borrow)]
+    detector_id: Text<'a>,
+    #[serde(borrow)]
+    configuration_recorder_name: Text<'a>,
+    #[serde(borrow)]
+    delivery_channel_name: Text<'a>,
+    #[serde(borrow)]
+    secret_id: Text<'a>,
+    #[serde(borrow)]
+    log_group_name: Text<'a>,
+    #[serde(borrow)]
+    topic_arn: Text<'a>,
+    #[serde(borrow)]
+    queue_url: Text<'a>,
+    #[serde(borrow)]
+    table_name: Text<'a>,
+    #[serde(borrow)]
+    stack_name: Text<'a>,
+    #[serde(borrow)]
+    instance_id: Text<'a>,
+    #[serde(borrow)]
+    network_acl_id: Text<'a>,
+    #[serde(borrow)]
+    name: Text<'a>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_strings_holding_objects_are_unwrapped() {
+        assert_eq!(json_text(r#""{\"a\":1}""#.into()), r#"{"a":1}"#);
+        assert_eq!(json_text(r#""plain text""#.into()), r#""plain text""#);
+        assert_eq!(json_text(r#""{not json""#.into()), r#""{not json""#);
+        assert_eq!(json_text(r#"{"a":1}"#.into()), r#"{"a":1}"#);
+    }
+
+    #[test]
+    fn read_only_is_inferred_only_from_unambiguous_prefixes() {
+        assert_eq!(infer_read_only("GetBucketAcl"), Some(true));
+        assert_eq!(infer_read_only("DescribeInstances"), Some(true));
+        assert_eq!(infer_read_only("Getaway"), None);
+        assert_eq!(infer_read_only("PutBucketAcl"), None);
+    }
+
+    #[test]
+    fn resource_prefers_specific_identifiers() {
+        let r = resource_from_request(r#"{"name":"x","bucketName":"b","acl":[1]}"#);
+        assert_eq!(r.as_deref(), Some("b"));
+        let r = resource_from_request(r#"{"name":"trail"}"#);
+        assert_eq!(r.as_deref(), Some("trail"));
+        assert_eq!(resource_from_request(r#"{"other":1}"#), None);
+        assert_eq!(resource_from_request(r#""text""#), None);
+    }
+}

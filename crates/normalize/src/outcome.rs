@@ -1,0 +1,167 @@
+//! What happened to input that did not become a row: skips (recognised, deliberately not
+//! normalized) and rejects (unusable, sent to the dead-letter output), with counters.
+
+use std::collections::BTreeMap;
+
+use demarc_model::Position;
+use serde::Serialize;
+
+macro_rules! reasons {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        pub enum $name {
+            $($(#[$vmeta])* #[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
+            /// The reason as counted in reports and metrics.
+            pub fn as_str(self) -> &'static str {
+                match self { $($name::$variant => $text),+ }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+reasons!(
+    /// Why a piece of input was deliberately not normalized. Skips are counted, not
+    /// sent to the dead-letter output.
+    SkipReason {
+        /// An empty input or blank document.
+        Empty => "empty",
+        /// A CloudTrail digest file (integrity validation, no events).
+        CloudTrailDigest => "cloudtrail_digest",
+        /// An EventBridge event that is not a CloudTrail event.
+        EventBridgeOther => "eventbridge_other",
+        /// A GCP log entry that is not a Cloud Audit Log (text or JSON payload, other
+        /// protobuf payloads).
+        GcpNonAudit => "gcp_non_audit",
+    }
+);
+
+reasons!(
+    /// Why a piece of input could not be normalized.
+    RejectReason {
+        /// Not valid JSON (or not valid UTF-8).
+        InvalidJson => "invalid_json",
+        /// Valid JSON that a field-level rule refused (duplicate keys, …).
+        MalformedEvent => "malformed_event",
+        /// JSON that is no envelope demarc knows.
+        UnrecognizedEnvelope => "unrecognized_envelope",
+        /// An event without a timestamp.
+        MissingTime => "missing_time",
+        /// An event whose timestamp cannot be read.
+        BadTime => "bad_time",
+        /// An event without an id (CloudTrail `eventID`, GCP `insertId`).
+        MissingId => "missing_id",
+        /// An event or input over the configured size limit.
+        Oversize => "oversize",
+        /// A gzip stream that cannot be decompressed.
+        BadGzip => "bad_gzip",
+        /// A Pub/Sub message whose `data` is not base64.
+        BadBase64 => "bad_base64",
+        /// Envelopes nested deeper than any real delivery path produces.
+        TooDeep => "too_deep",
+    }
+);
+
+/// One rejected piece of input, as written to the dead-letter output.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Reject {
+    pub reason: RejectReason,
+    /// What exactly is wrong, for a person.
+    pub detail: String,
+    pub position: Position,
+    /// The first bytes (at most [`EXCERPT_BYTES`]) of the rejected input, as text.
+    pub excerpt: String,
+}
+
+/// Size of [`Reject::excerpt`].
+pub const EXCERPT_BYTES: usize = 1024;
+
+pub(crate) fn excerpt(bytes: &[u8]) -> String {
+    let end = bytes.len().min(EXCERPT_BYTES);
+    let mut text = String::from_utf8_lossy(&bytes[..end]).into_owned();
+    // A multi-byte character cut at the limit shows as one replacement character.
+    if end < bytes.len() && text.ends_with('\u{FFFD}') {
+        text.pop();
+    }
+    text
+}
+
+/// Counters of what a [`crate::Normalizer`] has seen.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Stats {
+    /// Input records (files, messages) given to the normalizer.
+    pub inputs: u64,
+    /// Bytes of input, before decompression.
+    pub bytes: u64,
+    /// Events found: `events_out` + events rejected.
+    pub events_in: u64,
+    /// Rows produced.
+    pub events_out: u64,
+    pub skipped: BTreeMap<SkipReason, u64>,
+    pub rejected: BTreeMap<RejectReason, u64>,
+}
+
+impl Stats {
+    pub(crate) fn skip(&mut self, reason: SkipReason) {
+        *self.skipped.entry(reason).or_default() += 1;
+    }
+
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.values().sum()
+    }
+
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
+    }
+
+    /// Adds another normalizer's counters (parallel workers).
+    pub fn merge(&mut self, other: &Stats) {
+        self.inputs += other.inputs;
+        self.bytes += other.bytes;
+        self.events_in += other.events_in;
+        self.events_out += other.events_out;
+        for (reason, n) in &other.skipped {
+            *self.skipped.entry(*reason).or_default() += n;
+        }
+        for (reason, n) in &other.rejected {
+            *self.rejected.entry(*reason).or_default() += n;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpt_is_capped_and_keeps_valid_text() {
+        let long = "é".repeat(EXCERPT_BYTES);
+        let text = excerpt(long.as_bytes());
+        assert!(text.len() <= EXCERPT_BYTES);
+        assert!(text.chars().all(|c| c == 'é'));
+        assert_eq!(excerpt(b"{\"a\":1}"), "{\"a\":1}");
+    }
+
+    #[test]
+    fn reasons_serialize_as_counted() {
+        for reason in RejectReason::ALL {
+            let json = serde_json::to_string(reason).expect("serializes");
+            assert_eq!(json, format!("\"{}\"", reason.as_str()));
+        }
+        for reason in SkipReason::ALL {
+            let json = serde_json::to_string(reason).expect("serializes");
+            assert_eq!(json, format!("\"{}\"", reason.as_str()));
+        }
+    }
+}
