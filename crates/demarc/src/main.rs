@@ -1,1 +1,54 @@
-fn main() {}
+//! The `demarc` binary: command line, configuration and wiring of the library crates.
+
+mod normalize;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Catch the moment a customer-side cloud control is weakened, from the provider's audit
+/// logs (AWS CloudTrail, GCP Cloud Audit Logs).
+#[derive(Debug, Parser)]
+#[command(name = "demarc", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Normalize audit-log files (any envelope, gzip or not) into one Parquet or JSONL file
+    Normalize(normalize::NormalizeArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DEMARC_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Normalize(args) => normalize::run(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A path given on the command line, checked to exist.
+fn existing_path(text: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(text);
+    match std::fs::metadata(&path) {
+        Ok(_) => Ok(path),
+        Err(e) => Err(format!("cannot read `{text}`: {e}")),
+    }
+}

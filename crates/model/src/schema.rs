@@ -14,8 +14,9 @@ pub const EVENT_SCHEMA_VERSION: u32 = 1;
 /// Schema metadata key holding [`EVENT_SCHEMA_VERSION`].
 pub const SCHEMA_VERSION_KEY: &str = "demarc.schema_version";
 
-/// Timezone of the `time` column.
-pub const TIME_ZONE: &str = "UTC";
+/// Timezone of the `time` column: UTC, written as an offset so that every Arrow reader
+/// understands it without a timezone database.
+pub const TIME_ZONE: &str = "+00:00";
 
 /// Column names, in schema order.
 pub mod column {

@@ -1,0 +1,203 @@
+//! `demarc normalize`: files and directories in, one file of normalized events out.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use arrow::array::RecordBatch;
+use clap::Args;
+use demarc_model::Origin;
+use demarc_normalize::{Normalizer, Options, Reject, Stats};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::output::{DeadLetterSink, EventSink, write_json};
+
+#[derive(Debug, Args)]
+pub struct NormalizeArgs {
+    /// Files or directories (read recursively) of CloudTrail or GCP audit logs
+    #[arg(required = true, value_parser = crate::existing_path)]
+    paths: Vec<PathBuf>,
+    /// Where to write the normalized events: a *.parquet or *.jsonl file
+    #[arg(long)]
+    out: PathBuf,
+    /// Where to write rejected input as JSON lines (reason, detail, position, excerpt);
+    /// without it rejects are only counted
+    #[arg(long)]
+    dead_letter: Option<PathBuf>,
+    /// Where to write the run summary as JSON
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// Events larger than this many bytes are rejected as `oversize`
+    #[arg(long, default_value_t = Options::default().max_event_bytes)]
+    max_event_bytes: usize,
+    /// Leave the `raw` column (each event's original JSON) empty
+    #[arg(long)]
+    no_raw: bool,
+}
+
+/// The `--report` document.
+#[derive(Debug, Serialize)]
+struct Report {
+    files: u64,
+    bytes: u64,
+    events_in: u64,
+    events_out: u64,
+    skipped: BTreeMap<String, u64>,
+    rejected: BTreeMap<String, u64>,
+    seconds: f64,
+}
+
+impl Report {
+    fn new(stats: &Stats, seconds: f64) -> Self {
+        Self {
+            files: stats.inputs,
+            bytes: stats.bytes,
+            events_in: stats.events_in,
+            events_out: stats.events_out,
+            skipped: stats
+                .skipped
+                .iter()
+                .map(|(r, n)| (r.to_string(), *n))
+                .collect(),
+            rejected: stats
+                .rejected
+                .iter()
+                .map(|(r, n)| (r.to_string(), *n))
+                .collect(),
+            seconds,
+        }
+    }
+}
+
+/// What one file produced.
+struct FileResult {
+    batch: Option<RecordBatch>,
+    rejects: Vec<Reject>,
+    stats: Stats,
+}
+
+pub fn run(args: &NormalizeArgs) -> Result<()> {
+    let started = Instant::now();
+    let files = collect_files(&args.paths)?;
+    if files.is_empty() {
+        bail!("no files found under the given paths");
+    }
+    let options = Options {
+        max_event_bytes: args.max_event_bytes,
+        keep_raw: !args.no_raw,
+        ..Options::default()
+    };
+    let mut events = EventSink::create(&args.out)?;
+    let mut dead_letter = args
+        .dead_letter
+        .as_deref()
+        .map(DeadLetterSink::create)
+        .transpose()?;
+
+    // Files are normalized in parallel a chunk at a time and written in input order, so
+    // the output is deterministic and memory is bounded by one chunk of files.
+    let chunk = rayon::current_num_threads() * 4;
+    let mut stats = Stats::default();
+    for paths in files.chunks(chunk) {
+        let results: Vec<Result<FileResult>> = paths
+            .par_iter()
+            .map(|path| normalize_file(path, &options))
+            .collect();
+        for result in results {
+            let FileResult {
+                batch,
+                rejects,
+                stats: file_stats,
+            } = result?;
+            if let Some(batch) = batch {
+                events.write(&batch)?;
+            }
+            if let Some(sink) = dead_letter.as_mut() {
+                for reject in &rejects {
+                    sink.write(reject)?;
+                }
+            }
+            stats.merge(&file_stats);
+        }
+    }
+    events.finish()?;
+    if let Some(sink) = dead_letter {
+        sink.finish()?;
+    }
+
+    let report = Report::new(&stats, started.elapsed().as_secs_f64());
+    eprintln!(
+        "{} files, {} events in, {} out, {} skipped, {} rejected, {:.2}s",
+        report.files,
+        report.events_in,
+        report.events_out,
+        stats.skipped_total(),
+        stats.rejected_total(),
+        report.seconds
+    );
+    for (reason, n) in &report.rejected {
+        eprintln!("  rejected {reason}: {n}");
+    }
+    if stats.rejected_total() > 0 && args.dead_letter.is_none() {
+        eprintln!("  (pass --dead-letter FILE to keep the rejected input)");
+    }
+    if let Some(path) = &args.report {
+        write_json(path, &report)?;
+    }
+    Ok(())
+}
+
+fn normalize_file(path: &Path, options: &Options) -> Result<FileResult> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let mut normalizer = Normalizer::new(options.clone());
+    normalizer.push(&bytes, &Origin::file(path.display().to_string()));
+    Ok(FileResult {
+        batch: normalizer.take_batch(),
+        rejects: normalizer.take_rejects(),
+        stats: normalizer.stats().clone(),
+    })
+}
+
+/// Every regular file under the paths, sorted per directory; hidden files and
+/// directories (`.name`) are left out.
+fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        let meta =
+            std::fs::metadata(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+        if meta.is_dir() {
+            walk(path, &mut files)?;
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot list `{}`", dir.display()))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()
+        .with_context(|| format!("cannot list `{}`", dir.display()))?;
+    entries.sort();
+    for path in entries {
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        let meta =
+            std::fs::metadata(&path).with_context(|| format!("cannot read `{}`", path.display()))?;
+        if meta.is_dir() {
+            walk(&path, files)?;
+        } else if meta.is_file() {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
