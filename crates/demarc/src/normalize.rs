@@ -191,8 +191,8 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
         if hidden {
             continue;
         }
-        let meta =
-            std::fs::metadata(&path).with_context(|| format!("cannot read `{}`", path.display()))?;
+        let meta = std::fs::metadata(&path)
+            .with_context(|| format!("cannot read `{}`", path.display()))?;
         if meta.is_dir() {
             walk(&path, files)?;
         } else if meta.is_file() {

@@ -27,8 +27,8 @@ impl PendingFile {
         let mut tmp = dest.as_os_str().to_owned();
         tmp.push(".partial");
         let tmp = PathBuf::from(tmp);
-        let file = File::create(&tmp)
-            .with_context(|| format!("cannot create `{}`", tmp.display()))?;
+        let file =
+            File::create(&tmp).with_context(|| format!("cannot create `{}`", tmp.display()))?;
         Ok((
             Self {
                 tmp,
@@ -42,7 +42,11 @@ impl PendingFile {
         file.sync_all()
             .with_context(|| format!("cannot sync `{}`", self.tmp.display()))?;
         std::fs::rename(&self.tmp, &self.dest).with_context(|| {
-            format!("cannot rename `{}` to `{}`", self.tmp.display(), self.dest.display())
+            format!(
+                "cannot rename `{}` to `{}`",
+                self.tmp.display(),
+                self.dest.display()
+            )
         })
     }
 }
@@ -59,7 +63,10 @@ impl Drop for PendingFile {
 /// Where normalized events go; the format follows the file name.
 pub enum EventSink {
     Parquet(ArrowWriter<File>, PendingFile),
-    Jsonl(arrow::json::Writer<BufWriter<File>, LineDelimited>, PendingFile),
+    Jsonl(
+        arrow::json::Writer<BufWriter<File>, LineDelimited>,
+        PendingFile,
+    ),
 }
 
 impl std::fmt::Debug for EventSink {

@@ -121,7 +121,10 @@ mod tests {
     fn schema_carries_its_version() {
         let schema = event_schema();
         assert_eq!(
-            schema.metadata().get(SCHEMA_VERSION_KEY).map(String::as_str),
+            schema
+                .metadata()
+                .get(SCHEMA_VERSION_KEY)
+                .map(String::as_str),
             Some("1")
         );
     }

@@ -134,7 +134,8 @@ impl EventBatchBuilder {
         self.user_agent.append_option(row.user_agent.as_deref());
         self.outcome.append_value(row.outcome);
         self.error_code.append_option(row.error_code.as_deref());
-        self.error_message.append_option(row.error_message.as_deref());
+        self.error_message
+            .append_option(row.error_message.as_deref());
         self.read_only.append_option(row.read_only);
         self.request.append_option(row.request.as_deref());
         self.response.append_option(row.response.as_deref());

@@ -14,12 +14,21 @@ use crate::time::parse_timestamp_micros;
 /// Why an event cannot become a row.
 pub(crate) type EventError = (RejectReason, String);
 
-pub(crate) fn to_row<'a>(doc: Document<'a>, raw: Option<&'a str>) -> Result<EventRow<'a>, EventError> {
+pub(crate) fn to_row<'a>(
+    doc: Document<'a>,
+    raw: Option<&'a str>,
+) -> Result<EventRow<'a>, EventError> {
     let Some(event_id) = doc.event_id.0.filter(|s| !s.is_empty()) else {
-        return Err((RejectReason::MissingId, "CloudTrail event has no `eventID`".into()));
+        return Err((
+            RejectReason::MissingId,
+            "CloudTrail event has no `eventID`".into(),
+        ));
     };
     let Some(event_time) = doc.event_time.as_deref() else {
-        return Err((RejectReason::MissingTime, "CloudTrail event has no `eventTime`".into()));
+        return Err((
+            RejectReason::MissingTime,
+            "CloudTrail event has no `eventTime`".into(),
+        ));
     };
     let time_us = parse_timestamp_micros(event_time)
         .map_err(|e| (RejectReason::BadTime, format!("`eventTime` {e}")))?;
@@ -38,16 +47,17 @@ pub(crate) fn to_row<'a>(doc: Document<'a>, raw: Option<&'a str>) -> Result<Even
     let mut mfa = session_mfa;
     if is_console_login {
         // A failed console sign-in may carry no errorCode, only the response element.
-        if let Some(response) = doc.response_elements.0.as_deref() {
-            let login = sonic_rs::from_str::<Obj<ConsoleLoginResponse<'_>>>(response)
+        if let Some(response) = doc.response_elements.0.clone().map(json_text) {
+            let login = sonic_rs::from_str::<Obj<ConsoleLoginResponse<'_>>>(&response)
                 .ok()
                 .and_then(|o| o.0);
-            if login.is_some_and(|l| l.console_login.as_deref() == Some("Failure")) {
+            let result = login.as_ref().and_then(|l| l.console_login.as_deref());
+            if result.is_some_and(|r| r.eq_ignore_ascii_case("failure")) {
                 failed = true;
             }
         }
-        if let Some(additional) = doc.additional_event_data.0.as_deref() {
-            let data = sonic_rs::from_str::<Obj<ConsoleLoginData<'_>>>(additional)
+        if let Some(additional) = doc.additional_event_data.0.clone().map(json_text) {
+            let data = sonic_rs::from_str::<Obj<ConsoleLoginData<'_>>>(&additional)
                 .ok()
                 .and_then(|o| o.0);
             match data.as_ref().and_then(|d| d.mfa_used.as_deref()) {
@@ -58,7 +68,10 @@ pub(crate) fn to_row<'a>(doc: Document<'a>, raw: Option<&'a str>) -> Result<Even
         }
     }
 
-    let read_only = doc.read_only.0.or_else(|| event_name.as_deref().and_then(infer_read_only));
+    let read_only = doc
+        .read_only
+        .0
+        .or_else(|| event_name.as_deref().and_then(infer_read_only));
     let request = doc.request_parameters.0.map(json_text);
     let resource = doc
         .resources
@@ -90,7 +103,11 @@ pub(crate) fn to_row<'a>(doc: Document<'a>, raw: Option<&'a str>) -> Result<Even
         mfa,
         src_ip: non_empty(doc.source_ip_address),
         user_agent: non_empty(doc.user_agent),
-        outcome: if failed { outcome::FAILURE } else { outcome::SUCCESS },
+        outcome: if failed {
+            outcome::FAILURE
+        } else {
+            outcome::SUCCESS
+        },
         error_code: non_empty(doc.error_code),
         error_message: non_empty(doc.error_message),
         read_only,
@@ -163,7 +180,9 @@ pub(crate) fn json_text(raw: Cow<'_, str>) -> Cow<'_, str> {
 /// carries no `resources` list. The keys are the identifiers AWS APIs use for their
 /// primary resource, most specific first.
 fn resource_from_request<'a>(request: &str) -> Option<Cow<'a, str>> {
-    let keys = sonic_rs::from_str::<Obj<RequestKeys<'_>>>(request).ok()?.0?;
+    let keys = sonic_rs::from_str::<Obj<RequestKeys<'_>>>(request)
+        .ok()?
+        .0?;
     let RequestKeys {
         bucket_name,
         trail_name,

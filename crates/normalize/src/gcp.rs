@@ -19,12 +19,21 @@ pub(crate) fn is_audit_log(doc: &Document<'_>) -> bool {
         .is_some_and(|p| p.type_url.as_deref() == Some(AUDIT_LOG_TYPE))
 }
 
-pub(crate) fn to_row<'a>(doc: Document<'a>, raw: Option<&'a str>) -> Result<EventRow<'a>, EventError> {
+pub(crate) fn to_row<'a>(
+    doc: Document<'a>,
+    raw: Option<&'a str>,
+) -> Result<EventRow<'a>, EventError> {
     let Some(insert_id) = doc.insert_id.0.filter(|s| !s.is_empty()) else {
-        return Err((RejectReason::MissingId, "GCP log entry has no `insertId`".into()));
+        return Err((
+            RejectReason::MissingId,
+            "GCP log entry has no `insertId`".into(),
+        ));
     };
     let Some(timestamp) = doc.timestamp.as_deref() else {
-        return Err((RejectReason::MissingTime, "GCP log entry has no `timestamp`".into()));
+        return Err((
+            RejectReason::MissingTime,
+            "GCP log entry has no `timestamp`".into(),
+        ));
     };
     let time_us = parse_timestamp_micros(timestamp)
         .map_err(|e| (RejectReason::BadTime, format!("`timestamp` {e}")))?;
@@ -49,7 +58,7 @@ pub(crate) fn to_row<'a>(doc: Document<'a>, raw: Option<&'a str>) -> Result<Even
         });
 
     let status = payload.status.0.unwrap_or_default();
-    let code = non_empty(status.code).filter(|c| c != "0");
+    let code = non_empty(status.code).filter(|c| c != "0" && !c.eq_ignore_ascii_case("ok"));
     let denied_by_policy = log_kind == Some("policy");
     let failed = code.is_some() || denied_by_policy;
     let error_code = code.map(|c| match c.parse::<u8>().ok().and_then(grpc_code_name) {
@@ -84,13 +93,20 @@ pub(crate) fn to_row<'a>(doc: Document<'a>, raw: Option<&'a str>) -> Result<Even
         mfa: None,
         src_ip: non_empty(metadata.caller_ip),
         user_agent: non_empty(metadata.caller_supplied_user_agent),
-        outcome: if failed { outcome::FAILURE } else { outcome::SUCCESS },
+        outcome: if failed {
+            outcome::FAILURE
+        } else {
+            outcome::SUCCESS
+        },
         error_code,
         error_message: non_empty(status.message),
         read_only,
         request: payload.request.0.map(json_text),
         response: payload.response.0.map(json_text),
-        additional: additional(payload.service_data.0, payload.metadata.0),
+        additional: additional(
+            payload.service_data.0.map(json_text),
+            payload.metadata.0.map(json_text),
+        ),
         raw,
     })
 }
@@ -99,9 +115,11 @@ pub(crate) fn to_row<'a>(doc: Document<'a>, raw: Option<&'a str>) -> Result<Even
 /// `projects/p/logs/cloudaudit.googleapis.com%2Factivity`.
 fn audit_log_kind(log_name: &str) -> Option<&'static str> {
     let (_, log_id) = log_name.split_once("/logs/")?;
-    let kind = log_id
-        .strip_prefix("cloudaudit.googleapis.com%2F")
-        .or_else(|| log_id.strip_prefix("cloudaudit.googleapis.com/"))?;
+    let kind = log_id.strip_prefix("cloudaudit.googleapis.com")?;
+    let kind = kind
+        .strip_prefix("%2F")
+        .or_else(|| kind.strip_prefix("%2f"))
+        .or_else(|| kind.strip_prefix('/'))?;
     ["activity", "data_access", "system_event", "policy"]
         .into_iter()
         .find(|k| kind == *k)
@@ -111,7 +129,9 @@ fn audit_log_kind(log_name: &str) -> Option<&'static str> {
 /// `billingAccounts/<id>` are kept whole so they cannot be mistaken for a project.
 fn log_name_parent(log_name: Cow<'_, str>) -> Option<Cow<'_, str>> {
     let parent_len = log_name.find("/logs/")?;
-    let project_start = log_name.strip_prefix("projects/").map(|_| "projects/".len());
+    let project_start = log_name
+        .strip_prefix("projects/")
+        .map(|_| "projects/".len());
     let range = project_start.unwrap_or(0)..parent_len;
     if range.is_empty() {
         return None;
@@ -146,12 +166,17 @@ fn data_access_read_only(
     Some(kinds.all(|k| k.ends_with("_READ")))
 }
 
-fn additional<'a>(service_data: Option<Cow<'a, str>>, metadata: Option<Cow<'a, str>>) -> Option<Cow<'a, str>> {
+fn additional<'a>(
+    service_data: Option<Cow<'a, str>>,
+    metadata: Option<Cow<'a, str>>,
+) -> Option<Cow<'a, str>> {
     match (service_data, metadata) {
         (None, None) => None,
         (Some(s), None) => Some(Cow::Owned(format!("{{\"serviceData\":{s}}}"))),
         (None, Some(m)) => Some(Cow::Owned(format!("{{\"metadata\":{m}}}"))),
-        (Some(s), Some(m)) => Some(Cow::Owned(format!("{{\"serviceData\":{s},\"metadata\":{m}}}"))),
+        (Some(s), Some(m)) => Some(Cow::Owned(format!(
+            "{{\"serviceData\":{s},\"metadata\":{m}}}"
+        ))),
     }
 }
 
@@ -199,7 +224,10 @@ mod tests {
     #[test]
     fn parent_keeps_non_project_parents_whole() {
         let parent = |s: &str| log_name_parent(Cow::Borrowed(s)).map(Cow::into_owned);
-        assert_eq!(parent("projects/my-proj/logs/x").as_deref(), Some("my-proj"));
+        assert_eq!(
+            parent("projects/my-proj/logs/x").as_deref(),
+            Some("my-proj")
+        );
         assert_eq!(
             parent("organizations/123/logs/x").as_deref(),
             Some("organizations/123")
@@ -217,7 +245,10 @@ mod tests {
 
     #[test]
     fn principals_are_classified() {
-        assert_eq!(principal_kind("sa@p.iam.gserviceaccount.com"), "ServiceAccount");
+        assert_eq!(
+            principal_kind("sa@p.iam.gserviceaccount.com"),
+            "ServiceAccount"
+        );
         assert_eq!(principal_kind("alice@example.com"), "User");
     }
 }

@@ -9,8 +9,8 @@ use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use sonic_rs::LazyValue;
 
 /// A string field. Numbers and booleans are kept as their JSON text; objects, arrays and
@@ -428,7 +428,9 @@ mod tests {
         assert_eq!(probe(r#"{"o":[1,2]}"#).o, Obj(None));
         assert_eq!(
             probe(r#"{"o":{"a":"true","b":1}}"#).o,
-            Obj(Some(Inner { a: Flag(Some(true)) }))
+            Obj(Some(Inner {
+                a: Flag(Some(true))
+            }))
         );
     }
 
@@ -436,11 +438,15 @@ mod tests {
     fn first_accepts_an_array_or_a_single_object() {
         assert_eq!(
             probe(r#"{"first":[{"a":true},{"a":false}]}"#).first,
-            First(Some(Obj(Some(Inner { a: Flag(Some(true)) }))))
+            First(Some(Obj(Some(Inner {
+                a: Flag(Some(true))
+            }))))
         );
         assert_eq!(
             probe(r#"{"first":{"a":false}}"#).first,
-            First(Some(Obj(Some(Inner { a: Flag(Some(false)) }))))
+            First(Some(Obj(Some(Inner {
+                a: Flag(Some(false))
+            }))))
         );
         assert_eq!(probe(r#"{"first":[]}"#).first, First(None));
     }
@@ -452,7 +458,10 @@ mod tests {
             p.items,
             Items::Array(vec![r#"{"a":1}"#.into(), "2".into(), r#""x""#.into()])
         );
-        assert_eq!(probe(r#"{"items":{"a":1}}"#).items, Items::NotArray("object"));
+        assert_eq!(
+            probe(r#"{"items":{"a":1}}"#).items,
+            Items::NotArray("object")
+        );
         assert_eq!(probe("{}").items, Items::Absent);
     }
 

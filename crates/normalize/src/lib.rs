@@ -14,6 +14,7 @@
 
 mod builder;
 mod cloudtrail;
+mod depth;
 mod document;
 mod gcp;
 mod lenient;
@@ -23,7 +24,7 @@ mod time;
 use std::io::Read;
 
 use arrow::array::RecordBatch;
-use base64::Engine;
+use base64::Engine as _;
 use demarc_model::{Origin, Position};
 
 use crate::builder::{EventBatchBuilder, EventRow};
@@ -67,6 +68,9 @@ pub struct Normalizer {
     builder: EventBatchBuilder,
     rejects: Vec<Reject>,
     stats: Stats,
+    /// Ordinal of the next outcome (row, skip or reject) inside the current top-level
+    /// document; with the line it makes every position unique.
+    next_index: u32,
 }
 
 /// Where in the input the document being read sits.
@@ -81,14 +85,6 @@ struct Cursor<'o> {
 }
 
 impl Cursor<'_> {
-    fn at(&self, index: usize) -> Position {
-        Position {
-            origin: self.origin.clone(),
-            line: self.line,
-            index: u32::try_from(index).unwrap_or(u32::MAX),
-        }
-    }
-
     fn deeper(self) -> Self {
         Self {
             depth: self.depth.saturating_add(1),
@@ -119,6 +115,7 @@ impl Normalizer {
             depth: 0,
             pinned_line: false,
         };
+        self.next_index = 0;
         self.input(input, cursor);
     }
 
@@ -141,7 +138,25 @@ impl Normalizer {
         &self.stats
     }
 
-    fn reject(&mut self, reason: RejectReason, detail: String, position: Position, input: &[u8]) {
+    /// The position of the next outcome (row, skip or reject) of the document under
+    /// `cursor`.
+    fn position(&mut self, cursor: Cursor<'_>) -> Position {
+        let index = self.next_index;
+        self.next_index = self.next_index.saturating_add(1);
+        Position {
+            origin: cursor.origin.clone(),
+            line: cursor.line,
+            index,
+        }
+    }
+
+    fn skip(&mut self, reason: SkipReason) {
+        self.next_index = self.next_index.saturating_add(1);
+        self.stats.skip(reason);
+    }
+
+    fn reject(&mut self, reason: RejectReason, detail: String, cursor: Cursor<'_>, input: &[u8]) {
+        let position = self.position(cursor);
         self.stats.events_in += 1;
         *self.stats.rejected.entry(reason).or_default() += 1;
         self.rejects.push(Reject {
@@ -155,12 +170,12 @@ impl Normalizer {
     fn input(&mut self, bytes: &[u8], cursor: Cursor<'_>) {
         if cursor.depth > MAX_DEPTH {
             let detail = format!("envelopes nested more than {MAX_DEPTH} deep");
-            return self.reject(RejectReason::TooDeep, detail, cursor.at(0), bytes);
+            return self.reject(RejectReason::TooDeep, detail, cursor, bytes);
         }
         if bytes.starts_with(&[0x1f, 0x8b]) {
             return match self.gunzip(bytes) {
                 Ok(plain) => self.input(&plain, cursor.deeper()),
-                Err((reason, detail)) => self.reject(reason, detail, cursor.at(0), bytes),
+                Err((reason, detail)) => self.reject(reason, detail, cursor, bytes),
             };
         }
         if bytes.len() > self.options.max_input_bytes {
@@ -169,24 +184,17 @@ impl Normalizer {
                 bytes.len(),
                 self.options.max_input_bytes
             );
-            return self.reject(RejectReason::Oversize, detail, cursor.at(0), bytes);
+            return self.reject(RejectReason::Oversize, detail, cursor, bytes);
         }
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
-        let Some(start) = start else {
-            self.stats.skip(SkipReason::Empty);
-            return;
-        };
-        let leading_lines = memchr::memchr_iter(b'\n', &bytes[..start]).count() as u64;
-        let cursor = Cursor {
-            line: if cursor.pinned_line {
-                cursor.line
-            } else {
-                cursor.line + leading_lines
-            },
-            ..cursor
+        let Some(start) = bytes.iter().position(|b| !b.is_ascii_whitespace()) else {
+            return self.skip(SkipReason::Empty);
         };
         let body = &bytes[start..];
+        let mut cursor = cursor;
+        if !cursor.pinned_line {
+            cursor.line += memchr::memchr_iter(b'\n', &bytes[..start]).count() as u64;
+        }
         if is_ndjson(body) {
             self.ndjson(body, cursor);
         } else {
@@ -198,9 +206,12 @@ impl Normalizer {
         let limit = self.options.max_input_bytes;
         let mut plain = Vec::with_capacity(bytes.len().saturating_mul(8).min(limit));
         let mut decoder = flate2::read::MultiGzDecoder::new(bytes).take(limit as u64 + 1);
-        decoder
-            .read_to_end(&mut plain)
-            .map_err(|e| (RejectReason::BadGzip, format!("gzip stream is corrupt: {e}")))?;
+        decoder.read_to_end(&mut plain).map_err(|e| {
+            (
+                RejectReason::BadGzip,
+                format!("gzip stream is corrupt: {e}"),
+            )
+        })?;
         if plain.len() > limit {
             return Err((
                 RejectReason::Oversize,
@@ -211,22 +222,29 @@ impl Normalizer {
     }
 
     fn ndjson(&mut self, body: &[u8], cursor: Cursor<'_>) {
-        let mut line_no = cursor.line;
-        for line in body.split(|b| *b == b'\n') {
+        for (offset, line) in body.split(|b| *b == b'\n').enumerate() {
             let trimmed = line.trim_ascii();
-            if !trimmed.is_empty() {
-                let line_cursor = Cursor {
-                    line: if cursor.pinned_line { cursor.line } else { line_no },
-                    ..cursor
-                };
-                self.document(trimmed, line_cursor);
+            if trimmed.is_empty() {
+                continue;
             }
-            line_no += 1;
+            let mut line_cursor = cursor;
+            if !cursor.pinned_line {
+                line_cursor.line += offset as u64;
+                self.next_index = 0;
+            }
+            self.document(trimmed, line_cursor);
         }
     }
 
     /// One JSON document: an array of documents, or an object.
     fn document(&mut self, bytes: &[u8], cursor: Cursor<'_>) {
+        if depth::exceeds(bytes, depth::MAX_NESTING) {
+            let detail = format!(
+                "JSON nests more than {} arrays or objects deep",
+                depth::MAX_NESTING
+            );
+            return self.reject(RejectReason::TooDeep, detail, cursor, bytes);
+        }
         if bytes.first() == Some(&b'[') {
             let items = match sonic_rs::from_slice::<lenient::Items<'_>>(bytes) {
                 Ok(lenient::Items::Array(items)) => items,
@@ -234,151 +252,162 @@ impl Normalizer {
                 Ok(_) => Vec::new(),
                 Err(e) => {
                     let (reason, detail) = json_error(&e);
-                    return self.reject(reason, detail, cursor.at(0), bytes);
+                    return self.reject(reason, detail, cursor, bytes);
                 }
             };
-            for (index, item) in items.iter().enumerate() {
-                self.element(item.as_bytes(), cursor.deeper(), index);
+            for item in &items {
+                self.element(item.as_bytes(), cursor.deeper());
             }
             return;
         }
+        if bytes.first() != Some(&b'{') {
+            let detail = "JSON document is not an object or an array".to_owned();
+            return self.reject(RejectReason::UnrecognizedEnvelope, detail, cursor, bytes);
+        }
         match sonic_rs::from_slice::<Document<'_>>(bytes) {
-            Ok(doc) => self.dispatch(doc, bytes, cursor, 0),
+            Ok(doc) => self.dispatch(doc, bytes, cursor),
             Err(e) => {
                 let (reason, detail) = json_error(&e);
-                self.reject(reason, detail, cursor.at(0), bytes);
+                self.reject(reason, detail, cursor, bytes);
             }
         }
     }
 
-    /// One element of an array or `entries` list: any document but another array.
-    fn element(&mut self, bytes: &[u8], cursor: Cursor<'_>, index: usize) {
-        if bytes.len() > self.options.max_event_bytes {
-            return self.oversize(bytes, cursor.at(index));
-        }
+    /// One element of an array or `entries` list: any object document.
+    fn element(&mut self, bytes: &[u8], cursor: Cursor<'_>) {
         if bytes.first() != Some(&b'{') {
             let detail = "array element is not a JSON object".to_owned();
-            return self.reject(RejectReason::UnrecognizedEnvelope, detail, cursor.at(index), bytes);
+            return self.reject(RejectReason::UnrecognizedEnvelope, detail, cursor, bytes);
+        }
+        if bytes.len() > self.options.max_event_bytes {
+            return self.oversize(bytes, cursor);
         }
         match sonic_rs::from_slice::<Document<'_>>(bytes) {
-            Ok(doc) => self.dispatch(doc, bytes, cursor, index),
+            Ok(doc) => self.dispatch(doc, bytes, cursor),
             Err(e) => {
                 let (reason, detail) = json_error(&e);
-                self.reject(reason, detail, cursor.at(index), bytes);
+                self.reject(reason, detail, cursor, bytes);
             }
         }
     }
 
-    fn oversize(&mut self, bytes: &[u8], position: Position) {
+    fn oversize(&mut self, bytes: &[u8], cursor: Cursor<'_>) {
         let detail = format!(
             "event of {} bytes is over the {}-byte limit",
             bytes.len(),
             self.options.max_event_bytes
         );
-        self.reject(RejectReason::Oversize, detail, position, bytes);
+        self.reject(RejectReason::Oversize, detail, cursor, bytes);
     }
 
-    fn dispatch(&mut self, doc: Document<'_>, bytes: &[u8], cursor: Cursor<'_>, index: usize) {
+    fn dispatch(&mut self, doc: Document<'_>, bytes: &[u8], cursor: Cursor<'_>) {
         if doc.digest_start_time.0 && doc.log_files.0 {
-            self.stats.skip(SkipReason::CloudTrailDigest);
-            return;
+            return self.skip(SkipReason::CloudTrailDigest);
         }
-        match doc.records {
-            lenient::Items::Array(ref items) => {
-                for (i, item) in items.iter().enumerate() {
-                    self.cloudtrail_element(item.as_bytes(), cursor.at(i));
+        match &doc.records {
+            lenient::Items::Array(items) => {
+                for item in items {
+                    self.cloudtrail_element(item.as_bytes(), cursor);
                 }
                 return;
             }
             lenient::Items::NotArray(kind) => {
                 let detail = format!("`Records` is a {kind}, not an array");
-                return self.reject(RejectReason::UnrecognizedEnvelope, detail, cursor.at(index), bytes);
+                return self.reject(RejectReason::UnrecognizedEnvelope, detail, cursor, bytes);
             }
             lenient::Items::Absent => {}
         }
         if let Some(detail_type) = doc.detail_type.as_deref() {
             if !detail_type.ends_with("via CloudTrail") {
-                self.stats.skip(SkipReason::EventBridgeOther);
-                return;
+                return self.skip(SkipReason::EventBridgeOther);
             }
             return match doc.detail.0.as_deref() {
-                Some(detail) if detail.starts_with('{') => {
-                    self.cloudtrail_element(detail.as_bytes(), cursor.at(index));
-                }
-                _ => {
+                Some(detail) => self.cloudtrail_element(detail.as_bytes(), cursor),
+                None => {
                     let detail = "EventBridge event has no `detail` object".to_owned();
-                    self.reject(RejectReason::UnrecognizedEnvelope, detail, cursor.at(index), bytes);
+                    self.reject(RejectReason::UnrecognizedEnvelope, detail, cursor, bytes)
                 }
             };
         }
-        match doc.entries {
-            lenient::Items::Array(ref items) => {
-                for (i, item) in items.iter().enumerate() {
-                    self.element(item.as_bytes(), cursor.deeper(), i);
+        match &doc.entries {
+            lenient::Items::Array(items) => {
+                for item in items {
+                    self.element(item.as_bytes(), cursor.deeper());
                 }
                 return;
             }
             lenient::Items::NotArray(kind) => {
                 let detail = format!("`entries` is a {kind}, not an array");
-                return self.reject(RejectReason::UnrecognizedEnvelope, detail, cursor.at(index), bytes);
+                return self.reject(RejectReason::UnrecognizedEnvelope, detail, cursor, bytes);
             }
             lenient::Items::Absent => {}
         }
         if doc.proto_payload.0.is_some() {
             if !gcp::is_audit_log(&doc) {
-                self.stats.skip(SkipReason::GcpNonAudit);
-                return;
+                return self.skip(SkipReason::GcpNonAudit);
             }
-            return self.event(doc, bytes, cursor.at(index), gcp::to_row);
+            return self.event(doc, bytes, cursor, gcp::to_row);
         }
         if let Some(message) = doc.message.0.as_deref() {
-            return self.pubsub_push(message, bytes, cursor, index);
+            return self.pubsub_push(message, bytes, cursor);
         }
         if doc.is_pubsub_message() {
             let data = doc.data.0.unwrap_or_default();
-            return self.pubsub_data(&data, bytes, cursor, index);
+            return self.pubsub_data(&data, bytes, cursor);
         }
         if doc.looks_like_cloudtrail() {
-            return self.event(doc, bytes, cursor.at(index), cloudtrail::to_row);
+            return self.cloudtrail_event(doc, bytes, cursor);
         }
         if doc.looks_like_gcp_entry() {
-            self.stats.skip(SkipReason::GcpNonAudit);
-            return;
+            return self.skip(SkipReason::GcpNonAudit);
         }
-        let detail = "JSON object is not a CloudTrail event, GCP log entry or known envelope".to_owned();
-        self.reject(RejectReason::UnrecognizedEnvelope, detail, cursor.at(index), bytes);
+        let detail =
+            "JSON object is not a CloudTrail event, GCP log entry or known envelope".to_owned();
+        self.reject(RejectReason::UnrecognizedEnvelope, detail, cursor, bytes);
     }
 
     /// An element of `Records` or an EventBridge `detail`: a CloudTrail event by position.
-    fn cloudtrail_element(&mut self, bytes: &[u8], position: Position) {
+    fn cloudtrail_element(&mut self, bytes: &[u8], cursor: Cursor<'_>) {
+        if bytes.first() != Some(&b'{') {
+            let detail = "CloudTrail record is not a JSON object".to_owned();
+            return self.reject(RejectReason::UnrecognizedEnvelope, detail, cursor, bytes);
+        }
         if bytes.len() > self.options.max_event_bytes {
-            return self.oversize(bytes, position);
+            return self.oversize(bytes, cursor);
         }
         match sonic_rs::from_slice::<Document<'_>>(bytes) {
-            Ok(doc) => self.event(doc, bytes, position, cloudtrail::to_row),
+            Ok(doc) => self.cloudtrail_event(doc, bytes, cursor),
             Err(e) => {
                 let (reason, detail) = json_error(&e);
-                let detail = if bytes.first() == Some(&b'{') {
-                    detail
-                } else {
-                    "CloudTrail record is not a JSON object".to_owned()
-                };
-                self.reject(reason, detail, position, bytes);
+                self.reject(reason, detail, cursor, bytes);
             }
         }
+    }
+
+    fn cloudtrail_event(&mut self, doc: Document<'_>, bytes: &[u8], cursor: Cursor<'_>) {
+        // S3, SQS and SNS notifications also come as `Records`, with `aws:`-prefixed
+        // sources; they describe data, not API calls.
+        if doc
+            .event_source
+            .as_deref()
+            .is_some_and(|s| s.starts_with("aws:"))
+        {
+            return self.skip(SkipReason::AwsNotification);
+        }
+        self.event(doc, bytes, cursor, cloudtrail::to_row);
     }
 
     fn event<'a>(
         &mut self,
         doc: Document<'a>,
         bytes: &'a [u8],
-        position: Position,
+        cursor: Cursor<'_>,
         to_row: fn(Document<'a>, Option<&'a str>) -> Result<EventRow<'a>, cloudtrail::EventError>,
     ) {
         if bytes.len() > self.options.max_event_bytes {
-            return self.oversize(bytes, position);
+            return self.oversize(bytes, cursor);
         }
-        // sonic-rs validated the document, so the bytes are UTF-8.
+        // sonic-rs has validated the document, so the bytes are UTF-8.
         let raw = if self.options.keep_raw {
             std::str::from_utf8(bytes).ok()
         } else {
@@ -386,31 +415,36 @@ impl Normalizer {
         };
         match to_row(doc, raw) {
             Ok(row) => {
+                let position = self.position(cursor);
                 self.stats.events_in += 1;
                 self.stats.events_out += 1;
                 self.builder.append(&row, &position);
             }
-            Err((reason, detail)) => self.reject(reason, detail, position, bytes),
+            Err((reason, detail)) => self.reject(reason, detail, cursor, bytes),
         }
     }
 
     /// A Pub/Sub push request: `{"message": {"data": …}, "subscription": …}`.
-    fn pubsub_push(&mut self, message: &str, bytes: &[u8], cursor: Cursor<'_>, index: usize) {
+    fn pubsub_push(&mut self, message: &str, bytes: &[u8], cursor: Cursor<'_>) {
         let data = sonic_rs::from_str::<lenient::Obj<PubSubMessage<'_>>>(message)
             .ok()
             .and_then(|m| m.0)
             .and_then(|m| m.data.0);
         match data {
-            Some(data) => self.pubsub_data(&data, bytes, cursor, index),
+            Some(data) => self.pubsub_data(&data, bytes, cursor),
             None => {
                 let detail = "`message` has no base64 `data`".to_owned();
-                self.reject(RejectReason::UnrecognizedEnvelope, detail, cursor.at(index), bytes);
+                self.reject(RejectReason::UnrecognizedEnvelope, detail, cursor, bytes);
             }
         }
     }
 
-    fn pubsub_data(&mut self, data: &str, bytes: &[u8], cursor: Cursor<'_>, index: usize) {
-        match BASE64.decode(data.trim()) {
+    fn pubsub_data(&mut self, data: &str, bytes: &[u8], cursor: Cursor<'_>) {
+        let data = data.trim();
+        let decoded = BASE64_STANDARD
+            .decode(data)
+            .or_else(|_| BASE64_URL_SAFE.decode(data));
+        match decoded {
             Ok(payload) => {
                 let inner = Cursor {
                     pinned_line: true,
@@ -420,7 +454,7 @@ impl Normalizer {
             }
             Err(e) => {
                 let detail = format!("Pub/Sub `data` is not base64: {e}");
-                self.reject(RejectReason::BadBase64, detail, cursor.at(index), bytes);
+                self.reject(RejectReason::BadBase64, detail, cursor, bytes);
             }
         }
     }
@@ -433,12 +467,15 @@ struct PubSubMessage<'a> {
     data: lenient::Text<'a>,
 }
 
-/// Standard or URL-safe alphabet, padded or not: Pub/Sub clients differ.
-const BASE64: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
+/// Pub/Sub clients differ in alphabet and padding; both alphabets are tried, padding is
+/// optional.
+const BASE64_CONFIG: base64::engine::GeneralPurposeConfig =
     base64::engine::GeneralPurposeConfig::new()
-        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-);
+        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent);
+const BASE64_STANDARD: base64::engine::GeneralPurpose =
+    base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, BASE64_CONFIG);
+const BASE64_URL_SAFE: base64::engine::GeneralPurpose =
+    base64::engine::GeneralPurpose::new(&base64::alphabet::URL_SAFE, BASE64_CONFIG);
 
 fn json_error(error: &sonic_rs::Error) -> (RejectReason, String) {
     use sonic_rs::error::Category;
@@ -452,16 +489,23 @@ fn json_error(error: &sonic_rs::Error) -> (RejectReason, String) {
 }
 
 /// Several JSON documents, one per line, rather than one (possibly pretty-printed)
-/// document: the first line is a complete JSON value and more follows it.
+/// document. Either the first line is a complete JSON value and more follows, or, when
+/// the first line is broken, one of the next two lines is a complete JSON object on its
+/// own, which no line of a pretty-printed document is.
 fn is_ndjson(body: &[u8]) -> bool {
-    let Some(newline) = memchr::memchr(b'\n', body) else {
+    let mut lines = body
+        .split(|b| *b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .filter(|l| !l.is_empty());
+    let Some(first) = lines.next() else {
         return false;
     };
-    let first = body[..newline].trim_ascii();
-    let rest_has_content = body[newline..].iter().any(|b| !b.is_ascii_whitespace());
-    rest_has_content
-        && !first.is_empty()
-        && sonic_rs::from_slice::<serde::de::IgnoredAny>(first).is_ok()
+    let mut rest = lines.take(2).peekable();
+    if rest.peek().is_none() {
+        return false;
+    }
+    let complete = |line: &[u8]| sonic_rs::from_slice::<serde::de::IgnoredAny>(line).is_ok();
+    complete(first) || rest.any(|line| line.first() == Some(&b'{') && complete(line))
 }
 
 /// Normalizes one input completely: the convenience for tests and one-shot callers.

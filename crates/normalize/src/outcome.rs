@@ -41,6 +41,8 @@ reasons!(
         CloudTrailDigest => "cloudtrail_digest",
         /// An EventBridge event that is not a CloudTrail event.
         EventBridgeOther => "eventbridge_other",
+        /// An S3, SQS or SNS notification (`Records` with an `aws:` event source).
+        AwsNotification => "aws_notification",
         /// A GCP log entry that is not a Cloud Audit Log (text or JSON payload, other
         /// protobuf payloads).
         GcpNonAudit => "gcp_non_audit",
@@ -68,7 +70,7 @@ reasons!(
         BadGzip => "bad_gzip",
         /// A Pub/Sub message whose `data` is not base64.
         BadBase64 => "bad_base64",
-        /// Envelopes nested deeper than any real delivery path produces.
+        /// Envelopes, or JSON arrays and objects, nested deeper than any real audit log.
         TooDeep => "too_deep",
     }
 );

@@ -123,7 +123,11 @@ mod tests {
             "1969-12-31T23:59:59.999999Z",
             "2100-03-01T00:00:00Z",
         ] {
-            assert_eq!(fast_utc(text.as_bytes()), Some(chrono_micros(text)), "{text}");
+            assert_eq!(
+                fast_utc(text.as_bytes()),
+                Some(chrono_micros(text)),
+                "{text}"
+            );
         }
     }
 

@@ -51,7 +51,11 @@ fn every_corpus_file_is_normalized_or_cleanly_rejected() {
     let root = corpus_dir();
     let mut paths = Vec::new();
     files(&root, &mut paths);
-    assert!(paths.len() > 100, "expected the whole corpus, found {} files", paths.len());
+    assert!(
+        paths.len() > 100,
+        "expected the whole corpus, found {} files",
+        paths.len()
+    );
 
     let mut normalizer = Normalizer::new(Options::default());
     let mut rows_by_provider: BTreeMap<String, usize> = BTreeMap::new();
@@ -71,7 +75,10 @@ fn every_corpus_file_is_normalized_or_cleanly_rejected() {
                 }
                 // The parser library's fixtures have no eventID, and one a bad time.
                 RejectReason::MissingId | RejectReason::BadTime | RejectReason::MissingTime => {
-                    assert!(name.contains("aws-cloudtrail-processing-library"), "{reject:?}");
+                    assert!(
+                        name.contains("aws-cloudtrail-processing-library"),
+                        "{reject:?}"
+                    );
                 }
                 other => panic!("unexpected reject {other} in {name}: {reject:?}"),
             }
@@ -79,7 +86,9 @@ fn every_corpus_file_is_normalized_or_cleanly_rejected() {
         if let Some(batch) = normalizer.take_batch() {
             let providers = batch.column(1).as_string::<i32>();
             for i in 0..providers.len() {
-                *rows_by_provider.entry(providers.value(i).to_owned()).or_default() += 1;
+                *rows_by_provider
+                    .entry(providers.value(i).to_owned())
+                    .or_default() += 1;
             }
         }
     }
@@ -87,7 +96,10 @@ fn every_corpus_file_is_normalized_or_cleanly_rejected() {
     invalid_files.sort();
     let mut expected: Vec<_> = INVALID.iter().map(std::ffi::OsString::from).collect();
     expected.sort();
-    assert_eq!(invalid_files, expected, "exactly the invalid files are rejected whole");
+    assert_eq!(
+        invalid_files, expected,
+        "exactly the invalid files are rejected whole"
+    );
 
     let stats = normalizer.stats();
     let aws = rows_by_provider.get("aws").copied().unwrap_or_default();

@@ -1,1 +1,516 @@
-//! placeholder
+//! Deterministic generator of realistic CloudTrail and GCP Cloud Audit Log data, for
+//! benchmarks, load tests and scale tests.
+//!
+//! The same seed yields the same bytes on every machine. The mix imitates production
+//! trails: mostly read calls by assumed roles and AWS services, about one call in ten
+//! failed, `requestParameters` null in about one event in ten, non-IP source addresses,
+//! and a tail of events several kilobytes large (policy documents, instance launches).
+//! It depends on no other demarc crate: it produces bytes as the providers write them,
+//! and knows nothing of how demarc reads them.
+
+use serde_json::{Value, json};
+
+mod gcp;
+
+pub use gcp::GcpGenerator;
+
+/// Generates CloudTrail events.
+#[derive(Debug)]
+pub struct CloudTrailGenerator {
+    rng: fastrand::Rng,
+    accounts: Vec<String>,
+    serial: u64,
+    /// Seconds since the Unix epoch of the next event.
+    clock: u64,
+}
+
+/// 2026-01-05T00:00:00Z: the generated trail starts here.
+pub(crate) const START_SECONDS: u64 = 1_767_571_200;
+
+const REGIONS: [&str; 6] = [
+    "us-east-1",
+    "us-west-2",
+    "eu-west-1",
+    "eu-central-1",
+    "ap-southeast-2",
+    "sa-east-1",
+];
+
+const AGENTS: [&str; 6] = [
+    "aws-cli/2.15.30 Python/3.11.8 Linux/6.1.0 exe/x86_64.debian.12 prompt/off command/s3.ls",
+    "Boto3/1.34.69 md/Botocore#1.34.69 ua/2.0 os/linux#6.1 md/arch#x86_64 lang/python#3.11.8",
+    "APN/1.0 HashiCorp/1.0 Terraform/1.7.5 (+https://www.terraform.io) terraform-provider-aws/5.42.0",
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/122.0",
+    "aws-sdk-go-v2/1.25.3 os/linux lang/go#1.22.1 md/GOOS#linux md/GOARCH#amd64 api/ec2#1.150.1",
+    "aws-internal/3 aws-sdk-java/1.12.670 Linux/5.10 OpenJDK_64-Bit_Server_VM/25.402-b08",
+];
+
+impl CloudTrailGenerator {
+    pub fn new(seed: u64) -> Self {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let accounts = (0..8)
+            .map(|_| format!("{:012}", rng.u64(100_000_000_000..999_999_999_999)))
+            .collect();
+        Self {
+            rng,
+            accounts,
+            serial: 0,
+            clock: START_SECONDS,
+        }
+    }
+
+    /// The accounts events are generated for.
+    pub fn accounts(&self) -> &[String] {
+        &self.accounts
+    }
+
+    /// One event, as a JSON value.
+    pub fn event(&mut self) -> Value {
+        self.serial += 1;
+        self.clock += self.rng.u64(0..3);
+        let account = self.accounts[self.rng.usize(..self.accounts.len())].clone();
+        let region = REGIONS[self.rng.usize(..REGIONS.len())];
+        let (source, name, read_only, request, response) = self.call(&account, region);
+        let identity = self.identity(&account, &source);
+        let failed = self.rng.u8(..100) < 10;
+        let mut event = json!({
+            "eventVersion": if self.rng.bool() { "1.09" } else { "1.08" },
+            "userIdentity": identity,
+            "eventTime": format_time(self.clock),
+            "eventSource": source,
+            "eventName": name,
+            "awsRegion": region,
+            "sourceIPAddress": self.source_ip(&source),
+            "userAgent": AGENTS[self.rng.usize(..AGENTS.len())],
+            "requestParameters": if self.rng.u8(..100) < 10 { Value::Null } else { request },
+            "responseElements": if failed { Value::Null } else { response },
+            "requestID": self.uuid(),
+            "eventID": self.uuid(),
+            "readOnly": read_only,
+            "eventType": "AwsApiCall",
+            "managementEvent": true,
+            "recipientAccountId": account,
+            "eventCategory": "Management",
+            "tlsDetails": {
+                "tlsVersion": "TLSv1.3",
+                "cipherSuite": "TLS_AES_128_GCM_SHA256",
+                "clientProvidedHostHeader": format!("{}.{region}.amazonaws.com", source.trim_end_matches(".amazonaws.com")),
+            },
+        });
+        if failed {
+            let (code, message) = if self.rng.bool() {
+                (
+                    "AccessDenied",
+                    "User is not authorized to perform this action",
+                )
+            } else {
+                (
+                    "Client.UnauthorizedOperation",
+                    "You are not authorized to perform this operation.",
+                )
+            };
+            event["errorCode"] = json!(code);
+            event["errorMessage"] = json!(message);
+        }
+        event
+    }
+
+    /// `{"Records":[…]}` with `events` events, as CloudTrail delivers to S3.
+    pub fn records_file(&mut self, events: usize) -> Vec<u8> {
+        let records: Vec<Value> = (0..events).map(|_| self.event()).collect();
+        serde_json::to_vec(&json!({ "Records": records })).expect("a JSON value serializes")
+    }
+
+    /// `events` events as NDJSON.
+    pub fn ndjson(&mut self, events: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for _ in 0..events {
+            serde_json::to_writer(&mut out, &self.event()).expect("a JSON value serializes");
+            out.push(b'\n');
+        }
+        out
+    }
+
+    fn uuid(&mut self) -> String {
+        let a = self.rng.u128(..);
+        format!(
+            "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
+            (a >> 96) as u32,
+            (a >> 80) as u16,
+            (a >> 68) as u16 & 0xfff,
+            ((a >> 52) as u16 & 0x3fff) | 0x8000,
+            a as u64 & 0xffff_ffff_ffff
+        )
+    }
+
+    fn hex(&mut self, len: usize) -> String {
+        (0..len)
+            .map(|_| char::from(b"0123456789abcdef"[self.rng.usize(..16)]))
+            .collect()
+    }
+
+    fn source_ip(&mut self, source: &str) -> String {
+        match self.rng.u8(..100) {
+            0..=69 => format!(
+                "{}.{}.{}.{}",
+                self.rng.u8(1..224),
+                self.rng.u8(..),
+                self.rng.u8(..),
+                self.rng.u8(1..255)
+            ),
+            70..=79 => "AWS Internal".to_owned(),
+            80..=89 => source.to_owned(),
+            _ => format!(
+                "2600:1f18:{:x}:{:x}::{:x}",
+                self.rng.u16(..),
+                self.rng.u16(..),
+                self.rng.u16(..)
+            ),
+        }
+    }
+
+    fn identity(&mut self, account: &str, source: &str) -> Value {
+        let roll = self.rng.u8(..100);
+        let access_key = format!("ASIA{}", self.hex(16).to_uppercase());
+        let mfa = if self.rng.u8(..100) < 30 {
+            "true"
+        } else {
+            "false"
+        };
+        let session = json!({
+            "sessionIssuer": {},
+            "attributes": { "creationDate": format_time(self.clock - 600), "mfaAuthenticated": mfa },
+        });
+        match roll {
+            0..=54 => {
+                let role = [
+                    "ci-deployer",
+                    "app-backend",
+                    "data-pipeline",
+                    "AWSReservedSSO_Admin_0a1b2c3d",
+                ][self.rng.usize(..4)];
+                let session_name = format!("session-{}", self.rng.u32(..100_000));
+                json!({
+                    "type": "AssumedRole",
+                    "principalId": format!("AROA{}:{session_name}", self.hex(16).to_uppercase()),
+                    "arn": format!("arn:aws:sts::{account}:assumed-role/{role}/{session_name}"),
+                    "accountId": account,
+                    "accessKeyId": access_key,
+                    "sessionContext": {
+                        "sessionIssuer": {
+                            "type": "Role",
+                            "principalId": format!("AROA{}", self.hex(16).to_uppercase()),
+                            "arn": format!("arn:aws:iam::{account}:role/{role}"),
+                            "accountId": account,
+                            "userName": role,
+                        },
+                        "webIdFederationData": {},
+                        "attributes": session["attributes"].clone(),
+                    },
+                })
+            }
+            55..=69 => {
+                let user = ["alice", "bob", "carol", "deploy-bot", "backup"][self.rng.usize(..5)];
+                json!({
+                    "type": "IAMUser",
+                    "principalId": format!("AIDA{}", self.hex(16).to_uppercase()),
+                    "arn": format!("arn:aws:iam::{account}:user/{user}"),
+                    "accountId": account,
+                    "accessKeyId": format!("AKIA{}", self.hex(16).to_uppercase()),
+                    "userName": user,
+                    "sessionContext": session,
+                })
+            }
+            70..=84 => json!({ "type": "AWSService", "invokedBy": source }),
+            85..=89 => json!({ "accountId": account, "invokedBy": source }),
+            90..=94 => json!({
+                "type": "IdentityCenterUser",
+                "accountId": account,
+                "onBehalfOf": { "userId": self.uuid(), "identityStoreArn": "arn:aws:identitystore::123456789012:identitystore/d-1234567890" },
+                "credentialId": self.hex(32),
+            }),
+            95..=97 => json!({
+                "type": "Root",
+                "principalId": account,
+                "arn": format!("arn:aws:iam::{account}:root"),
+                "accountId": account,
+                "accessKeyId": access_key,
+                "sessionContext": session,
+            }),
+            _ => Value::Null,
+        }
+    }
+
+    /// A call: (eventSource, eventName, readOnly, requestParameters, responseElements).
+    fn call(&mut self, account: &str, region: &str) -> (String, &'static str, bool, Value, Value) {
+        let bucket = format!("bucket-{}", self.rng.u16(..500));
+        let roll = self.rng.u16(..1000);
+        let (service, name, read_only, request, response) = match roll {
+            0..=199 => (
+                "ec2",
+                "DescribeInstances",
+                true,
+                json!({"instancesSet": {}, "filterSet": {"items": [{"name": "instance-state-name", "valueSet": {"items": [{"value": "running"}]}}]}}),
+                Value::Null,
+            ),
+            200..=299 => (
+                "s3",
+                "GetBucketAcl",
+                true,
+                json!({"bucketName": bucket, "Host": format!("{bucket}.s3.amazonaws.com"), "acl": ""}),
+                Value::Null,
+            ),
+            300..=399 => (
+                "sts",
+                "AssumeRole",
+                false,
+                json!({"roleArn": format!("arn:aws:iam::{account}:role/app-backend"), "roleSessionName": format!("s-{}", self.rng.u32(..))}),
+                json!({"credentials": {"accessKeyId": format!("ASIA{}", self.hex(16).to_uppercase()), "sessionToken": self.hex(360), "expiration": "Jan 5, 2026, 1:00:00 AM"}, "assumedRoleUser": {"assumedRoleId": format!("AROA{}:s", self.hex(16).to_uppercase()), "arn": format!("arn:aws:sts::{account}:assumed-role/app-backend/s")}}),
+            ),
+            400..=499 => (
+                "kms",
+                "Decrypt",
+                true,
+                json!({"encryptionAlgorithm": "SYMMETRIC_DEFAULT", "encryptionContext": {"aws:lambda:FunctionArn": format!("arn:aws:lambda:{region}:{account}:function:fn-{}", self.rng.u8(..))}}),
+                Value::Null,
+            ),
+            500..=579 => (
+                "iam",
+                "ListRoles",
+                true,
+                json!({"maxItems": 100}),
+                Value::Null,
+            ),
+            580..=649 => (
+                "logs",
+                "CreateLogStream",
+                false,
+                json!({"logGroupName": format!("/aws/lambda/fn-{}", self.rng.u8(..)), "logStreamName": self.hex(32)}),
+                Value::Null,
+            ),
+            650..=699 => (
+                "cloudtrail",
+                "LookupEvents",
+                true,
+                json!({"maxResults": 50, "lookupAttributes": [{"attributeKey": "EventName", "attributeValue": "ConsoleLogin"}]}),
+                Value::Null,
+            ),
+            700..=739 => (
+                "ec2",
+                "RunInstances",
+                false,
+                self.run_instances_request(),
+                self.run_instances_response(account, region),
+            ),
+            740..=769 => (
+                "iam",
+                "CreatePolicy",
+                false,
+                self.create_policy_request(),
+                Value::Null,
+            ),
+            770..=799 => (
+                "s3",
+                "PutBucketAcl",
+                false,
+                json!({"bucketName": bucket, "Host": format!("{bucket}.s3.amazonaws.com"), "acl": "", "AccessControlPolicy": {"AccessControlList": {"Grant": {"Grantee": {"xsi:type": "CanonicalUser", "ID": self.hex(64)}, "Permission": "FULL_CONTROL"}}, "Owner": {"ID": self.hex(64)}}}),
+                Value::Null,
+            ),
+            800..=829 => (
+                "ec2",
+                "AuthorizeSecurityGroupIngress",
+                false,
+                json!({"groupId": format!("sg-{}", self.hex(17)), "ipPermissions": {"items": [{"ipProtocol": "tcp", "fromPort": 443, "toPort": 443, "ipRanges": {"items": [{"cidrIp": "10.0.0.0/8"}]}}]}}),
+                json!({"requestId": self.uuid(), "_return": true}),
+            ),
+            830..=859 => (
+                "lambda",
+                "UpdateFunctionConfiguration20150331v2",
+                false,
+                json!({"functionName": format!("fn-{}", self.rng.u8(..)), "environment": {}, "timeout": 30}),
+                json!({"functionName": "fn", "runtime": "python3.12", "memorySize": 256}),
+            ),
+            860..=889 => ("rds", "DescribeDBInstances", true, Value::Null, Value::Null),
+            890..=909 => (
+                "signin",
+                "ConsoleLogin",
+                false,
+                Value::Null,
+                json!({"ConsoleLogin": "Success"}),
+            ),
+            910..=939 => (
+                "s3",
+                "PutBucketPolicy",
+                false,
+                self.bucket_policy_request(&bucket),
+                Value::Null,
+            ),
+            940..=969 => (
+                "secretsmanager",
+                "GetSecretValue",
+                true,
+                json!({"secretId": format!("arn:aws:secretsmanager:{region}:{account}:secret:db-{}", self.hex(6))}),
+                Value::Null,
+            ),
+            _ => (
+                "config",
+                "PutEvaluations",
+                false,
+                json!({"evaluations": [{"complianceResourceType": "AWS::S3::Bucket", "complianceResourceId": bucket, "complianceType": "COMPLIANT", "orderingTimestamp": format_time(self.clock)}], "resultToken": self.hex(400), "testMode": false}),
+                json!({"failedEvaluations": []}),
+            ),
+        };
+        (
+            format!("{service}.amazonaws.com"),
+            name,
+            read_only,
+            request,
+            response,
+        )
+    }
+
+    fn run_instances_request(&mut self) -> Value {
+        let tags: Vec<Value> = (0..self.rng.usize(2..12))
+            .map(|i| json!({"key": format!("tag-{i}"), "value": self.hex(24)}))
+            .collect();
+        json!({
+            "instancesSet": {"items": [{"imageId": format!("ami-{}", self.hex(17)), "minCount": 1, "maxCount": 1}]},
+            "instanceType": "m6i.large",
+            "blockDeviceMapping": {"items": [{"deviceName": "/dev/xvda", "ebs": {"volumeSize": 50, "deleteOnTermination": true, "volumeType": "gp3", "encrypted": true}}]},
+            "monitoring": {"enabled": false},
+            "disableApiTermination": false,
+            "clientToken": self.uuid(),
+            "tagSpecificationSet": {"items": [{"resourceType": "instance", "tags": tags}]},
+            "metadataOptions": {"httpTokens": "required", "httpPutResponseHopLimit": 2},
+            "userData": "<sensitiveDataRemoved>",
+        })
+    }
+
+    fn run_instances_response(&mut self, account: &str, region: &str) -> Value {
+        let instances: Vec<Value> = (0..self.rng.usize(1..4))
+            .map(|_| {
+                json!({
+                    "instanceId": format!("i-{}", self.hex(17)),
+                    "imageId": format!("ami-{}", self.hex(17)),
+                    "instanceState": {"code": 0, "name": "pending"},
+                    "privateDnsName": format!("ip-10-0-{}-{}.{region}.compute.internal", self.rng.u8(..), self.rng.u8(..)),
+                    "amiLaunchIndex": 0,
+                    "productCodes": {},
+                    "instanceType": "m6i.large",
+                    "launchTime": 1_767_571_200_000u64,
+                    "placement": {"availabilityZone": format!("{region}a"), "tenancy": "default"},
+                    "monitoring": {"state": "disabled"},
+                    "subnetId": format!("subnet-{}", self.hex(17)),
+                    "vpcId": format!("vpc-{}", self.hex(17)),
+                    "privateIpAddress": format!("10.0.{}.{}", self.rng.u8(..), self.rng.u8(..)),
+                    "groupSet": {"items": [{"groupId": format!("sg-{}", self.hex(17)), "groupName": "default"}]},
+                    "networkInterfaceSet": {"items": [{"networkInterfaceId": format!("eni-{}", self.hex(17)), "ownerId": account, "status": "in-use", "macAddress": "0a:1b:2c:3d:4e:5f"}]},
+                })
+            })
+            .collect();
+        json!({"requestId": self.uuid(), "reservationId": format!("r-{}", self.hex(17)), "ownerId": account, "groupSet": {}, "instancesSet": {"items": instances}})
+    }
+
+    fn create_policy_request(&mut self) -> Value {
+        let statements: Vec<Value> = (0..self.rng.usize(1..20))
+            .map(|i| {
+                json!({
+                    "Sid": format!("Stmt{i}"),
+                    "Effect": "Allow",
+                    "Action": ["s3:GetObject", "s3:PutObject", "s3:ListBucket"],
+                    "Resource": [format!("arn:aws:s3:::bucket-{}/*", self.rng.u16(..500))],
+                })
+            })
+            .collect();
+        // IAM stores policy documents as JSON inside a string.
+        let document = json!({"Version": "2012-10-17", "Statement": statements}).to_string();
+        json!({"policyName": format!("policy-{}", self.hex(8)), "policyDocument": document, "description": "generated"})
+    }
+
+    fn bucket_policy_request(&mut self, bucket: &str) -> Value {
+        let principal = if self.rng.bool() {
+            json!({"AWS": format!("arn:aws:iam::{}:root", self.accounts[0])})
+        } else {
+            json!({"Service": "cloudtrail.amazonaws.com"})
+        };
+        json!({
+            "bucketName": bucket,
+            "Host": format!("{bucket}.s3.amazonaws.com"),
+            "policy": "",
+            "bucketPolicy": {
+                "Version": "2012-10-17",
+                "Statement": [{"Sid": "Allow", "Effect": "Allow", "Principal": principal, "Action": "s3:PutObject", "Resource": format!("arn:aws:s3:::{bucket}/*")}],
+            },
+        })
+    }
+}
+
+/// `seconds` since the Unix epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+pub(crate) fn format_time(seconds: u64) -> String {
+    let days = (seconds / 86_400) as i64;
+    let rem = seconds % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3_600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_seed_same_bytes() {
+        let a = CloudTrailGenerator::new(7).records_file(50);
+        let b = CloudTrailGenerator::new(7).records_file(50);
+        assert_eq!(a, b);
+        assert_ne!(a, CloudTrailGenerator::new(8).records_file(50));
+    }
+
+    #[test]
+    fn time_formatting_matches_known_dates() {
+        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_time(START_SECONDS), "2026-01-05T00:00:00Z");
+        assert_eq!(format_time(951_782_400), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn mix_has_failures_nulls_and_large_events() {
+        let mut generator = CloudTrailGenerator::new(1);
+        let events: Vec<Value> = (0..5_000).map(|_| generator.event()).collect();
+        let failed = events
+            .iter()
+            .filter(|e| e.get("errorCode").is_some())
+            .count();
+        let null_request = events
+            .iter()
+            .filter(|e| e["requestParameters"].is_null())
+            .count();
+        let sizes: Vec<usize> = events.iter().map(|e| e.to_string().len()).collect();
+        let large = sizes.iter().filter(|s| **s > 3_000).count();
+        assert!((400..600).contains(&failed), "failed calls: {failed}");
+        assert!(
+            null_request >= 500,
+            "null requestParameters: {null_request}"
+        );
+        assert!(large >= 50, "events over 3 KB: {large}");
+        assert!(sizes.iter().max().copied().unwrap_or_default() < 16_000);
+    }
+}
