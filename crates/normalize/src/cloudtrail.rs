@@ -48,18 +48,16 @@ pub(crate) fn to_row<'a>(
     if is_console_login {
         // A failed console sign-in may carry no errorCode, only the response element.
         if let Some(response) = doc.response_elements.0.clone().map(json_text) {
-            let login = sonic_rs::from_str::<Obj<ConsoleLoginResponse<'_>>>(&response)
-                .ok()
-                .and_then(|o| o.0);
+            let login =
+                crate::parse_nested::<Obj<ConsoleLoginResponse<'_>>>(&response).and_then(|o| o.0);
             let result = login.as_ref().and_then(|l| l.console_login.as_deref());
             if result.is_some_and(|r| r.eq_ignore_ascii_case("failure")) {
                 failed = true;
             }
         }
         if let Some(additional) = doc.additional_event_data.0.clone().map(json_text) {
-            let data = sonic_rs::from_str::<Obj<ConsoleLoginData<'_>>>(&additional)
-                .ok()
-                .and_then(|o| o.0);
+            let data =
+                crate::parse_nested::<Obj<ConsoleLoginData<'_>>>(&additional).and_then(|o| o.0);
             match data.as_ref().and_then(|d| d.mfa_used.as_deref()) {
                 Some(used) if used.eq_ignore_ascii_case("yes") => mfa = Some(true),
                 Some(used) if used.eq_ignore_ascii_case("no") => mfa = Some(false),
@@ -169,7 +167,7 @@ pub(crate) fn json_text(raw: Cow<'_, str>) -> Cow<'_, str> {
     };
     let trimmed = inner.trim_start();
     let is_container = trimmed.starts_with('{') || trimmed.starts_with('[');
-    if is_container && sonic_rs::from_str::<serde::de::IgnoredAny>(&inner).is_ok() {
+    if is_container && crate::parse_nested::<serde::de::IgnoredAny>(&inner).is_some() {
         Cow::Owned(inner)
     } else {
         raw
@@ -180,9 +178,7 @@ pub(crate) fn json_text(raw: Cow<'_, str>) -> Cow<'_, str> {
 /// carries no `resources` list. The keys are the identifiers AWS APIs use for their
 /// primary resource, most specific first.
 fn resource_from_request<'a>(request: &str) -> Option<Cow<'a, str>> {
-    let keys = sonic_rs::from_str::<Obj<RequestKeys<'_>>>(request)
-        .ok()?
-        .0?;
+    let keys = crate::parse_nested::<Obj<RequestKeys<'_>>>(request)?.0?;
     let RequestKeys {
         bucket_name,
         trail_name,

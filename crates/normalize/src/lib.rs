@@ -14,11 +14,11 @@
 
 mod builder;
 mod cloudtrail;
-mod depth;
 mod document;
 mod gcp;
 mod lenient;
 mod outcome;
+mod scan;
 mod time;
 
 use std::io::Read;
@@ -222,7 +222,7 @@ impl Normalizer {
     }
 
     fn ndjson(&mut self, body: &[u8], cursor: Cursor<'_>) {
-        for (offset, line) in body.split(|b| *b == b'\n').enumerate() {
+        for (offset, line) in lines(body).enumerate() {
             let trimmed = line.trim_ascii();
             if trimmed.is_empty() {
                 continue;
@@ -238,10 +238,13 @@ impl Normalizer {
 
     /// One JSON document: an array of documents, or an object.
     fn document(&mut self, bytes: &[u8], cursor: Cursor<'_>) {
-        if depth::exceeds(bytes, depth::MAX_NESTING) {
+        if self.envelope_elements(bytes, cursor) {
+            return;
+        }
+        if scan::exceeds(bytes, scan::MAX_NESTING) {
             let detail = format!(
                 "JSON nests more than {} arrays or objects deep",
-                depth::MAX_NESTING
+                scan::MAX_NESTING
             );
             return self.reject(RejectReason::TooDeep, detail, cursor, bytes);
         }
@@ -271,6 +274,41 @@ impl Normalizer {
                 self.reject(reason, detail, cursor, bytes);
             }
         }
+    }
+
+    /// The shortcut for the envelopes that carry most data (a top-level array, an S3
+    /// `Records` file, an `entries` listing): elements are delimited by the structural
+    /// scan and each is parsed once. Returns false, having done nothing, whenever the
+    /// document is not exactly such an envelope of objects; the general path then
+    /// handles it, errors included.
+    fn envelope_elements(&mut self, bytes: &[u8], cursor: Cursor<'_>) -> bool {
+        // Element nesting is counted from the element: one level less than the
+        // document for a top-level array, two for `{"Records":[…]}`.
+        let (envelope, open, limit) = if bytes.first() == Some(&b'[') {
+            (None, 0, scan::MAX_NESTING - 1)
+        } else if let Some((envelope, open)) = scan::envelope_array(bytes) {
+            (Some(envelope), open, scan::MAX_NESTING - 2)
+        } else {
+            return false;
+        };
+        let Some((spans, after)) = scan::object_elements(bytes, open, limit) else {
+            return false;
+        };
+        let complete = match envelope {
+            None => scan::only_whitespace(bytes, after),
+            Some(_) => scan::closes_object(bytes, after),
+        };
+        if !complete {
+            return false;
+        }
+        for (start, end) in spans {
+            let element = &bytes[start..end];
+            match envelope {
+                Some(scan::Envelope::Records) => self.cloudtrail_element(element, cursor),
+                Some(scan::Envelope::Entries) | None => self.element(element, cursor.deeper()),
+            }
+        }
+        true
     }
 
     /// One element of an array or `entries` list: any object document.
@@ -426,8 +464,7 @@ impl Normalizer {
 
     /// A Pub/Sub push request: `{"message": {"data": …}, "subscription": …}`.
     fn pubsub_push(&mut self, message: &str, bytes: &[u8], cursor: Cursor<'_>) {
-        let data = sonic_rs::from_str::<lenient::Obj<PubSubMessage<'_>>>(message)
-            .ok()
+        let data = parse_nested::<lenient::Obj<PubSubMessage<'_>>>(message)
             .and_then(|m| m.0)
             .and_then(|m| m.data.0);
         match data {
@@ -467,6 +504,15 @@ struct PubSubMessage<'a> {
     data: lenient::Text<'a>,
 }
 
+/// Parses JSON found inside an event (a field value, or JSON text inside a string),
+/// after the nesting guard: such text may not have been measured with its document.
+pub(crate) fn parse_nested<'a, T: serde::Deserialize<'a>>(text: &'a str) -> Option<T> {
+    if scan::exceeds(text.as_bytes(), scan::MAX_NESTING) {
+        return None;
+    }
+    sonic_rs::from_str(text).ok()
+}
+
 /// Pub/Sub clients differ in alphabet and padding; both alphabets are tried, padding is
 /// optional.
 const BASE64_CONFIG: base64::engine::GeneralPurposeConfig =
@@ -493,8 +539,7 @@ fn json_error(error: &sonic_rs::Error) -> (RejectReason, String) {
 /// the first line is broken, one of the next two lines is a complete JSON object on its
 /// own, which no line of a pretty-printed document is.
 fn is_ndjson(body: &[u8]) -> bool {
-    let mut lines = body
-        .split(|b| *b == b'\n')
+    let mut lines = lines(body)
         .map(<[u8]>::trim_ascii)
         .filter(|l| !l.is_empty());
     let Some(first) = lines.next() else {
@@ -504,8 +549,26 @@ fn is_ndjson(body: &[u8]) -> bool {
     if rest.peek().is_none() {
         return false;
     }
-    let complete = |line: &[u8]| sonic_rs::from_slice::<serde::de::IgnoredAny>(line).is_ok();
+    let complete = |line: &[u8]| {
+        !scan::exceeds(line, scan::MAX_NESTING)
+            && sonic_rs::from_slice::<serde::de::IgnoredAny>(line).is_ok()
+    };
     complete(first) || rest.any(|line| line.first() == Some(&b'{') && complete(line))
+}
+
+/// The lines of `body`, split at `\n`.
+fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    let mut ends = memchr::memchr_iter(b'\n', body);
+    std::iter::from_fn(move || {
+        if start > body.len() {
+            return None;
+        }
+        let end = ends.next().unwrap_or(body.len());
+        let line = &body[start..end];
+        start = end + 1;
+        Some(line)
+    })
 }
 
 /// Normalizes one input completely: the convenience for tests and one-shot callers.
