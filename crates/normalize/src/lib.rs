@@ -68,6 +68,8 @@ pub struct Normalizer {
     builder: EventBatchBuilder,
     rejects: Vec<Reject>,
     stats: Stats,
+    /// Decompression output, reused (see [`Normalizer::input`]).
+    gzip_buffer: Vec<u8>,
     /// Ordinal of the next outcome (row, skip or reject) inside the current top-level
     /// document; with the line it makes every position unique.
     next_index: u32,
@@ -173,10 +175,17 @@ impl Normalizer {
             return self.reject(RejectReason::TooDeep, detail, cursor, bytes);
         }
         if bytes.starts_with(&[0x1f, 0x8b]) {
-            return match self.gunzip(bytes) {
-                Ok(plain) => self.input(&plain, cursor.deeper()),
+            // The output buffer is reused across inputs: allocating and first touching
+            // large buffers costs more than decompressing into them.
+            let mut buffer = std::mem::take(&mut self.gzip_buffer);
+            match gunzip(bytes, &mut buffer, self.options.max_input_bytes) {
+                Ok(len) => self.input(&buffer[..len], cursor.deeper()),
                 Err((reason, detail)) => self.reject(reason, detail, cursor, bytes),
-            };
+            }
+            if buffer.len() <= KEPT_GZIP_BUFFER {
+                self.gzip_buffer = buffer;
+            }
+            return;
         }
         if bytes.len() > self.options.max_input_bytes {
             let detail = format!(
@@ -200,25 +209,6 @@ impl Normalizer {
         } else {
             self.document(body, cursor);
         }
-    }
-
-    fn gunzip(&self, bytes: &[u8]) -> Result<Vec<u8>, (RejectReason, String)> {
-        let limit = self.options.max_input_bytes;
-        let mut plain = Vec::with_capacity(bytes.len().saturating_mul(8).min(limit));
-        let mut decoder = flate2::read::MultiGzDecoder::new(bytes).take(limit as u64 + 1);
-        decoder.read_to_end(&mut plain).map_err(|e| {
-            (
-                RejectReason::BadGzip,
-                format!("gzip stream is corrupt: {e}"),
-            )
-        })?;
-        if plain.len() > limit {
-            return Err((
-                RejectReason::Oversize,
-                format!("gzip input expands past the {limit}-byte limit"),
-            ));
-        }
-        Ok(plain)
     }
 
     fn ndjson(&mut self, body: &[u8], cursor: Cursor<'_>) {
@@ -502,6 +492,59 @@ impl Normalizer {
 struct PubSubMessage<'a> {
     #[serde(borrow)]
     data: lenient::Text<'a>,
+}
+
+/// Decompression buffers up to this size are kept for the next input.
+const KEPT_GZIP_BUFFER: usize = 64 << 20;
+
+/// Decompresses gzip `bytes` into `buffer` (which keeps its length, to be reused without
+/// zero-filling) and returns the length of the output. A single gzip member, as
+/// CloudTrail and Cloud Logging write, goes through libdeflate, sized by the member's
+/// own length trailer; concatenated members, and anything libdeflate refuses, go
+/// through flate2's streaming decoder, which also says what is wrong.
+fn gunzip(
+    bytes: &[u8],
+    buffer: &mut Vec<u8>,
+    limit: usize,
+) -> Result<usize, (RejectReason, String)> {
+    let too_big = || {
+        (
+            RejectReason::Oversize,
+            format!("gzip input expands past the {limit}-byte limit"),
+        )
+    };
+    let trailer: [u8; 4] = bytes[bytes.len().saturating_sub(4)..]
+        .try_into()
+        .unwrap_or([0; 4]);
+    let mut size = (u32::from_le_bytes(trailer) as usize).min(limit).max(1);
+    let mut decompressor = libdeflater::Decompressor::new();
+    loop {
+        if buffer.len() < size {
+            buffer.resize(size, 0);
+        }
+        match decompressor.gzip_decompress(bytes, &mut buffer[..size]) {
+            Ok(len) => return Ok(len),
+            Err(libdeflater::DecompressionError::InsufficientSpace) if size < limit => {
+                size = size.saturating_mul(2).min(limit);
+            }
+            Err(libdeflater::DecompressionError::InsufficientSpace) => return Err(too_big()),
+            Err(libdeflater::DecompressionError::BadData) => break,
+        }
+    }
+    let mut plain = Vec::new();
+    let mut decoder = flate2::read::MultiGzDecoder::new(bytes).take(limit as u64 + 1);
+    decoder.read_to_end(&mut plain).map_err(|e| {
+        (
+            RejectReason::BadGzip,
+            format!("gzip stream is corrupt: {e}"),
+        )
+    })?;
+    if plain.len() > limit {
+        return Err(too_big());
+    }
+    let len = plain.len();
+    *buffer = plain;
+    Ok(len)
 }
 
 /// Parses JSON found inside an event (a field value, or JSON text inside a string),

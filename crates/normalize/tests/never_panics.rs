@@ -193,3 +193,19 @@ fn corrupt_gzip_is_rejected() {
     assert_eq!(out.rejects.len(), 1);
     assert_eq!(out.rejects[0].reason.as_str(), "bad_gzip");
 }
+
+#[test]
+fn concatenated_gzip_members_are_all_read() {
+    use std::io::Write as _;
+    let gzip = |text: &str| {
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        encoder.write_all(text.as_bytes()).expect("in-memory write");
+        encoder.finish().expect("in-memory write")
+    };
+    let mut input = gzip("{\"eventID\":\"a\",\"eventTime\":\"2026-03-02T10:00:01Z\"}\n");
+    input.extend(gzip(
+        "{\"eventID\":\"b\",\"eventTime\":\"2026-03-02T10:00:02Z\"}\n",
+    ));
+    let out = normalize_bytes(&input, &Origin::file("members"), Options::default());
+    assert_eq!(out.rows(), 2, "{:?}", out.rejects);
+}
