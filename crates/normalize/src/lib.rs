@@ -513,17 +513,31 @@ fn gunzip(
             format!("gzip input expands past the {limit}-byte limit"),
         )
     };
-    let trailer: [u8; 4] = bytes[bytes.len().saturating_sub(4)..]
-        .try_into()
-        .unwrap_or([0; 4]);
-    let mut size = (u32::from_le_bytes(trailer) as usize).min(limit).max(1);
+    // The last 8 bytes are the CRC-32 and length (mod 2^32) of the last member.
+    let trailer = |at: usize| -> u32 {
+        let start = bytes.len().saturating_sub(at);
+        let word: [u8; 4] = bytes[start..(start + 4).min(bytes.len())]
+            .try_into()
+            .unwrap_or([0; 4]);
+        u32::from_le_bytes(word)
+    };
+    let (trailer_crc, trailer_len) = (trailer(8), trailer(4));
+    let mut size = (trailer_len as usize).min(limit).max(1);
     let mut decompressor = libdeflater::Decompressor::new();
     loop {
         if buffer.len() < size {
             buffer.resize(size, 0);
         }
         match decompressor.gzip_decompress(bytes, &mut buffer[..size]) {
-            Ok(len) => return Ok(len),
+            // libdeflate reads the first member only: the input's own trailer tells
+            // whether that was all of it.
+            Ok(len)
+                if trailer_len == len as u32
+                    && trailer_crc == libdeflater::crc32(&buffer[..len]) =>
+            {
+                return Ok(len);
+            }
+            Ok(_) => break,
             Err(libdeflater::DecompressionError::InsufficientSpace) if size < limit => {
                 size = size.saturating_mul(2).min(limit);
             }
