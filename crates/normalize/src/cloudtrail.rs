@@ -76,7 +76,7 @@ pub(crate) fn to_row<'a>(
         .0
         .and_then(|r| r.0)
         .and_then(|r| r.arn.0.filter(|s| !s.is_empty()))
-        .or_else(|| request.as_deref().and_then(resource_from_request));
+        .or_else(|| request.as_ref().and_then(resource_from_request));
 
     let UserIdentityParts {
         principal,
@@ -177,7 +177,14 @@ pub(crate) fn json_text(raw: Cow<'_, str>) -> Cow<'_, str> {
 /// The resource an API call acts on, from the request parameters of calls whose event
 /// carries no `resources` list. The keys are the identifiers AWS APIs use for their
 /// primary resource, most specific first.
-fn resource_from_request<'a>(request: &str) -> Option<Cow<'a, str>> {
+fn resource_from_request<'a>(request: &Cow<'a, str>) -> Option<Cow<'a, str>> {
+    match request {
+        Cow::Borrowed(text) => first_identifier(text),
+        Cow::Owned(text) => first_identifier(text).map(|id| Cow::Owned(id.into_owned())),
+    }
+}
+
+fn first_identifier(request: &str) -> Option<Cow<'_, str>> {
     let keys = crate::parse_nested::<Obj<RequestKeys<'_>>>(request)?.0?;
     let RequestKeys {
         bucket_name,
@@ -239,7 +246,6 @@ fn resource_from_request<'a>(request: &str) -> Option<Cow<'a, str>> {
     ]
     .into_iter()
     .find_map(|t| t.0.filter(|s| !s.is_empty()))
-    .map(|s| Cow::Owned(s.into_owned()))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -337,11 +343,15 @@ mod tests {
 
     #[test]
     fn resource_prefers_specific_identifiers() {
-        let r = resource_from_request(r#"{"name":"x","bucketName":"b","acl":[1]}"#);
-        assert_eq!(r.as_deref(), Some("b"));
-        let r = resource_from_request(r#"{"name":"trail"}"#);
-        assert_eq!(r.as_deref(), Some("trail"));
-        assert_eq!(resource_from_request(r#"{"other":1}"#), None);
-        assert_eq!(resource_from_request(r#""text""#), None);
+        fn resource(text: &str) -> Option<Cow<'_, str>> {
+            resource_from_request(&Cow::Borrowed(text))
+        }
+        assert_eq!(
+            resource(r#"{"name":"x","bucketName":"b","acl":[1]}"#).as_deref(),
+            Some("b")
+        );
+        assert_eq!(resource(r#"{"name":"trail"}"#).as_deref(), Some("trail"));
+        assert_eq!(resource(r#"{"other":1}"#), None);
+        assert_eq!(resource(r#""text""#), None);
     }
 }

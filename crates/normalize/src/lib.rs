@@ -257,12 +257,8 @@ impl Normalizer {
             let detail = "JSON document is not an object or an array".to_owned();
             return self.reject(RejectReason::UnrecognizedEnvelope, detail, cursor, bytes);
         }
-        match sonic_rs::from_slice::<Document<'_>>(bytes) {
-            Ok(doc) => self.dispatch(doc, bytes, cursor),
-            Err(e) => {
-                let (reason, detail) = json_error(&e);
-                self.reject(reason, detail, cursor, bytes);
-            }
+        if let Some((doc, text)) = self.parse_document(bytes, cursor) {
+            self.dispatch(doc, text, cursor);
         }
     }
 
@@ -310,12 +306,8 @@ impl Normalizer {
         if bytes.len() > self.options.max_event_bytes {
             return self.oversize(bytes, cursor);
         }
-        match sonic_rs::from_slice::<Document<'_>>(bytes) {
-            Ok(doc) => self.dispatch(doc, bytes, cursor),
-            Err(e) => {
-                let (reason, detail) = json_error(&e);
-                self.reject(reason, detail, cursor, bytes);
-            }
+        if let Some((doc, text)) = self.parse_document(bytes, cursor) {
+            self.dispatch(doc, text, cursor);
         }
     }
 
@@ -328,7 +320,8 @@ impl Normalizer {
         self.reject(RejectReason::Oversize, detail, cursor, bytes);
     }
 
-    fn dispatch(&mut self, doc: Document<'_>, bytes: &[u8], cursor: Cursor<'_>) {
+    fn dispatch(&mut self, doc: Document<'_>, text: &str, cursor: Cursor<'_>) {
+        let bytes = text.as_bytes();
         if doc.digest_start_time.0 && doc.log_files.0 {
             return self.skip(SkipReason::CloudTrailDigest);
         }
@@ -374,7 +367,7 @@ impl Normalizer {
             if !gcp::is_audit_log(&doc) {
                 return self.skip(SkipReason::GcpNonAudit);
             }
-            return self.event(doc, bytes, cursor, gcp::to_row);
+            return self.event(doc, text, cursor, gcp::to_row);
         }
         if let Some(message) = doc.message.0.as_deref() {
             return self.pubsub_push(message, bytes, cursor);
@@ -384,7 +377,7 @@ impl Normalizer {
             return self.pubsub_data(&data, bytes, cursor);
         }
         if doc.looks_like_cloudtrail() {
-            return self.cloudtrail_event(doc, bytes, cursor);
+            return self.cloudtrail_event(doc, text, cursor);
         }
         if doc.looks_like_gcp_entry() {
             return self.skip(SkipReason::GcpNonAudit);
@@ -403,16 +396,37 @@ impl Normalizer {
         if bytes.len() > self.options.max_event_bytes {
             return self.oversize(bytes, cursor);
         }
-        match sonic_rs::from_slice::<Document<'_>>(bytes) {
-            Ok(doc) => self.cloudtrail_event(doc, bytes, cursor),
+        if let Some((doc, text)) = self.parse_document(bytes, cursor) {
+            self.cloudtrail_event(doc, text, cursor);
+        }
+    }
+
+    /// Parses one object document, rejecting it if it is not UTF-8 or not JSON. The
+    /// text is validated as UTF-8 once, here, and handed back for the `raw` column.
+    fn parse_document<'a>(
+        &mut self,
+        bytes: &'a [u8],
+        cursor: Cursor<'_>,
+    ) -> Option<(Document<'a>, &'a str)> {
+        let text = match std::str::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(e) => {
+                let detail = format!("not UTF-8: {e}");
+                self.reject(RejectReason::InvalidJson, detail, cursor, bytes);
+                return None;
+            }
+        };
+        match sonic_rs::from_str::<Document<'_>>(text) {
+            Ok(doc) => Some((doc, text)),
             Err(e) => {
                 let (reason, detail) = json_error(&e);
                 self.reject(reason, detail, cursor, bytes);
+                None
             }
         }
     }
 
-    fn cloudtrail_event(&mut self, doc: Document<'_>, bytes: &[u8], cursor: Cursor<'_>) {
+    fn cloudtrail_event(&mut self, doc: Document<'_>, text: &str, cursor: Cursor<'_>) {
         // S3, SQS and SNS notifications also come as `Records`, with `aws:`-prefixed
         // sources; they describe data, not API calls.
         if doc
@@ -422,25 +436,21 @@ impl Normalizer {
         {
             return self.skip(SkipReason::AwsNotification);
         }
-        self.event(doc, bytes, cursor, cloudtrail::to_row);
+        self.event(doc, text, cursor, cloudtrail::to_row);
     }
 
     fn event<'a>(
         &mut self,
         doc: Document<'a>,
-        bytes: &'a [u8],
+        text: &'a str,
         cursor: Cursor<'_>,
         to_row: fn(Document<'a>, Option<&'a str>) -> Result<EventRow<'a>, cloudtrail::EventError>,
     ) {
+        let bytes = text.as_bytes();
         if bytes.len() > self.options.max_event_bytes {
             return self.oversize(bytes, cursor);
         }
-        // sonic-rs has validated the document, so the bytes are UTF-8.
-        let raw = if self.options.keep_raw {
-            std::str::from_utf8(bytes).ok()
-        } else {
-            None
-        };
+        let raw = self.options.keep_raw.then_some(text);
         match to_row(doc, raw) {
             Ok(row) => {
                 let position = self.position(cursor);
