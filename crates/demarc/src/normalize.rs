@@ -41,6 +41,9 @@ pub struct NormalizeArgs {
 #[derive(Debug, Serialize)]
 struct Report {
     files: u64,
+    /// Files met while walking directories and left out by name (documentation,
+    /// spreadsheets, images, Parquet).
+    ignored_files: u64,
     bytes: u64,
     events_in: u64,
     events_out: u64,
@@ -50,9 +53,10 @@ struct Report {
 }
 
 impl Report {
-    fn new(stats: &Stats, seconds: f64) -> Self {
+    fn new(stats: &Stats, ignored_files: u64, seconds: f64) -> Self {
         Self {
             files: stats.inputs,
+            ignored_files,
             bytes: stats.bytes,
             events_in: stats.events_in,
             events_out: stats.events_out,
@@ -80,7 +84,7 @@ struct FileResult {
 
 pub fn run(args: &NormalizeArgs) -> Result<()> {
     let started = Instant::now();
-    let files = collect_files(&args.paths)?;
+    let (files, ignored_files) = collect_files(&args.paths)?;
     if files.is_empty() {
         bail!("no files found under the given paths");
     }
@@ -127,10 +131,11 @@ pub fn run(args: &NormalizeArgs) -> Result<()> {
         sink.finish()?;
     }
 
-    let report = Report::new(&stats, started.elapsed().as_secs_f64());
+    let report = Report::new(&stats, ignored_files, started.elapsed().as_secs_f64());
     eprintln!(
-        "{} files, {} events in, {} out, {} skipped, {} rejected, {:.2}s",
+        "{} files ({} ignored by name), {} events in, {} out, {} skipped, {} rejected, {:.2}s",
         report.files,
+        report.ignored_files,
         report.events_in,
         report.events_out,
         stats.skipped_total(),
@@ -160,23 +165,31 @@ fn normalize_file(path: &Path, options: &Options) -> Result<FileResult> {
     })
 }
 
-/// Every regular file under the paths, sorted per directory; hidden files and
-/// directories (`.name`) are left out.
-fn collect_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+/// Extensions of files that sit beside logs in archives but are never logs. Everything
+/// else found in a directory is read, and its content decides what it is.
+const NOT_LOGS: [&str; 13] = [
+    "md", "txt", "tsv", "csv", "html", "pdf", "png", "jpg", "jpeg", "parquet", "sha256", "sh", "py",
+];
+
+/// Every file named on the command line, and every regular file under the named
+/// directories (sorted per directory) except hidden ones (`.name`) and those with an
+/// extension in [`NOT_LOGS`]; also how many were left out that way.
+fn collect_files(paths: &[PathBuf]) -> Result<(Vec<PathBuf>, u64)> {
     let mut files = Vec::new();
+    let mut ignored = 0;
     for path in paths {
         let meta =
             std::fs::metadata(path).with_context(|| format!("cannot read `{}`", path.display()))?;
         if meta.is_dir() {
-            walk(path, &mut files)?;
+            walk(path, &mut files, &mut ignored)?;
         } else {
             files.push(path.clone());
         }
     }
-    Ok(files)
+    Ok((files, ignored))
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, ignored: &mut u64) -> Result<()> {
     let mut entries = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list `{}`", dir.display()))?
         .map(|e| e.map(|e| e.path()))
@@ -193,8 +206,14 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
         }
         let meta = std::fs::metadata(&path)
             .with_context(|| format!("cannot read `{}`", path.display()))?;
+        let not_a_log = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| NOT_LOGS.contains(&e.to_ascii_lowercase().as_str()));
         if meta.is_dir() {
-            walk(&path, files)?;
+            walk(&path, files, ignored)?;
+        } else if meta.is_file() && not_a_log {
+            *ignored += 1;
         } else if meta.is_file() {
             files.push(path);
         }

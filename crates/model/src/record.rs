@@ -43,11 +43,13 @@ impl Origin {
 pub struct Position {
     #[serde(flatten)]
     pub origin: Origin,
-    /// 1-based line of the record where the JSON document holding the event starts
-    /// (the NDJSON line; 1 for a file that is one JSON document).
+    /// 1-based line of the record where the JSON document holding the event starts:
+    /// the NDJSON line, or the first non-blank line of a record that is one document.
+    /// Inside a Pub/Sub payload, the line of the message that carried it.
     pub line: u64,
-    /// 0-based index of the event inside that document (`Records[i]`, `entries[i]`,
-    /// the i-th element of an array); 0 for a document that is the event itself.
+    /// 0-based ordinal of the outcome (row, skip or reject) within that document: for
+    /// a `Records` file or an `entries` list, the element's index; 0 for a document
+    /// that is the event itself.
     pub index: u32,
 }
 

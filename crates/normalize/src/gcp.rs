@@ -58,7 +58,8 @@ pub(crate) fn to_row<'a>(
         });
 
     let status = payload.status.0.unwrap_or_default();
-    let code = non_empty(status.code).filter(|c| c != "0" && !c.eq_ignore_ascii_case("ok"));
+    let code = non_empty(status.code)
+        .filter(|c| c.trim().parse::<i64>() != Ok(0) && !c.eq_ignore_ascii_case("ok"));
     let denied_by_policy = log_kind == Some("policy");
     let failed = code.is_some() || denied_by_policy;
     let error_code = code.map(|c| match c.parse::<u8>().ok().and_then(grpc_code_name) {

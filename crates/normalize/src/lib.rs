@@ -602,9 +602,11 @@ fn json_error(error: &sonic_rs::Error) -> (RejectReason, String) {
 }
 
 /// Several JSON documents, one per line, rather than one (possibly pretty-printed)
-/// document. Either the first line is a complete JSON value and more follows, or, when
-/// the first line is broken, one of the next two lines is a complete JSON object on its
-/// own, which no line of a pretty-printed document is.
+/// document. Either the first line is a complete JSON value and more follows; or the
+/// first document does not end where its first line does: if it is complete and alone,
+/// this is one document, and if it never closes (a broken first line), the input is
+/// NDJSON when one of the next two lines is a complete JSON object on its own, which no
+/// line of a pretty-printed document is.
 fn is_ndjson(body: &[u8]) -> bool {
     let mut lines = lines(body)
         .map(<[u8]>::trim_ascii)
@@ -620,7 +622,15 @@ fn is_ndjson(body: &[u8]) -> bool {
         !scan::exceeds(line, scan::MAX_NESTING)
             && sonic_rs::from_slice::<serde::de::IgnoredAny>(line).is_ok()
     };
-    complete(first) || rest.any(|line| line.first() == Some(&b'{') && complete(line))
+    if complete(first) {
+        return true;
+    }
+    match scan::container_end(body, 0, scan::MAX_NESTING) {
+        Err(scan::Stop::Unterminated) => {
+            rest.any(|line| line.first() == Some(&b'{') && complete(line))
+        }
+        Ok(_) | Err(scan::Stop::TooDeep) => false,
+    }
 }
 
 /// The lines of `body`, split at `\n`.

@@ -1,0 +1,133 @@
+//! Writes generated audit logs to disk, in the layouts the providers deliver:
+//! CloudTrail as gzip `{"Records":[…]}` files under
+//! `AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/`, GCP as NDJSON.
+//!
+//! `demarc-synth cloudtrail --events 1000000 --per-file 300 --out DIR [--seed N]`
+//! `demarc-synth gcp --events 100000 --per-file 1000 --out DIR [--seed N]`
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use demarc_synth::{CloudTrailGenerator, GcpGenerator};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "demarc-synth",
+    about = "Write deterministic synthetic audit logs"
+)]
+struct Cli {
+    #[command(subcommand)]
+    provider: Provider,
+}
+
+#[derive(Debug, Subcommand)]
+enum Provider {
+    /// gzip Records files in the CloudTrail S3 layout
+    Cloudtrail(Args),
+    /// NDJSON files as Cloud Logging exports them to GCS
+    Gcp(Args),
+}
+
+#[derive(Debug, clap::Args)]
+struct Args {
+    /// Total number of events
+    #[arg(long)]
+    events: usize,
+    /// Events per file
+    #[arg(long, default_value_t = 300)]
+    per_file: usize,
+    /// Output directory
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().provider {
+        Provider::Cloudtrail(args) => cloudtrail(&args),
+        Provider::Gcp(args) => gcp(&args),
+    }
+}
+
+fn check(args: &Args) -> Result<()> {
+    if args.per_file == 0 {
+        bail!("--per-file must be at least 1");
+    }
+    Ok(())
+}
+
+fn cloudtrail(args: &Args) -> Result<()> {
+    check(args)?;
+    let mut generator = CloudTrailGenerator::new(args.seed);
+    let account = generator.accounts()[0].clone();
+    let mut written = 0;
+    let mut file_no = 0usize;
+    while written < args.events {
+        let events = args.per_file.min(args.events - written);
+        let body = generator.records_file(events);
+        // Files are spread over the hours of one day, as a trail delivers them.
+        let hour = file_no % 24;
+        let dir = args
+            .out
+            .join(format!("AWSLogs/{account}/CloudTrail/us-east-1/2026/01/05"));
+        let name = format!(
+            "{account}_CloudTrail_us-east-1_20260105T{hour:02}{:02}Z_{file_no:08}.json.gz",
+            file_no % 60
+        );
+        write_gzip(&dir, &name, &body)?;
+        written += events;
+        file_no += 1;
+    }
+    eprintln!(
+        "{written} events in {file_no} files under {}",
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn gcp(args: &Args) -> Result<()> {
+    check(args)?;
+    let mut generator = GcpGenerator::new(args.seed);
+    let dir = args
+        .out
+        .join("cloudaudit.googleapis.com/activity/2026/01/05");
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let mut written = 0;
+    let mut file_no = 0usize;
+    while written < args.events {
+        let events = args.per_file.min(args.events - written);
+        let path = dir.join(format!(
+            "{:02}:00:00_{:02}:59:59_S{file_no}.json",
+            file_no % 24,
+            file_no % 24
+        ));
+        std::fs::write(&path, generator.ndjson(events))
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
+        written += events;
+        file_no += 1;
+    }
+    eprintln!(
+        "{written} events in {file_no} files under {}",
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn write_gzip(dir: &Path, name: &str, body: &[u8]) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let path = dir.join(name);
+    let file = std::fs::File::create(&path)
+        .with_context(|| format!("cannot create `{}`", path.display()))?;
+    let mut encoder = flate2::write::GzEncoder::new(
+        std::io::BufWriter::new(file),
+        flate2::Compression::default(),
+    );
+    encoder
+        .write_all(body)
+        .and_then(|()| encoder.finish())
+        .and_then(|mut writer| writer.flush())
+        .with_context(|| format!("cannot write `{}`", path.display()))
+}
