@@ -185,67 +185,82 @@ fn resource_from_request<'a>(request: &Cow<'a, str>) -> Option<Cow<'a, str>> {
 }
 
 fn first_identifier(request: &str) -> Option<Cow<'_, str>> {
-    let keys = crate::parse_nested::<Obj<RequestKeys<'_>>>(request)?.0?;
-    let RequestKeys {
-        bucket_name,
-        trail_name,
-        user_name,
-        role_name,
-        group_name,
-        policy_arn,
-        key_id,
-        group_id,
-        snapshot_id,
-        image_id,
-        db_instance_identifier,
-        db_cluster_identifier,
-        db_snapshot_identifier,
-        db_cluster_snapshot_identifier,
-        function_name,
-        detector_id,
-        configuration_recorder_name,
-        delivery_channel_name,
-        secret_id,
-        log_group_name,
-        topic_arn,
-        queue_url,
-        table_name,
-        stack_name,
-        instance_id,
-        network_acl_id,
-        name,
-    } = keys;
-    [
-        bucket_name,
-        trail_name,
-        user_name,
-        role_name,
-        group_name,
-        policy_arn,
-        key_id,
-        group_id,
-        snapshot_id,
-        image_id,
-        db_instance_identifier,
-        db_cluster_identifier,
-        db_snapshot_identifier,
-        db_cluster_snapshot_identifier,
-        function_name,
-        detector_id,
-        configuration_recorder_name,
-        delivery_channel_name,
-        secret_id,
-        log_group_name,
-        topic_arn,
-        queue_url,
-        table_name,
-        stack_name,
-        instance_id,
-        network_acl_id,
-        name,
-    ]
-    .into_iter()
-    .find_map(|t| t.0.filter(|s| !s.is_empty()))
+    crate::parse_nested::<FirstIdentifier<'_>>(request)?
+        .0
+        .map(|(_, id)| id)
+}
+
+/// Request keys naming the resource an API call acts on, most specific first.
+const RESOURCE_KEYS: [&str; 27] = [
+    "bucketName",
+    "trailName",
+    "userName",
+    "roleName",
+    "groupName",
+    "policyArn",
+    "keyId",
+    "groupId",
+    "snapshotId",
+    "imageId",
+    "dBInstanceIdentifier",
+    "dBClusterIdentifier",
+    "dBSnapshotIdentifier",
+    "dBClusterSnapshotIdentifier",
+    "functionName",
+    "detectorId",
+    "configurationRecorderName",
+    "deliveryChannelName",
+    "secretId",
+    "logGroupName",
+    "topicArn",
+    "queueUrl",
+    "tableName",
+    "stackName",
+    "instanceId",
+    "networkAclId",
+    "name",
+];
+
+/// The non-empty string value of the highest-ranked [`RESOURCE_KEYS`] key at the top
+/// level of an object, with its rank; values of other keys are skipped unread.
+#[derive(Debug, Default)]
+struct FirstIdentifier<'a>(Option<(usize, Cow<'a, str>)>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for FirstIdentifier<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for V<'a> {
+            type Value = FirstIdentifier<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut best: Option<(usize, Cow<'a, str>)> = None;
+                while let Some(key) = map.next_key::<Text<'de>>()? {
+                    let rank = key
+                        .as_deref()
+                        .and_then(|k| RESOURCE_KEYS.iter().position(|r| *r == k))
+                        .filter(|rank| best.as_ref().is_none_or(|(b, _)| rank < b));
+                    match rank {
+                        Some(rank) => {
+                            let value = map.next_value::<Text<'de>>()?;
+                            if let Some(id) = value.0.filter(|v| !v.is_empty()) {
+                                best = Some((rank, id));
+                            }
+                        }
+                        None => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(FirstIdentifier(best))
+            }
+        }
+        deserializer.deserialize_map(V(std::marker::PhantomData))
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -260,65 +275,6 @@ struct ConsoleLoginResponse<'a> {
 struct ConsoleLoginData<'a> {
     #[serde(rename = "MFAUsed", borrow)]
     mfa_used: Text<'a>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-struct RequestKeys<'a> {
-    #[serde(borrow)]
-    bucket_name: Text<'a>,
-    #[serde(borrow)]
-    trail_name: Text<'a>,
-    #[serde(borrow)]
-    user_name: Text<'a>,
-    #[serde(borrow)]
-    role_name: Text<'a>,
-    #[serde(borrow)]
-    group_name: Text<'a>,
-    #[serde(borrow)]
-    policy_arn: Text<'a>,
-    #[serde(borrow)]
-    key_id: Text<'a>,
-    #[serde(borrow)]
-    group_id: Text<'a>,
-    #[serde(borrow)]
-    snapshot_id: Text<'a>,
-    #[serde(borrow)]
-    image_id: Text<'a>,
-    #[serde(rename = "dBInstanceIdentifier", borrow)]
-    db_instance_identifier: Text<'a>,
-    #[serde(rename = "dBClusterIdentifier", borrow)]
-    db_cluster_identifier: Text<'a>,
-    #[serde(rename = "dBSnapshotIdentifier", borrow)]
-    db_snapshot_identifier: Text<'a>,
-    #[serde(rename = "dBClusterSnapshotIdentifier", borrow)]
-    db_cluster_snapshot_identifier: Text<'a>,
-    #[serde(borrow)]
-    function_name: Text<'a>,
-    #[serde(borrow)]
-    detector_id: Text<'a>,
-    #[serde(borrow)]
-    configuration_recorder_name: Text<'a>,
-    #[serde(borrow)]
-    delivery_channel_name: Text<'a>,
-    #[serde(borrow)]
-    secret_id: Text<'a>,
-    #[serde(borrow)]
-    log_group_name: Text<'a>,
-    #[serde(borrow)]
-    topic_arn: Text<'a>,
-    #[serde(borrow)]
-    queue_url: Text<'a>,
-    #[serde(borrow)]
-    table_name: Text<'a>,
-    #[serde(borrow)]
-    stack_name: Text<'a>,
-    #[serde(borrow)]
-    instance_id: Text<'a>,
-    #[serde(borrow)]
-    network_acl_id: Text<'a>,
-    #[serde(borrow)]
-    name: Text<'a>,
 }
 
 #[cfg(test)]
