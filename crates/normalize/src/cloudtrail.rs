@@ -1,6 +1,7 @@
 //! A CloudTrail event (from any envelope) to a normalized row.
 
 use std::borrow::Cow;
+use std::mem::take;
 
 use demarc_model::schema::{outcome, provider};
 use serde::Deserialize;
@@ -15,16 +16,17 @@ use crate::time::parse_timestamp_micros;
 pub(crate) type EventError = (RejectReason, String);
 
 pub(crate) fn to_row<'a>(
-    doc: Document<'a>,
+    doc: &mut Document<'a>,
     raw: Option<&'a str>,
 ) -> Result<EventRow<'a>, EventError> {
-    let Some(event_id) = doc.event_id.0.filter(|s| !s.is_empty()) else {
+    let Some(event_id) = take(&mut doc.event_id).0.filter(|s| !s.is_empty()) else {
         return Err((
             RejectReason::MissingId,
             "CloudTrail event has no `eventID`".into(),
         ));
     };
-    let Some(event_time) = doc.event_time.as_deref() else {
+    let event_time = take(&mut doc.event_time);
+    let Some(event_time) = event_time.as_deref() else {
         return Err((
             RejectReason::MissingTime,
             "CloudTrail event has no `eventTime`".into(),
@@ -33,14 +35,14 @@ pub(crate) fn to_row<'a>(
     let time_us = parse_timestamp_micros(event_time)
         .map_err(|e| (RejectReason::BadTime, format!("`eventTime` {e}")))?;
 
-    let identity = doc.user_identity.0.unwrap_or_default();
+    let identity = take(&mut doc.user_identity).0.unwrap_or_default();
     let session_mfa = identity
         .session_context
         .get()
         .and_then(|c| c.attributes.get())
         .and_then(|a| a.mfa_authenticated.0);
 
-    let event_name = doc.event_name.0.filter(|s| !s.is_empty());
+    let event_name = take(&mut doc.event_name).0.filter(|s| !s.is_empty());
     let is_console_login = event_name.as_deref() == Some("ConsoleLogin");
 
     let mut failed = doc.error_code.as_deref().is_some();
@@ -70,9 +72,8 @@ pub(crate) fn to_row<'a>(
         .read_only
         .0
         .or_else(|| event_name.as_deref().and_then(infer_read_only));
-    let request = doc.request_parameters.0.map(json_text);
-    let resource = doc
-        .resources
+    let request = take(&mut doc.request_parameters).0.map(json_text);
+    let resource = take(&mut doc.resources)
         .0
         .and_then(|r| r.0)
         .and_then(|r| r.arn.0.filter(|s| !s.is_empty()))
@@ -89,29 +90,29 @@ pub(crate) fn to_row<'a>(
         time_us,
         provider: provider::AWS,
         event_id,
-        event_type: non_empty(doc.event_type),
-        account_id: non_empty(doc.recipient_account_id).or(account_id),
-        region: non_empty(doc.aws_region),
-        service: non_empty(doc.event_source),
+        event_type: non_empty(take(&mut doc.event_type)),
+        account_id: non_empty(take(&mut doc.recipient_account_id)).or(account_id),
+        region: non_empty(take(&mut doc.aws_region)),
+        service: non_empty(take(&mut doc.event_source)),
         operation: event_name,
         resource,
         actor_principal: principal,
         actor_type: kind,
         actor_invoked_by: invoked_by,
         mfa,
-        src_ip: non_empty(doc.source_ip_address),
-        user_agent: non_empty(doc.user_agent),
+        src_ip: non_empty(take(&mut doc.source_ip_address)),
+        user_agent: non_empty(take(&mut doc.user_agent)),
         outcome: if failed {
             outcome::FAILURE
         } else {
             outcome::SUCCESS
         },
-        error_code: non_empty(doc.error_code),
-        error_message: non_empty(doc.error_message),
+        error_code: non_empty(take(&mut doc.error_code)),
+        error_message: non_empty(take(&mut doc.error_message)),
         read_only,
         request,
-        response: doc.response_elements.0.map(json_text),
-        additional: doc.additional_event_data.0.map(json_text),
+        response: take(&mut doc.response_elements).0.map(json_text),
+        additional: take(&mut doc.additional_event_data).0.map(json_text),
         raw,
     })
 }

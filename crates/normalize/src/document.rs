@@ -8,7 +8,7 @@
 
 use serde::Deserialize;
 
-use crate::lenient::{First, Flag, Items, List, Obj, Present, Raw, Text};
+use crate::lenient::{First, Flag, Items, Obj, Present, Raw, Text};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
@@ -190,8 +190,8 @@ pub(crate) struct AuditLog<'a> {
     pub resource_name: Text<'a>,
     #[serde(rename = "authenticationInfo", borrow)]
     pub authentication_info: Obj<AuthenticationInfo<'a>>,
-    #[serde(rename = "authorizationInfo", borrow)]
-    pub authorization_info: List<Obj<AuthorizationInfo<'a>>>,
+    #[serde(rename = "authorizationInfo")]
+    pub authorization_info: PermissionKinds,
     #[serde(rename = "requestMetadata", borrow)]
     pub request_metadata: Obj<RequestMetadata<'a>>,
     #[serde(borrow)]
@@ -222,6 +222,80 @@ pub(crate) struct AuthenticationInfo<'a> {
 pub(crate) struct AuthorizationInfo<'a> {
     #[serde(rename = "permissionType", borrow)]
     pub permission_type: Text<'a>,
+}
+
+/// What `authorizationInfo[].permissionType` says about a call, summarised while
+/// parsing (no list is kept): whether any entry has a type, and whether all that have
+/// one are reads (`ADMIN_READ`, `DATA_READ`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PermissionKinds {
+    pub any: bool,
+    pub all_read: bool,
+}
+
+impl Default for PermissionKinds {
+    fn default() -> Self {
+        Self {
+            any: false,
+            all_read: true,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for PermissionKinds {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::{Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = PermissionKinds;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut kinds = PermissionKinds::default();
+                while let Some(entry) = seq.next_element::<Obj<AuthorizationInfo<'de>>>()? {
+                    if let Some(kind) = entry.get().and_then(|e| e.permission_type.as_deref()) {
+                        kinds.any = true;
+                        kinds.all_read &= kind.ends_with("_READ");
+                    }
+                }
+                Ok(kinds)
+            }
+            // Anything but an array says nothing.
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(PermissionKinds::default())
+            }
+            fn visit_some<D: serde::Deserializer<'de>>(
+                self,
+                d: D,
+            ) -> Result<Self::Value, D::Error> {
+                d.deserialize_any(self)
+            }
+            fn visit_none<E: Error>(self) -> Result<Self::Value, E> {
+                Ok(PermissionKinds::default())
+            }
+            fn visit_unit<E: Error>(self) -> Result<Self::Value, E> {
+                Ok(PermissionKinds::default())
+            }
+            fn visit_bool<E: Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(PermissionKinds::default())
+            }
+            fn visit_i64<E: Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(PermissionKinds::default())
+            }
+            fn visit_u64<E: Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(PermissionKinds::default())
+            }
+            fn visit_f64<E: Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(PermissionKinds::default())
+            }
+            fn visit_str<E: Error>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(PermissionKinds::default())
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1,6 +1,7 @@
 //! A GCP Cloud Audit Log entry (`LogEntry` with an `AuditLog` payload) to a normalized row.
 
 use std::borrow::Cow;
+use std::mem::take;
 
 use demarc_model::schema::{outcome, provider};
 
@@ -20,16 +21,17 @@ pub(crate) fn is_audit_log(doc: &Document<'_>) -> bool {
 }
 
 pub(crate) fn to_row<'a>(
-    doc: Document<'a>,
+    doc: &mut Document<'a>,
     raw: Option<&'a str>,
 ) -> Result<EventRow<'a>, EventError> {
-    let Some(insert_id) = doc.insert_id.0.filter(|s| !s.is_empty()) else {
+    let Some(insert_id) = take(&mut doc.insert_id).0.filter(|s| !s.is_empty()) else {
         return Err((
             RejectReason::MissingId,
             "GCP log entry has no `insertId`".into(),
         ));
     };
-    let Some(timestamp) = doc.timestamp.as_deref() else {
+    let timestamp = take(&mut doc.timestamp);
+    let Some(timestamp) = timestamp.as_deref() else {
         return Err((
             RejectReason::MissingTime,
             "GCP log entry has no `timestamp`".into(),
@@ -38,11 +40,13 @@ pub(crate) fn to_row<'a>(
     let time_us = parse_timestamp_micros(timestamp)
         .map_err(|e| (RejectReason::BadTime, format!("`timestamp` {e}")))?;
 
-    let payload = doc.proto_payload.0.unwrap_or_default();
+    let payload = take(&mut doc.proto_payload).0.unwrap_or_default();
     let log_kind = doc.log_name.0.as_deref().and_then(audit_log_kind);
-    let labels = doc.resource.0.and_then(|r| r.labels.0).unwrap_or_default();
-    let account_id = doc
-        .log_name
+    let labels = take(&mut doc.resource)
+        .0
+        .and_then(|r| r.labels.0)
+        .unwrap_or_default();
+    let account_id = take(&mut doc.log_name)
         .0
         .and_then(log_name_parent)
         .or_else(|| non_empty(labels.project_id));
@@ -69,7 +73,12 @@ pub(crate) fn to_row<'a>(
 
     let read_only = match log_kind {
         Some("activity" | "system_event") => Some(false),
-        Some("data_access") => data_access_read_only(&payload.authorization_info.0),
+        // Data-access entries say in `authorizationInfo[].permissionType` whether they
+        // read or wrote; without it nothing is assumed.
+        Some("data_access") => {
+            let kinds = payload.authorization_info;
+            kinds.any.then_some(kinds.all_read)
+        }
         _ => None,
     };
 
@@ -82,7 +91,7 @@ pub(crate) fn to_row<'a>(
         time_us,
         provider: provider::GCP,
         event_id: insert_id,
-        event_type: log_kind.map(|k| Cow::Owned(k.to_owned())),
+        event_type: log_kind.map(Cow::Borrowed),
         account_id,
         region,
         service: non_empty(payload.service_name),
@@ -151,20 +160,6 @@ fn principal_kind(principal: &str) -> &'static str {
     } else {
         "User"
     }
-}
-
-/// Data-access entries say in `authorizationInfo[].permissionType` whether they read or
-/// wrote; without it nothing is assumed.
-fn data_access_read_only(
-    infos: &[crate::lenient::Obj<crate::document::AuthorizationInfo<'_>>],
-) -> Option<bool> {
-    let mut kinds = infos
-        .iter()
-        .filter_map(|i| i.get())
-        .filter_map(|i| i.permission_type.as_deref())
-        .peekable();
-    kinds.peek()?;
-    Some(kinds.all(|k| k.ends_with("_READ")))
 }
 
 fn additional<'a>(

@@ -284,64 +284,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for Items<'a> {
     }
 }
 
-/// Every element of an array, each parsed as the lenient `T`; a non-array gives none.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct List<T>(pub Vec<T>);
-
-impl<T> Default for List<T> {
-    fn default() -> Self {
-        List(Vec::new())
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for List<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V<T>(PhantomData<T>);
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
-            type Value = List<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("any JSON value")
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let mut items = Vec::new();
-                while let Some(item) = seq.next_element::<T>()? {
-                    items.push(item);
-                }
-                Ok(List(items))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-                Ok(List(Vec::new()))
-            }
-            fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-                d.deserialize_any(self)
-            }
-            fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(List(Vec::new()))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-                Ok(List(Vec::new()))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(List(Vec::new()))
-            }
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-                Ok(List(Vec::new()))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-                Ok(List(Vec::new()))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-                Ok(List(Vec::new()))
-            }
-            fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
-                Ok(List(Vec::new()))
-            }
-        }
-        deserializer.deserialize_any(V(PhantomData))
-    }
-}
-
 /// Whether a key is present at all, whatever its value.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Present(pub bool);
@@ -371,8 +313,6 @@ mod tests {
         first: First<Obj<Inner>>,
         #[serde(borrow, default)]
         items: Items<'a>,
-        #[serde(borrow, default)]
-        list: List<Text<'a>>,
         #[serde(default)]
         present: Present,
     }
@@ -463,15 +403,6 @@ mod tests {
             Items::NotArray("object")
         );
         assert_eq!(probe("{}").items, Items::Absent);
-    }
-
-    #[test]
-    fn list_keeps_usable_elements() {
-        let p = probe(r#"{"list":["a", 1, {"b":2}]}"#);
-        assert_eq!(p.list.0.len(), 3);
-        assert_eq!(p.list.0[1].as_deref(), Some("1"));
-        assert_eq!(p.list.0[2].as_deref(), None);
-        assert!(probe(r#"{"list":"a"}"#).list.0.is_empty());
     }
 
     #[test]

@@ -257,8 +257,8 @@ impl Normalizer {
             let detail = "JSON document is not an object or an array".to_owned();
             return self.reject(RejectReason::UnrecognizedEnvelope, detail, cursor, bytes);
         }
-        if let Some((doc, text)) = self.parse_document(bytes, cursor) {
-            self.dispatch(doc, text, cursor);
+        if let Some((mut doc, text)) = self.parse_document(bytes, cursor) {
+            self.dispatch(&mut doc, text, cursor);
         }
     }
 
@@ -306,8 +306,8 @@ impl Normalizer {
         if bytes.len() > self.options.max_event_bytes {
             return self.oversize(bytes, cursor);
         }
-        if let Some((doc, text)) = self.parse_document(bytes, cursor) {
-            self.dispatch(doc, text, cursor);
+        if let Some((mut doc, text)) = self.parse_document(bytes, cursor) {
+            self.dispatch(&mut doc, text, cursor);
         }
     }
 
@@ -320,7 +320,7 @@ impl Normalizer {
         self.reject(RejectReason::Oversize, detail, cursor, bytes);
     }
 
-    fn dispatch(&mut self, doc: Document<'_>, text: &str, cursor: Cursor<'_>) {
+    fn dispatch<'a>(&mut self, doc: &mut Document<'a>, text: &'a str, cursor: Cursor<'_>) {
         let bytes = text.as_bytes();
         if doc.digest_start_time.0 && doc.log_files.0 {
             return self.skip(SkipReason::CloudTrailDigest);
@@ -373,7 +373,7 @@ impl Normalizer {
             return self.pubsub_push(message, bytes, cursor);
         }
         if doc.is_pubsub_message() {
-            let data = doc.data.0.unwrap_or_default();
+            let data = std::mem::take(&mut doc.data).0.unwrap_or_default();
             return self.pubsub_data(&data, bytes, cursor);
         }
         if doc.looks_like_cloudtrail() {
@@ -396,8 +396,8 @@ impl Normalizer {
         if bytes.len() > self.options.max_event_bytes {
             return self.oversize(bytes, cursor);
         }
-        if let Some((doc, text)) = self.parse_document(bytes, cursor) {
-            self.cloudtrail_event(doc, text, cursor);
+        if let Some((mut doc, text)) = self.parse_document(bytes, cursor) {
+            self.cloudtrail_event(&mut doc, text, cursor);
         }
     }
 
@@ -426,7 +426,7 @@ impl Normalizer {
         }
     }
 
-    fn cloudtrail_event(&mut self, doc: Document<'_>, text: &str, cursor: Cursor<'_>) {
+    fn cloudtrail_event<'a>(&mut self, doc: &mut Document<'a>, text: &'a str, cursor: Cursor<'_>) {
         // S3, SQS and SNS notifications also come as `Records`, with `aws:`-prefixed
         // sources; they describe data, not API calls.
         if doc
@@ -441,10 +441,13 @@ impl Normalizer {
 
     fn event<'a>(
         &mut self,
-        doc: Document<'a>,
+        doc: &mut Document<'a>,
         text: &'a str,
         cursor: Cursor<'_>,
-        to_row: fn(Document<'a>, Option<&'a str>) -> Result<EventRow<'a>, cloudtrail::EventError>,
+        to_row: fn(
+            &mut Document<'a>,
+            Option<&'a str>,
+        ) -> Result<EventRow<'a>, cloudtrail::EventError>,
     ) {
         let bytes = text.as_bytes();
         if bytes.len() > self.options.max_event_bytes {
