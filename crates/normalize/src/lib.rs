@@ -364,7 +364,7 @@ impl Normalizer {
             lenient::Items::Absent => {}
         }
         if doc.proto_payload.0.is_some() {
-            if !gcp::is_audit_log(&doc) {
+            if !gcp::is_audit_log(doc) {
                 return self.skip(SkipReason::GcpNonAudit);
             }
             return self.event(doc, text, cursor, gcp::to_row);
