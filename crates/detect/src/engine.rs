@@ -1,0 +1,186 @@
+//! Rules planned against the event schema, and evaluated over batches of events.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use datafusion::datasource::MemTable;
+use datafusion::execution::FunctionRegistry;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::prelude::SessionContext;
+use demarc_model::event_schema;
+
+use crate::rule::{RuleError, RuleFile, placeholders};
+use crate::{Error, Result};
+
+/// The table every rule reads.
+pub const EVENTS_TABLE: &str = "events";
+
+/// Column every rule must return, so that alerts name their events.
+const EVENT_ID: &str = "event_id";
+
+/// Rules that parsed and planned against the event schema.
+#[derive(Debug)]
+pub struct RuleSet {
+    rules: Vec<RuleFile>,
+}
+
+/// The rows one rule matched in one batch.
+#[derive(Debug)]
+pub struct Matches<'r> {
+    pub rule: &'r RuleFile,
+    pub rows: Vec<RecordBatch>,
+}
+
+impl RuleSet {
+    /// Reads every `*.sql` file of `dir` (sorted by name) and validates it.
+    pub async fn from_dir(dir: &Path) -> Result<Self> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|source| Error::Read {
+                path: dir.to_owned(),
+                source,
+            })?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+            .collect();
+        paths.sort();
+        let mut sources = Vec::with_capacity(paths.len());
+        for path in paths {
+            let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
+                path: path.clone(),
+                source,
+            })?;
+            sources.push((path, text));
+        }
+        Self::from_sources(sources).await
+    }
+
+    /// Parses and plans every rule; all problems are reported together, each with
+    /// its file and line.
+    pub async fn from_sources(sources: Vec<(PathBuf, String)>) -> Result<Self> {
+        if sources.is_empty() {
+            return Err(Error::NoRules);
+        }
+        let ctx = session(RecordBatch::new_empty(event_schema()))?;
+        let mut rules = Vec::new();
+        let mut problems = Vec::new();
+        let mut ids = std::collections::BTreeMap::new();
+        for (path, text) in sources {
+            let rule = match RuleFile::parse(&path, &text) {
+                Ok(rule) => rule,
+                Err(e) => {
+                    problems.push(e);
+                    continue;
+                }
+            };
+            if let Some(first) = ids.insert(rule.meta.id.clone(), path.clone()) {
+                problems.push(RuleError {
+                    file: path.clone(),
+                    line: rule.header_line(&text, "id"),
+                    message: format!(
+                        "rule id `{}` is already used by {}",
+                        rule.meta.id,
+                        first.display()
+                    ),
+                });
+                continue;
+            }
+            match check_plan(&ctx, &rule, &text).await {
+                Ok(()) => rules.push(rule),
+                Err(e) => problems.push(e),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(Error::Rules(problems));
+        }
+        Ok(Self { rules })
+    }
+
+    pub fn rules(&self) -> &[RuleFile] {
+        &self.rules
+    }
+
+    /// Runs every rule over one batch of normalized events.
+    pub async fn evaluate(&self, batch: RecordBatch) -> Result<Vec<Matches<'_>>> {
+        let ctx = session(batch)?;
+        let mut all = Vec::with_capacity(self.rules.len());
+        for rule in &self.rules {
+            let rows = ctx
+                .sql(&rule.sql)
+                .await
+                .map_err(|source| Error::Evaluate {
+                    rule: rule.meta.id.clone(),
+                    source,
+                })?
+                .collect()
+                .await
+                .map_err(|source| Error::Evaluate {
+                    rule: rule.meta.id.clone(),
+                    source,
+                })?;
+            all.push(Matches { rule, rows });
+        }
+        Ok(all)
+    }
+}
+
+/// A DataFusion session with `batch` as the `events` table and the JSON functions.
+fn session(batch: RecordBatch) -> Result<SessionContext> {
+    let mut ctx = SessionContext::new();
+    datafusion_functions_json::register_all(&mut ctx as &mut dyn FunctionRegistry)
+        .map_err(Error::Engine)?;
+    let table = MemTable::try_new(event_schema(), vec![vec![batch]]).map_err(Error::Engine)?;
+    ctx.register_table(EVENTS_TABLE, Arc::new(table))
+        .map_err(Error::Engine)?;
+    Ok(ctx)
+}
+
+/// Plans the rule against the empty `events` table: the SQL must parse, name only
+/// known columns and functions, return `event_id`, and return every column its
+/// `dedup` and `summary` refer to.
+async fn check_plan(
+    ctx: &SessionContext,
+    rule: &RuleFile,
+    text: &str,
+) -> std::result::Result<(), RuleError> {
+    let error = |line: usize, message: String| RuleError {
+        file: rule.path.clone(),
+        line,
+        message,
+    };
+    let plan: LogicalPlan = ctx
+        .state()
+        .create_logical_plan(&rule.sql)
+        .await
+        .map_err(|e| {
+            error(
+                rule.sql_line,
+                format!("the SQL does not plan against the event schema: {e}"),
+            )
+        })?;
+    let output = plan.schema();
+    let has = |name: &str| output.fields().iter().any(|f| f.name() == name);
+    if !has(EVENT_ID) {
+        return Err(error(
+            rule.sql_line,
+            format!("the query must return `{EVENT_ID}`"),
+        ));
+    }
+    for column in &rule.meta.dedup {
+        if !has(column) {
+            return Err(error(
+                rule.header_line(text, "dedup"),
+                format!("dedup column `{column}` is not returned by the query"),
+            ));
+        }
+    }
+    for column in placeholders(&rule.meta.summary) {
+        if !has(column) {
+            return Err(error(
+                rule.header_line(text, "summary"),
+                format!("summary placeholder `{{{column}}}` is not returned by the query"),
+            ));
+        }
+    }
+    Ok(())
+}

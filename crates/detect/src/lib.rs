@@ -1,0 +1,42 @@
+//! Detection rules: one SQL file per rule over the table `events`, with a metadata
+//! header; validated against the event schema at load time and evaluated with
+//! DataFusion over batches of normalized events.
+//!
+//! This crate must not depend on Kafka or on how events are read: it sees Arrow
+//! batches of the schema in `demarc_model` and nothing else, so the streaming and the
+//! backfill jobs run the same rules.
+
+mod engine;
+mod rule;
+
+use std::path::PathBuf;
+
+pub use engine::{EVENTS_TABLE, Matches, RuleSet};
+pub use rule::{RuleError, RuleFile, placeholders};
+
+/// Why rules could not be loaded or run.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Rule files the user must fix; every one of them is listed.
+    #[error("{} rule problem(s):\n{}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Rules(Vec<RuleError>),
+    #[error("no rules found: a rules folder holds one `*.sql` file per rule")]
+    NoRules,
+    #[error("cannot read `{}`", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A bug or resource problem inside the query engine.
+    #[error("query engine error")]
+    Engine(#[source] datafusion::error::DataFusionError),
+    #[error("rule `{rule}` failed to run")]
+    Evaluate {
+        rule: String,
+        #[source]
+        source: datafusion::error::DataFusionError,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

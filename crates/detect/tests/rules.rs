@@ -1,0 +1,115 @@
+//! Every rule in `queries/` loads (header and plan), and its fixtures in
+//! `testdata/rules/<rule-id>/{positive,negative}/` behave: every positive event alerts,
+//! no negative event does.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use demarc_detect::RuleSet;
+use demarc_model::Origin;
+use demarc_normalize::{Normalizer, Options};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Normalizes every fixture file of a folder; returns the batch and its event ids.
+fn fixtures(dir: &Path) -> (Option<RecordBatch>, BTreeSet<String>) {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("fixture folder {}: {e}", dir.display()))
+        .map(|e| e.expect("fixture entry").path())
+        .collect();
+    paths.sort();
+    let mut normalizer = Normalizer::new(Options::default());
+    for path in &paths {
+        let bytes = std::fs::read(path).expect("fixture is readable");
+        normalizer.push(&bytes, &Origin::file(path.display().to_string()));
+        let rejects = normalizer.take_rejects();
+        assert!(
+            rejects.is_empty(),
+            "fixture {} does not normalize: {rejects:?}",
+            path.display()
+        );
+    }
+    let batch = normalizer.take_batch();
+    let ids = batch.as_ref().map(event_ids).unwrap_or_default();
+    (batch, ids)
+}
+
+fn event_ids(batch: &RecordBatch) -> BTreeSet<String> {
+    let column = batch.column_by_name("event_id").expect("event_id column");
+    let ids = column.as_string::<i32>();
+    (0..ids.len()).map(|i| ids.value(i).to_owned()).collect()
+}
+
+#[tokio::test]
+async fn every_rule_alerts_on_its_positives_and_only_them() {
+    let rules = RuleSet::from_dir(&repo().join("queries"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!rules.rules().is_empty());
+    let mut failures = Vec::new();
+    for rule in rules.rules() {
+        let id = &rule.meta.id;
+        let base = repo().join("testdata/rules").join(id);
+        for kind in ["positive", "negative"] {
+            let (batch, ids) = fixtures(&base.join(kind));
+            assert!(
+                ids.len() >= 2,
+                "{id}: at least 2 {kind} events, found {}",
+                ids.len()
+            );
+            let batch = batch.expect("fixtures have rows");
+            let matched: BTreeSet<String> = rules
+                .evaluate(batch)
+                .await
+                .unwrap_or_else(|e| panic!("{id}: {e}"))
+                .into_iter()
+                .filter(|m| &m.rule.meta.id == id)
+                .flat_map(|m| m.rows.iter().flat_map(event_ids).collect::<Vec<_>>())
+                .collect();
+            let expected = if kind == "positive" {
+                ids.clone()
+            } else {
+                BTreeSet::new()
+            };
+            if matched != expected {
+                failures.push(format!(
+                    "{id} {kind}: expected {expected:?}, matched {matched:?}"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn a_rule_that_does_not_plan_is_reported_with_file_and_line() {
+    let text = std::fs::read_to_string(repo().join("queries/aws-cloudtrail-logging-stopped.sql"))
+        .expect("rule is readable");
+    let broken = text.replace("operation IN", "operaton IN");
+    let path = PathBuf::from("queries/broken.sql");
+    let err = RuleSet::from_sources(vec![(path, broken)])
+        .await
+        .expect_err("unknown column");
+    let message = err.to_string();
+    assert!(message.contains("queries/broken.sql:13:"), "{message}");
+    assert!(message.contains("operaton"), "{message}");
+
+    let no_event_id = text.replace("SELECT event_id, time,", "SELECT time,");
+    let err = RuleSet::from_sources(vec![(PathBuf::from("q.sql"), no_event_id)])
+        .await
+        .expect_err("no event_id");
+    assert!(err.to_string().contains("must return `event_id`"), "{err}");
+
+    let bad_summary = text.replace("{resource}", "{trail}");
+    let err = RuleSet::from_sources(vec![(PathBuf::from("q.sql"), bad_summary)])
+        .await
+        .expect_err("unknown placeholder");
+    assert!(
+        err.to_string()
+            .contains("q.sql:9: summary placeholder `{trail}`"),
+        "{err}"
+    );
+}
