@@ -68,11 +68,21 @@ pub struct Normalizer {
     builder: EventBatchBuilder,
     rejects: Vec<Reject>,
     stats: Stats,
-    /// Decompression output, reused (see [`Normalizer::input`]).
-    gzip_buffer: Vec<u8>,
+    /// Decompression output, reused across inputs.
+    gzip_buffer: Buffer,
     /// Ordinal of the next outcome (row, skip or reject) inside the current top-level
     /// document; with the line it makes every position unique.
     next_index: u32,
+}
+
+/// A reusable byte buffer whose `Debug` shows its size, not its bytes.
+#[derive(Default)]
+struct Buffer(Vec<u8>);
+
+impl std::fmt::Debug for Buffer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Buffer({} bytes)", self.0.len())
+    }
 }
 
 /// Where in the input the document being read sits.
@@ -177,13 +187,13 @@ impl Normalizer {
         if bytes.starts_with(&[0x1f, 0x8b]) {
             // The output buffer is reused across inputs: allocating and first touching
             // large buffers costs more than decompressing into them.
-            let mut buffer = std::mem::take(&mut self.gzip_buffer);
+            let mut buffer = std::mem::take(&mut self.gzip_buffer.0);
             match gunzip(bytes, &mut buffer, self.options.max_input_bytes) {
                 Ok(len) => self.input(&buffer[..len], cursor.deeper()),
                 Err((reason, detail)) => self.reject(reason, detail, cursor, bytes),
             }
             if buffer.len() <= KEPT_GZIP_BUFFER {
-                self.gzip_buffer = buffer;
+                self.gzip_buffer = Buffer(buffer);
             }
             return;
         }
