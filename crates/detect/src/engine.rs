@@ -124,6 +124,28 @@ impl RuleSet {
     }
 }
 
+impl RuleSet {
+    /// Runs every rule over one batch and turns each matched row into an alert.
+    pub async fn alerts(
+        &self,
+        batch: RecordBatch,
+        detected_at: &str,
+    ) -> Result<Vec<demarc_model::Alert>> {
+        let index_batch = batch.clone();
+        let index = crate::alert::EventIndex::new(&index_batch)?;
+        let mut alerts = Vec::new();
+        for matches in self.evaluate(batch).await? {
+            alerts.extend(crate::alert::alerts(
+                matches.rule,
+                &matches.rows,
+                &index,
+                detected_at,
+            )?);
+        }
+        Ok(alerts)
+    }
+}
+
 /// A DataFusion session with `batch` as the `events` table and the JSON functions.
 fn session(batch: RecordBatch) -> Result<SessionContext> {
     let mut ctx = SessionContext::new();

@@ -6,11 +6,13 @@
 //! batches of the schema in `demarc_model` and nothing else, so the streaming and the
 //! backfill jobs run the same rules.
 
+mod alert;
 mod engine;
 mod rule;
 
 use std::path::PathBuf;
 
+pub use alert::alert_id;
 pub use engine::{EVENTS_TABLE, Matches, RuleSet};
 pub use rule::{RuleError, RuleFile, placeholders};
 
@@ -31,6 +33,9 @@ pub enum Error {
     /// A bug or resource problem inside the query engine.
     #[error("query engine error")]
     Engine(#[source] datafusion::error::DataFusionError),
+    /// Rows that do not have the shape alerts need.
+    #[error("cannot build alerts: {0}")]
+    Schema(String),
     #[error("rule `{rule}` failed to run")]
     Evaluate {
         rule: String,

@@ -113,3 +113,71 @@ async fn a_rule_that_does_not_plan_is_reported_with_file_and_line() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn matches_become_alerts_with_stable_ids() {
+    let rules = RuleSet::from_dir(&repo().join("queries"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dir = repo().join("testdata/rules/aws-cloudtrail-logging-stopped/positive");
+    let (batch, ids) = fixtures(&dir);
+    let batch = batch.expect("rows");
+    let first = rules
+        .alerts(batch.clone(), "2026-03-02T10:00:05Z")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let alerts: Vec<_> = first
+        .iter()
+        .filter(|a| a.rule_id == "aws-cloudtrail-logging-stopped")
+        .collect();
+    assert_eq!(alerts.len(), ids.len());
+    let stop = alerts
+        .iter()
+        .find(|a| a.event_ids == ["pos-stop"])
+        .expect("alert for the StopLogging event");
+    assert_eq!(
+        stop.summary,
+        "arn:aws:iam::111122223333:user/alice ran StopLogging on trail \
+         arn:aws:cloudtrail:eu-west-1:111122223333:trail/org-trail in account 111122223333"
+    );
+    assert_eq!(stop.category.as_str(), "logging-disabled");
+    assert_eq!(stop.event_time, "2026-03-02T10:00:00Z");
+    assert_eq!(stop.account_id.as_deref(), Some("111122223333"));
+    assert!(
+        stop.source[0].origin.source.ends_with("stop-logging.json"),
+        "{:?}",
+        stop.source
+    );
+    let json = serde_json::to_value(stop).expect("alert serializes");
+    for field in [
+        "alert_id",
+        "rule_id",
+        "title",
+        "category",
+        "severity",
+        "srm_layer",
+        "attack",
+        "summary",
+        "event_ids",
+        "event_time",
+        "detected_at",
+        "provider",
+        "account_id",
+        "region",
+        "actor",
+        "resource",
+        "source",
+    ] {
+        assert!(json.get(field).is_some(), "alert lacks `{field}`: {json}");
+    }
+
+    // A replay of the same events yields the same alert ids.
+    let again = rules
+        .alerts(batch, "2026-03-03T00:00:00Z")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ids_of = |alerts: &[demarc_model::Alert]| -> BTreeSet<String> {
+        alerts.iter().map(|a| a.alert_id.clone()).collect()
+    };
+    assert_eq!(ids_of(&first), ids_of(&again));
+}
