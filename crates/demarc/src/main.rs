@@ -2,6 +2,7 @@
 
 mod normalize;
 mod output;
+mod rules;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -21,6 +22,9 @@ struct Cli {
 enum Command {
     /// Normalize audit-log files (any envelope, gzip or not) into one Parquet or JSONL file
     Normalize(normalize::NormalizeArgs),
+    /// List the detection rules, or test them against their fixtures
+    #[command(subcommand)]
+    Rules(rules::RulesCommand),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +38,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Normalize(args) => normalize::run(&args),
+        Command::Rules(command) => rules::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

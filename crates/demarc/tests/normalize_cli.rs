@@ -158,3 +158,48 @@ fn bad_paths_and_formats_fail_clearly() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn rules_list_and_test() {
+    let list = demarc(&["rules", "list"]);
+    assert!(
+        list.status.success(),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&list.stdout);
+    assert!(
+        stdout.contains("aws-cloudtrail-logging-stopped"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("logging-disabled"), "{stdout}");
+
+    let test = demarc(&["rules", "test"]);
+    let stdout = String::from_utf8_lossy(&test.stdout);
+    assert!(
+        test.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&test.stderr)
+    );
+    assert!(stdout.contains(" 0 failed"), "{stdout}");
+
+    // A rule whose fixtures it misses fails the run.
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rule = std::fs::read_to_string(repo().join("queries/aws-cloudtrail-logging-stopped.sql"))
+        .expect("rule is readable");
+    std::fs::write(
+        dir.path().join("r.sql"),
+        rule.replace("IN ('StopLogging', 'DeleteTrail')", "= 'StopLogging'"),
+    )
+    .expect("rule written");
+    let test = demarc(&[
+        "rules",
+        "test",
+        "--rules",
+        dir.path().to_str().expect("utf-8 path"),
+    ]);
+    let stdout = String::from_utf8_lossy(&test.stdout);
+    assert!(!test.status.success(), "{stdout}");
+    assert!(stdout.contains("FAIL"), "{stdout}");
+    assert!(stdout.contains("pos-delete"), "{stdout}");
+}

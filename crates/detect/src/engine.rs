@@ -32,7 +32,18 @@ pub struct Matches<'r> {
     pub rows: Vec<RecordBatch>,
 }
 
+include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
+
 impl RuleSet {
+    /// The rules compiled into this build from `queries/`.
+    pub async fn builtin() -> Result<Self> {
+        let sources = BUILTIN_RULES
+            .iter()
+            .map(|(name, text)| (PathBuf::from(name), (*text).to_owned()))
+            .collect();
+        Self::from_sources(sources).await
+    }
+
     /// Reads every `*.sql` file of `dir` (sorted by name) and validates it.
     pub async fn from_dir(dir: &Path) -> Result<Self> {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)

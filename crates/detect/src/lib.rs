@@ -3,17 +3,20 @@
 //! DataFusion over batches of normalized events.
 //!
 //! This crate must not depend on Kafka or on how events are read: it sees Arrow
-//! batches of the schema in `demarc_model` and nothing else, so the streaming and the
-//! backfill jobs run the same rules.
+//! batches of the schema in `demarc_model`, so the streaming and the backfill jobs run
+//! the same rules. It uses the (pure, synchronous) normalizer only to read rule
+//! fixtures, which may come in any envelope.
 
 mod alert;
 mod engine;
+mod fixtures;
 mod rule;
 
 use std::path::PathBuf;
 
 pub use alert::alert_id;
 pub use engine::{EVENTS_TABLE, Matches, RuleSet};
+pub use fixtures::{FixtureResult, MIN_FIXTURES, check_fixtures};
 pub use rule::{RuleError, RuleFile, placeholders};
 
 /// Why rules could not be loaded or run.

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use demarc_detect::RuleSet;
+use demarc_detect::{MIN_FIXTURES, RuleSet, check_fixtures};
 use demarc_model::Origin;
 use demarc_normalize::{Normalizer, Options};
 
@@ -25,22 +25,19 @@ fn fixtures(dir: &Path) -> (Option<RecordBatch>, BTreeSet<String>) {
     for path in &paths {
         let bytes = std::fs::read(path).expect("fixture is readable");
         normalizer.push(&bytes, &Origin::file(path.display().to_string()));
-        let rejects = normalizer.take_rejects();
-        assert!(
-            rejects.is_empty(),
-            "fixture {} does not normalize: {rejects:?}",
-            path.display()
-        );
     }
     let batch = normalizer.take_batch();
-    let ids = batch.as_ref().map(event_ids).unwrap_or_default();
+    let ids = batch
+        .as_ref()
+        .map(|b| {
+            let ids = b
+                .column_by_name("event_id")
+                .expect("event_id")
+                .as_string::<i32>();
+            (0..ids.len()).map(|i| ids.value(i).to_owned()).collect()
+        })
+        .unwrap_or_default();
     (batch, ids)
-}
-
-fn event_ids(batch: &RecordBatch) -> BTreeSet<String> {
-    let column = batch.column_by_name("event_id").expect("event_id column");
-    let ids = column.as_string::<i32>();
-    (0..ids.len()).map(|i| ids.value(i).to_owned()).collect()
 }
 
 #[tokio::test]
@@ -49,39 +46,21 @@ async fn every_rule_alerts_on_its_positives_and_only_them() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(!rules.rules().is_empty());
-    let mut failures = Vec::new();
-    for rule in rules.rules() {
-        let id = &rule.meta.id;
-        let base = repo().join("testdata/rules").join(id);
-        for kind in ["positive", "negative"] {
-            let (batch, ids) = fixtures(&base.join(kind));
-            assert!(
-                ids.len() >= 2,
-                "{id}: at least 2 {kind} events, found {}",
-                ids.len()
-            );
-            let batch = batch.expect("fixtures have rows");
-            let matched: BTreeSet<String> = rules
-                .evaluate(batch)
-                .await
-                .unwrap_or_else(|e| panic!("{id}: {e}"))
-                .into_iter()
-                .filter(|m| &m.rule.meta.id == id)
-                .flat_map(|m| m.rows.iter().flat_map(event_ids).collect::<Vec<_>>())
-                .collect();
-            let expected = if kind == "positive" {
-                ids.clone()
-            } else {
-                BTreeSet::new()
-            };
-            if matched != expected {
-                failures.push(format!(
-                    "{id} {kind}: expected {expected:?}, matched {matched:?}"
-                ));
-            }
-        }
-    }
+    let results = check_fixtures(&rules, &repo().join("testdata/rules"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(results.len(), rules.rules().len());
+    let failures: Vec<String> = results
+        .iter()
+        .filter(|r| !r.passed())
+        .map(|r| format!("{}: {}", r.rule_id, r.problems.join("; ")))
+        .collect();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        results
+            .iter()
+            .all(|r| r.positives >= MIN_FIXTURES && r.negatives >= MIN_FIXTURES)
+    );
 }
 
 #[tokio::test]
@@ -180,4 +159,15 @@ async fn matches_become_alerts_with_stable_ids() {
         alerts.iter().map(|a| a.alert_id.clone()).collect()
     };
     assert_eq!(ids_of(&first), ids_of(&again));
+}
+
+#[tokio::test]
+async fn the_compiled_in_rules_are_the_queries_folder() {
+    let builtin = RuleSet::builtin().await.unwrap_or_else(|e| panic!("{e}"));
+    let from_dir = RuleSet::from_dir(&repo().join("queries"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ids =
+        |set: &RuleSet| -> Vec<String> { set.rules().iter().map(|r| r.meta.id.clone()).collect() };
+    assert_eq!(ids(&builtin), ids(&from_dir));
 }

@@ -1,0 +1,84 @@
+//! `demarc rules list` and `demarc rules test`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use clap::{Args, Subcommand};
+use demarc_detect::{RuleSet, check_fixtures};
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Print every rule: id, category, severity, SRM layer and title
+    List(RulesArgs),
+    /// Run every rule against its positive and negative fixtures; exit 1 on any failure
+    Test {
+        #[command(flatten)]
+        rules: RulesArgs,
+        /// Folder of fixtures: <DIR>/<rule-id>/{positive,negative}/
+        #[arg(long, default_value = "testdata/rules")]
+        fixtures: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct RulesArgs {
+    /// Load the rules from this folder of *.sql files instead of the compiled-in ones
+    #[arg(long)]
+    rules: Option<PathBuf>,
+}
+
+impl RulesArgs {
+    async fn load(&self) -> Result<RuleSet> {
+        Ok(match &self.rules {
+            Some(dir) => RuleSet::from_dir(dir).await?,
+            None => RuleSet::builtin().await?,
+        })
+    }
+}
+
+pub fn run(command: &RulesCommand) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    runtime.block_on(async {
+        match command {
+            RulesCommand::List(args) => list(&args.load().await?),
+            RulesCommand::Test { rules, fixtures } => test(&rules.load().await?, fixtures).await,
+        }
+    })
+}
+
+fn list(rules: &RuleSet) -> Result<()> {
+    println!(
+        "{:<40} {:<22} {:<9} {:<13} TITLE",
+        "ID", "CATEGORY", "SEVERITY", "LAYER"
+    );
+    for rule in rules.rules() {
+        let meta = &rule.meta;
+        println!(
+            "{:<40} {:<22} {:<9} {:<13} {}",
+            meta.id, meta.category, meta.severity, meta.srm_layer, meta.title
+        );
+    }
+    Ok(())
+}
+
+async fn test(rules: &RuleSet, fixtures: &Path) -> Result<()> {
+    let results = check_fixtures(rules, fixtures).await?;
+    println!("{:<40} {:>9} {:>9}  RESULT", "RULE", "POSITIVE", "NEGATIVE");
+    let mut failed = 0;
+    for result in &results {
+        let verdict = if result.passed() { "pass" } else { "FAIL" };
+        println!(
+            "{:<40} {:>9} {:>9}  {verdict}",
+            result.rule_id, result.positives, result.negatives
+        );
+        for problem in &result.problems {
+            println!("    {problem}");
+        }
+        failed += usize::from(!result.passed());
+    }
+    println!("{} passed, {failed} failed", results.len() - failed);
+    if failed > 0 {
+        bail!("{failed} rule(s) failed their fixtures");
+    }
+    Ok(())
+}

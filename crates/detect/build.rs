@@ -1,0 +1,41 @@
+//! Compiles the rules in `queries/` into the library, so that the binary carries its
+//! detections; `--rules DIR` replaces them at run time.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+fn main() {
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let queries = Path::new(&manifest).join("../../queries");
+    println!("cargo::rerun-if-changed={}", queries.display());
+    let mut paths: Vec<_> = std::fs::read_dir(&queries)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+                .collect()
+        })
+        .unwrap_or_default();
+    paths.sort();
+    let mut code = String::from(
+        "/// The rules compiled in from `queries/`: (file name, text).\npub(crate) const BUILTIN_RULES: &[(&str, &str)] = &[\n",
+    );
+    for path in &paths {
+        println!("cargo::rerun-if-changed={}", path.display());
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("rule file names are UTF-8");
+        let absolute = path.canonicalize().expect("rule file exists");
+        writeln!(
+            code,
+            "    (\"queries/{name}\", include_str!({:?})),",
+            absolute.display().to_string()
+        )
+        .expect("write to string");
+    }
+    code.push_str("];\n");
+    let out =
+        Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("builtin_rules.rs");
+    std::fs::write(out, code).expect("OUT_DIR is writable");
+}

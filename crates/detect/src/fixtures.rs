@@ -1,0 +1,128 @@
+//! Rule fixtures: `<root>/<rule-id>/positive/` holds events that must alert,
+//! `<root>/<rule-id>/negative/` events that must not. Files may be in any envelope the
+//! normalizer reads. This is what `demarc rules test` and the test suite both run.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use demarc_model::Origin;
+use demarc_normalize::{Normalizer, Options};
+
+use crate::{Result, RuleSet};
+
+/// The outcome of one rule's fixtures.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FixtureResult {
+    pub rule_id: String,
+    pub positives: usize,
+    pub negatives: usize,
+    /// What went wrong; empty when the rule passed.
+    pub problems: Vec<String>,
+}
+
+impl FixtureResult {
+    pub fn passed(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Fewer fixture events than this per side fail the rule.
+pub const MIN_FIXTURES: usize = 2;
+
+/// Runs every rule against its own fixtures under `root`.
+pub async fn check_fixtures(rules: &RuleSet, root: &Path) -> Result<Vec<FixtureResult>> {
+    let mut results = Vec::new();
+    for rule in rules.rules() {
+        let id = &rule.meta.id;
+        let mut result = FixtureResult {
+            rule_id: id.clone(),
+            positives: 0,
+            negatives: 0,
+            problems: Vec::new(),
+        };
+        for positive in [true, false] {
+            let kind = if positive { "positive" } else { "negative" };
+            let dir = root.join(id).join(kind);
+            let (batch, ids) = match normalize_dir(&dir) {
+                Ok(loaded) => loaded,
+                Err(problem) => {
+                    result.problems.push(problem);
+                    continue;
+                }
+            };
+            if positive {
+                result.positives = ids.len();
+            } else {
+                result.negatives = ids.len();
+            }
+            if ids.len() < MIN_FIXTURES {
+                result.problems.push(format!(
+                    "{}: {} {kind} event(s), at least {MIN_FIXTURES} needed",
+                    dir.display(),
+                    ids.len()
+                ));
+            }
+            let Some(batch) = batch else { continue };
+            let matched: BTreeSet<String> = rules
+                .evaluate(batch)
+                .await?
+                .into_iter()
+                .filter(|m| &m.rule.meta.id == id)
+                .flat_map(|m| m.rows.iter().flat_map(event_ids).collect::<Vec<_>>())
+                .collect();
+            if positive {
+                let missed: Vec<&String> = ids.difference(&matched).collect();
+                if !missed.is_empty() {
+                    result
+                        .problems
+                        .push(format!("positive events did not alert: {missed:?}"));
+                }
+            } else if !matched.is_empty() {
+                result
+                    .problems
+                    .push(format!("negative events alerted: {matched:?}"));
+            }
+        }
+        results.push(result);
+    }
+    Ok(results)
+}
+
+/// Every file of a fixture folder, normalized; a reject is a broken fixture.
+fn normalize_dir(
+    dir: &Path,
+) -> std::result::Result<(Option<RecordBatch>, BTreeSet<String>), String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    let mut normalizer = Normalizer::new(Options::default());
+    for path in &paths {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        normalizer.push(&bytes, &Origin::file(path.display().to_string()));
+        if let Some(reject) = normalizer.take_rejects().first() {
+            return Err(format!(
+                "{}: fixture does not normalize: {} ({})",
+                path.display(),
+                reject.reason,
+                reject.detail
+            ));
+        }
+    }
+    let batch = normalizer.take_batch();
+    let ids = batch.as_ref().map(event_ids).unwrap_or_default();
+    Ok((batch, ids))
+}
+
+fn event_ids(batch: &RecordBatch) -> BTreeSet<String> {
+    let Some(ids) = batch
+        .column_by_name("event_id")
+        .and_then(|c| c.as_string_opt::<i32>())
+    else {
+        return BTreeSet::new();
+    };
+    (0..ids.len())
+        .filter(|i| ids.is_valid(*i))
+        .map(|i| ids.value(i).to_owned())
+        .collect()
+}
