@@ -44,3 +44,51 @@ write(r, "positive", "create-key-v1-prefix-ndjson", gcp("pos-create-v1", "v1.Cre
 write(r, "negative", "create-key-denied", gcp("neg-denied", "google.iam.admin.v1.CreateServiceAccountKey", code=7))
 write(r, "negative", "list-and-lookalike", [gcp("neg-list", "google.iam.admin.v1.ListServiceAccountKeys"),
     gcp("neg-lookalike", "google.iam.admin.v1.CreateServiceAccountKeyPolicy")])
+
+def login(eid, mfa_used, itype="IAMUser", ok=True):
+    e = ct(eid, "signin.amazonaws.com", "ConsoleLogin", itype=itype)
+    e["eventType"] = "AwsConsoleSignIn"
+    e["responseElements"] = {"ConsoleLogin": "Success" if ok else "Failure"}
+    e["additionalEventData"] = {"LoginTo": "https://console.aws.amazon.com/", "MobileVersion": "No", "MFAUsed": mfa_used}
+    if not ok:
+        e["errorMessage"] = "Failed authentication"
+    if itype == "AssumedRole":
+        e["userIdentity"]["arn"] = "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admin_0a1b/alice"
+    return e
+
+r = "aws-mfa-device-removed"
+mfa = {"userName": "alice", "serialNumber": "arn:aws:iam::111122223333:mfa/alice"}
+write(r, "positive", "deactivate", ct("pos-deactivate", "iam.amazonaws.com", "DeactivateMFADevice", req=mfa))
+write(r, "positive", "delete-virtual", ct("pos-delete-virtual", "iam.amazonaws.com", "DeleteVirtualMFADevice", req={"serialNumber": mfa["serialNumber"]}))
+write(r, "negative", "enable-and-list", [ct("neg-enable", "iam.amazonaws.com", "EnableMFADevice", req=mfa),
+    ct("neg-list", "iam.amazonaws.com", "ListMFADevices", ro=True, req={"userName": "alice"})])
+write(r, "negative", "deactivate-denied", ct("neg-denied", "iam.amazonaws.com", "DeactivateMFADevice", error="AccessDenied", req=mfa))
+
+r = "aws-console-login-without-mfa"
+write(r, "positive", "iam-user-no-mfa", login("pos-no-mfa", "No"))
+write(r, "positive", "eventbridge-no-mfa", {"version": "0", "id": "eb-1", "detail-type": "AWS Console Sign In via CloudTrail",
+    "source": "aws.signin", "account": "111122223333", "time": "2026-03-02T10:00:00Z", "region": "us-east-1", "resources": [],
+    "detail": login("pos-eb-no-mfa", "No")})
+write(r, "negative", "with-mfa-and-failed", [login("neg-mfa", "Yes"), login("neg-failed", "No", ok=False)])
+write(r, "negative", "sso-session", login("neg-sso", "No", itype="AssumedRole"))
+
+r = "aws-logging-sources-disabled"
+write(r, "positive", "config-recorder", ct("pos-config", "config.amazonaws.com", "StopConfigurationRecorder", req={"configurationRecorderName": "default"}))
+write(r, "positive", "flow-logs-and-guardduty", [ct("pos-flow", "ec2.amazonaws.com", "DeleteFlowLogs", req={"DeleteFlowLogsRequest": {"FlowLogId": {"tag": 1, "content": "fl-0abc"}}}),
+    ct("pos-guardduty", "guardduty.amazonaws.com", "DeleteDetector", req={"detectorId": "12abc34d567e8fa901bc2d34e56789f0"})])
+write(r, "negative", "start-recorder-and-create-flow-logs", [ct("neg-start", "config.amazonaws.com", "StartConfigurationRecorder", req={"configurationRecorderName": "default"}),
+    ct("neg-create-flow", "ec2.amazonaws.com", "CreateFlowLogs", req={"CreateFlowLogsRequest": {}})])
+write(r, "negative", "delete-detector-denied", ct("neg-denied", "guardduty.amazonaws.com", "DeleteDetector", error="AccessDeniedException", req={"detectorId": "x"}))
+
+def gcp_logging(iid, method, code=0, resource="projects/acme/sinks/audit-export"):
+    e = gcp(iid, method, code=code, service="logging.googleapis.com")
+    e["protoPayload"]["resourceName"] = resource
+    e["protoPayload"]["request"] = {"@type": "type.googleapis.com/google.logging.v2.DeleteSinkRequest", "sinkName": resource}
+    return e
+
+r = "gcp-log-sink-deleted"
+write(r, "positive", "delete-sink", gcp_logging("pos-sink", "google.logging.v2.ConfigServiceV2.DeleteSink"))
+write(r, "positive", "delete-bucket", gcp_logging("pos-bucket", "google.logging.v2.ConfigServiceV2.DeleteBucket", resource="projects/acme/locations/global/buckets/audit"))
+write(r, "negative", "update-and-list", [gcp_logging("neg-update", "google.logging.v2.ConfigServiceV2.UpdateSink"),
+    gcp_logging("neg-list", "google.logging.v2.ConfigServiceV2.ListSinks")])
+write(r, "negative", "delete-denied", gcp_logging("neg-denied", "google.logging.v2.ConfigServiceV2.DeleteSink", code=7))

@@ -171,3 +171,51 @@ async fn the_compiled_in_rules_are_the_queries_folder() {
         |set: &RuleSet| -> Vec<String> { set.rules().iter().map(|r| r.meta.id.clone()).collect() };
     assert_eq!(ids(&builtin), ids(&from_dir));
 }
+
+/// The bundled real detonation logs trigger the rules written for them.
+#[tokio::test]
+async fn real_detonation_logs_alert() {
+    let rules = RuleSet::builtin().await.unwrap_or_else(|e| panic!("{e}"));
+    let dir = repo().join("testdata/samples/aws-stratus-red-team");
+    let (batch, _) = fixtures(&dir);
+    let alerts = rules
+        .alerts(batch.expect("rows"), "2026-03-02T00:00:00Z")
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let fired: BTreeSet<(String, String)> = alerts
+        .iter()
+        .map(|a| {
+            let file = a.source[0]
+                .origin
+                .source
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            (a.rule_id.clone(), file)
+        })
+        .collect();
+    for (rule, file) in [
+        (
+            "aws-cloudtrail-logging-stopped",
+            "aws.defense-evasion.cloudtrail-stop.json",
+        ),
+        (
+            "aws-cloudtrail-logging-stopped",
+            "aws.defense-evasion.cloudtrail-delete.json",
+        ),
+        (
+            "aws-logging-sources-disabled",
+            "aws.defense-evasion.vpc-remove-flow-logs.json",
+        ),
+        (
+            "aws-console-login-without-mfa",
+            "aws.initial-access.console-login-without-mfa.json",
+        ),
+    ] {
+        assert!(
+            fired.contains(&(rule.to_owned(), file.to_owned())),
+            "{rule} did not fire on {file}; fired: {fired:?}"
+        );
+    }
+}

@@ -1,0 +1,19 @@
+-- id: aws-logging-sources-disabled
+-- title: Config recording, flow logs or GuardDuty turned off
+-- severity: high
+-- category: logging-disabled
+-- srm-layer: logging
+-- service-models: iaas, paas
+-- attack: T1562.008
+-- dedup: account_id, operation, resource
+-- summary: {actor_principal} ran {operation} on {resource} in account {account_id}
+SELECT event_id, time, account_id, region, actor_principal, operation, resource
+FROM events
+WHERE provider = 'aws'
+  AND outcome = 'success'
+  AND (
+       (service = 'config.amazonaws.com'
+        AND operation IN ('StopConfigurationRecorder', 'DeleteConfigurationRecorder', 'DeleteDeliveryChannel'))
+    OR (service = 'ec2.amazonaws.com' AND operation = 'DeleteFlowLogs')
+    OR (service = 'guardduty.amazonaws.com' AND operation = 'DeleteDetector')
+  )
