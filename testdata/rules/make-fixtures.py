@@ -92,3 +92,37 @@ write(r, "positive", "delete-bucket", gcp_logging("pos-bucket", "google.logging.
 write(r, "negative", "update-and-list", [gcp_logging("neg-update", "google.logging.v2.ConfigServiceV2.UpdateSink"),
     gcp_logging("neg-list", "google.logging.v2.ConfigServiceV2.ListSinks")])
 write(r, "negative", "delete-denied", gcp_logging("neg-denied", "google.logging.v2.ConfigServiceV2.DeleteSink", code=7))
+
+def root(e):
+    e["userIdentity"] = {"type": "Root", "principalId": "111122223333", "arn": "arn:aws:iam::111122223333:root", "accountId": "111122223333"}
+    return e
+
+r = "aws-root-activity"
+write(r, "positive", "root-console-login", root(login("pos-root-login", "Yes")))
+write(r, "positive", "root-change", root(ct("pos-root-change", "s3.amazonaws.com", "PutBucketPolicy", req={"bucketName": "b"})))
+write(r, "negative", "root-read-and-service-call", [root(ct("neg-root-read", "iam.amazonaws.com", "GetAccountSummary", ro=True)),
+    {**root(ct("neg-invoked", "kms.amazonaws.com", "Decrypt")), "userIdentity": {"type": "Root", "accountId": "111122223333", "invokedBy": "cloudtrail.amazonaws.com"}}])
+write(r, "negative", "user-change-and-root-denied", [ct("neg-user", "s3.amazonaws.com", "PutBucketPolicy", req={"bucketName": "b"}),
+    root(ct("neg-root-denied", "iam.amazonaws.com", "CreateUser", error="AccessDenied", req={"userName": "x"}))])
+
+r = "aws-password-policy-deleted"
+write(r, "positive", "delete-policy", ct("pos-delete", "iam.amazonaws.com", "DeleteAccountPasswordPolicy"))
+write(r, "positive", "delete-policy-by-role", {**ct("pos-delete-role", "iam.amazonaws.com", "DeleteAccountPasswordPolicy"),
+    "userIdentity": {"type": "AssumedRole", "arn": "arn:aws:sts::111122223333:assumed-role/admin/x", "accountId": "111122223333"}})
+write(r, "negative", "update-policy", ct("neg-update", "iam.amazonaws.com", "UpdateAccountPasswordPolicy", req={"minimumPasswordLength": 14}))
+write(r, "negative", "delete-denied", ct("neg-denied", "iam.amazonaws.com", "DeleteAccountPasswordPolicy", error="AccessDenied"))
+
+r = "aws-root-access-key-created"
+write(r, "positive", "root-key", root(ct("pos-root-key", "iam.amazonaws.com", "CreateAccessKey", req=None)))
+write(r, "positive", "root-key-empty-request", root(ct("pos-root-key-2", "iam.amazonaws.com", "CreateAccessKey", req={})))
+write(r, "negative", "root-creates-key-for-user", root(ct("neg-for-user", "iam.amazonaws.com", "CreateAccessKey", req={"userName": "deploy-bot"})))
+write(r, "negative", "user-creates-own-key", ct("neg-user-key", "iam.amazonaws.com", "CreateAccessKey", req={"userName": "alice"}))
+
+r = "aws-admin-policy-attached"
+admin = "arn:aws:iam::aws:policy/AdministratorAccess"
+write(r, "positive", "attach-user", ct("pos-user", "iam.amazonaws.com", "AttachUserPolicy", req={"userName": "mallory", "policyArn": admin}))
+write(r, "positive", "attach-role-and-group", [ct("pos-role", "iam.amazonaws.com", "AttachRolePolicy", req={"roleName": "ci", "policyArn": admin}),
+    ct("pos-group", "iam.amazonaws.com", "AttachGroupPolicy", req={"groupName": "devs", "policyArn": admin})])
+write(r, "negative", "read-only-policy", ct("neg-readonly", "iam.amazonaws.com", "AttachUserPolicy", req={"userName": "bob", "policyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"}))
+write(r, "negative", "detach-and-denied", [ct("neg-detach", "iam.amazonaws.com", "DetachUserPolicy", req={"userName": "bob", "policyArn": admin}),
+    ct("neg-denied", "iam.amazonaws.com", "AttachUserPolicy", error="AccessDenied", req={"userName": "bob", "policyArn": admin})])
