@@ -44,7 +44,7 @@ pub async fn check_fixtures(rules: &RuleSet, root: &Path) -> Result<Vec<FixtureR
         for positive in [true, false] {
             let kind = if positive { "positive" } else { "negative" };
             let dir = root.join(id).join(kind);
-            let (batch, ids) = match normalize_dir(&dir) {
+            let (batch, ids) = match load_fixtures(&dir) {
                 Ok(loaded) => loaded,
                 Err(problem) => {
                     result.problems.push(problem);
@@ -89,8 +89,9 @@ pub async fn check_fixtures(rules: &RuleSet, root: &Path) -> Result<Vec<FixtureR
     Ok(results)
 }
 
-/// Every file of a fixture folder, normalized; a reject is a broken fixture.
-fn normalize_dir(
+/// Every file of a fixture folder, normalized, with the event ids it holds; a reject is
+/// a broken fixture, and the error says which file and why.
+pub fn load_fixtures(
     dir: &Path,
 ) -> std::result::Result<(Option<RecordBatch>, BTreeSet<String>), String> {
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;

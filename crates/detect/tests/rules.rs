@@ -5,39 +5,15 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use arrow::array::{Array, AsArray, RecordBatch};
-use demarc_detect::{MIN_FIXTURES, RuleSet, check_fixtures};
-use demarc_model::Origin;
-use demarc_normalize::{Normalizer, Options};
+use arrow::array::RecordBatch;
+use demarc_detect::{MIN_FIXTURES, RuleSet, check_fixtures, load_fixtures};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// Normalizes every fixture file of a folder; returns the batch and its event ids.
 fn fixtures(dir: &Path) -> (Option<RecordBatch>, BTreeSet<String>) {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap_or_else(|e| panic!("fixture folder {}: {e}", dir.display()))
-        .map(|e| e.expect("fixture entry").path())
-        .collect();
-    paths.sort();
-    let mut normalizer = Normalizer::new(Options::default());
-    for path in &paths {
-        let bytes = std::fs::read(path).expect("fixture is readable");
-        normalizer.push(&bytes, &Origin::file(path.display().to_string()));
-    }
-    let batch = normalizer.take_batch();
-    let ids = batch
-        .as_ref()
-        .map(|b| {
-            let ids = b
-                .column_by_name("event_id")
-                .expect("event_id")
-                .as_string::<i32>();
-            (0..ids.len()).map(|i| ids.value(i).to_owned()).collect()
-        })
-        .unwrap_or_default();
-    (batch, ids)
+    load_fixtures(dir).unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[tokio::test]

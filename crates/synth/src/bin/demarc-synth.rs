@@ -52,60 +52,46 @@ fn main() -> Result<()> {
     }
 }
 
-fn check(args: &Args) -> Result<()> {
-    if args.per_file == 0 {
-        bail!("--per-file must be at least 1");
-    }
-    Ok(())
-}
-
 fn cloudtrail(args: &Args) -> Result<()> {
-    check(args)?;
     let mut generator = CloudTrailGenerator::new(args.seed);
     let account = generator.accounts()[0].clone();
-    let mut written = 0;
-    let mut file_no = 0usize;
-    while written < args.events {
-        let events = args.per_file.min(args.events - written);
-        let body = generator.records_file(events);
+    let dir = args
+        .out
+        .join(format!("AWSLogs/{account}/CloudTrail/us-east-1/2026/01/05"));
+    write_files(args, |file_no, events| {
         // Files are spread over the hours of one day, as a trail delivers them.
-        let hour = file_no % 24;
-        let dir = args
-            .out
-            .join(format!("AWSLogs/{account}/CloudTrail/us-east-1/2026/01/05"));
         let name = format!(
-            "{account}_CloudTrail_us-east-1_20260105T{hour:02}{:02}Z_{file_no:08}.json.gz",
+            "{account}_CloudTrail_us-east-1_20260105T{:02}{:02}Z_{file_no:08}.json.gz",
+            file_no % 24,
             file_no % 60
         );
-        write_gzip(&dir, &name, &body)?;
-        written += events;
-        file_no += 1;
-    }
-    eprintln!(
-        "{written} events in {file_no} files under {}",
-        args.out.display()
-    );
-    Ok(())
+        write_gzip(&dir, &name, &generator.records_file(events))
+    })
 }
 
 fn gcp(args: &Args) -> Result<()> {
-    check(args)?;
     let mut generator = GcpGenerator::new(args.seed);
     let dir = args
         .out
         .join("cloudaudit.googleapis.com/activity/2026/01/05");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-    let mut written = 0;
-    let mut file_no = 0usize;
+    write_files(args, |file_no, events| {
+        let hour = file_no % 24;
+        let path = dir.join(format!("{hour:02}:00:00_{hour:02}:59:59_S{file_no}.json"));
+        std::fs::write(&path, generator.ndjson(events))
+            .with_context(|| format!("cannot write `{}`", path.display()))
+    })
+}
+
+/// Calls `write(file_no, events)` until `--events` are written, `--per-file` at a time.
+fn write_files(args: &Args, mut write: impl FnMut(usize, usize) -> Result<()>) -> Result<()> {
+    if args.per_file == 0 {
+        bail!("--per-file must be at least 1");
+    }
+    let (mut written, mut file_no) = (0, 0);
     while written < args.events {
         let events = args.per_file.min(args.events - written);
-        let path = dir.join(format!(
-            "{:02}:00:00_{:02}:59:59_S{file_no}.json",
-            file_no % 24,
-            file_no % 24
-        ));
-        std::fs::write(&path, generator.ndjson(events))
-            .with_context(|| format!("cannot write `{}`", path.display()))?;
+        write(file_no, events)?;
         written += events;
         file_no += 1;
     }
