@@ -19,21 +19,12 @@ pub(crate) fn to_row<'a>(
     doc: &mut Document<'a>,
     raw: Option<&'a str>,
 ) -> Result<EventRow<'a>, EventError> {
-    let Some(event_id) = take(&mut doc.event_id).0.filter(|s| !s.is_empty()) else {
-        return Err((
-            RejectReason::MissingId,
-            "CloudTrail event has no `eventID`".into(),
-        ));
-    };
-    let event_time = take(&mut doc.event_time);
-    let Some(event_time) = event_time.as_deref() else {
-        return Err((
-            RejectReason::MissingTime,
-            "CloudTrail event has no `eventTime`".into(),
-        ));
-    };
-    let time_us = parse_timestamp_micros(event_time)
-        .map_err(|e| (RejectReason::BadTime, format!("`eventTime` {e}")))?;
+    let (event_id, time_us) = identify(
+        take(&mut doc.event_id),
+        take(&mut doc.event_time),
+        "CloudTrail event",
+        ["eventID", "eventTime"],
+    )?;
 
     let identity = take(&mut doc.user_identity).0.unwrap_or_default();
     let session_mfa = identity
@@ -136,6 +127,31 @@ fn identity_parts(identity: crate::document::UserIdentity<'_>) -> UserIdentityPa
         account_id: non_empty(identity.account_id),
         invoked_by,
     }
+}
+
+/// The id and time every event needs, or why the event is rejected; `names` are the
+/// provider's field names (id, time) for the message.
+pub(crate) fn identify<'a>(
+    id: Text<'a>,
+    time: Text<'_>,
+    what: &str,
+    [id_name, time_name]: [&str; 2],
+) -> Result<(Cow<'a, str>, i64), EventError> {
+    let Some(id) = id.0.filter(|s| !s.is_empty()) else {
+        return Err((
+            RejectReason::MissingId,
+            format!("{what} has no `{id_name}`"),
+        ));
+    };
+    let Some(time) = time.as_deref() else {
+        return Err((
+            RejectReason::MissingTime,
+            format!("{what} has no `{time_name}`"),
+        ));
+    };
+    let time_us = parse_timestamp_micros(time)
+        .map_err(|e| (RejectReason::BadTime, format!("`{time_name}` {e}")))?;
+    Ok((id, time_us))
 }
 
 pub(crate) fn non_empty(text: Text<'_>) -> Option<Cow<'_, str>> {

@@ -6,10 +6,8 @@ use std::mem::take;
 use demarc_model::schema::{outcome, provider};
 
 use crate::builder::EventRow;
-use crate::cloudtrail::{EventError, json_text, non_empty};
+use crate::cloudtrail::{EventError, identify, json_text, non_empty};
 use crate::document::Document;
-use crate::outcome::RejectReason;
-use crate::time::parse_timestamp_micros;
 
 /// `protoPayload.@type` of Cloud Audit Logs.
 pub(crate) const AUDIT_LOG_TYPE: &str = "type.googleapis.com/google.cloud.audit.AuditLog";
@@ -24,21 +22,12 @@ pub(crate) fn to_row<'a>(
     doc: &mut Document<'a>,
     raw: Option<&'a str>,
 ) -> Result<EventRow<'a>, EventError> {
-    let Some(insert_id) = take(&mut doc.insert_id).0.filter(|s| !s.is_empty()) else {
-        return Err((
-            RejectReason::MissingId,
-            "GCP log entry has no `insertId`".into(),
-        ));
-    };
-    let timestamp = take(&mut doc.timestamp);
-    let Some(timestamp) = timestamp.as_deref() else {
-        return Err((
-            RejectReason::MissingTime,
-            "GCP log entry has no `timestamp`".into(),
-        ));
-    };
-    let time_us = parse_timestamp_micros(timestamp)
-        .map_err(|e| (RejectReason::BadTime, format!("`timestamp` {e}")))?;
+    let (insert_id, time_us) = identify(
+        take(&mut doc.insert_id),
+        take(&mut doc.timestamp),
+        "GCP log entry",
+        ["insertId", "timestamp"],
+    )?;
 
     let payload = take(&mut doc.proto_payload).0.unwrap_or_default();
     let log_kind = doc.log_name.0.as_deref().and_then(audit_log_kind);
