@@ -113,10 +113,6 @@ impl Normalizer {
         }
     }
 
-    pub fn options(&self) -> &Options {
-        &self.options
-    }
-
     /// Normalizes one input record: a whole file's bytes, or one message payload.
     pub fn push(&mut self, input: &[u8], origin: &Origin) {
         self.stats.inputs += 1;
