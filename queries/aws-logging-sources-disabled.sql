@@ -16,4 +16,6 @@ WHERE provider = 'aws'
         AND operation IN ('StopConfigurationRecorder', 'DeleteConfigurationRecorder', 'DeleteDeliveryChannel'))
     OR (service = 'ec2.amazonaws.com' AND operation = 'DeleteFlowLogs')
     OR (service = 'guardduty.amazonaws.com' AND operation = 'DeleteDetector')
+    OR (service = 'guardduty.amazonaws.com' AND operation = 'UpdateDetector'
+        AND json_as_text(request, 'enable') = 'false')
   )

@@ -35,7 +35,25 @@ fn main() {
         .expect("write to string");
     }
     code.push_str("];\n");
+    // One test per rule file, for `tests/rules.rs`.
+    let mut tests = String::new();
+    for path in &paths {
+        let id = path
+            .file_stem()
+            .and_then(|n| n.to_str())
+            .expect("rule file names are UTF-8");
+        let name: String = id
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        writeln!(
+            tests,
+            "#[tokio::test]\nasync fn fixtures_{name}() {{\n    check_rule({id:?}).await;\n}}"
+        )
+        .expect("write to string");
+    }
     let out =
         Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("builtin_rules.rs");
-    std::fs::write(out, code).expect("OUT_DIR is writable");
+    std::fs::write(&out, code).expect("OUT_DIR is writable");
+    std::fs::write(out.with_file_name("rule_tests.rs"), tests).expect("OUT_DIR is writable");
 }

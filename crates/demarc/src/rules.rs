@@ -46,15 +46,27 @@ pub fn run(command: &RulesCommand) -> Result<()> {
     })
 }
 
+/// The width of the id column: the longest rule id.
+fn id_width(rules: &RuleSet) -> usize {
+    rules
+        .rules()
+        .iter()
+        .map(|r| r.meta.id.len())
+        .max()
+        .unwrap_or(0)
+        .max(4)
+}
+
 fn list(rules: &RuleSet) -> Result<()> {
+    let w = id_width(rules);
     println!(
-        "{:<40} {:<22} {:<9} {:<13} TITLE",
+        "{:<w$} {:<22} {:<9} {:<13} TITLE",
         "ID", "CATEGORY", "SEVERITY", "LAYER"
     );
     for rule in rules.rules() {
         let meta = &rule.meta;
         println!(
-            "{:<40} {:<22} {:<9} {:<13} {}",
+            "{:<w$} {:<22} {:<9} {:<13} {}",
             meta.id, meta.category, meta.severity, meta.srm_layer, meta.title
         );
     }
@@ -63,12 +75,13 @@ fn list(rules: &RuleSet) -> Result<()> {
 
 async fn test(rules: &RuleSet, fixtures: &Path) -> Result<()> {
     let results = check_fixtures(rules, fixtures).await?;
-    println!("{:<40} {:>9} {:>9}  RESULT", "RULE", "POSITIVE", "NEGATIVE");
+    let w = id_width(rules);
+    println!("{:<w$} {:>9} {:>9}  RESULT", "RULE", "POSITIVE", "NEGATIVE");
     let mut failed = 0;
     for result in &results {
         let verdict = if result.passed() { "pass" } else { "FAIL" };
         println!(
-            "{:<40} {:>9} {:>9}  {verdict}",
+            "{:<w$} {:>9} {:>9}  {verdict}",
             result.rule_id, result.positives, result.negatives
         );
         for problem in &result.problems {

@@ -4,9 +4,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use datafusion::datasource::MemTable;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::execution::FunctionRegistry;
+use datafusion::execution::SessionState;
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::collect;
+use datafusion::prelude::SessionConfig;
 use datafusion::prelude::SessionContext;
 use demarc_model::event_schema;
 
@@ -23,6 +27,10 @@ const EVENT_ID: &str = "event_id";
 #[derive(Debug)]
 pub struct RuleSet {
     rules: Vec<RuleFile>,
+    /// Each rule's optimized plan, in the order of `rules`; a batch is bound to it by
+    /// swapping the `events` scan, so SQL is parsed and optimized once per rule.
+    plans: Vec<LogicalPlan>,
+    state: SessionState,
 }
 
 /// The rows one rule matched in one batch.
@@ -74,6 +82,7 @@ impl RuleSet {
         }
         let ctx = session(RecordBatch::new_empty(event_schema()))?;
         let mut rules = Vec::new();
+        let mut plans = Vec::new();
         let mut problems = Vec::new();
         let mut ids = std::collections::BTreeMap::new();
         for (path, text) in sources {
@@ -97,14 +106,21 @@ impl RuleSet {
                 continue;
             }
             match check_plan(&ctx, &rule, &text).await {
-                Ok(()) => rules.push(rule),
+                Ok(plan) => {
+                    rules.push(rule);
+                    plans.push(plan);
+                }
                 Err(e) => problems.push(e),
             }
         }
         if !problems.is_empty() {
             return Err(Error::Rules(problems));
         }
-        Ok(Self { rules })
+        Ok(Self {
+            rules,
+            plans,
+            state: ctx.state(),
+        })
     }
 
     pub fn rules(&self) -> &[RuleFile] {
@@ -113,25 +129,48 @@ impl RuleSet {
 
     /// Runs every rule over one batch of normalized events.
     pub async fn evaluate(&self, batch: RecordBatch) -> Result<Vec<Matches<'_>>> {
-        let ctx = session(batch)?;
         let mut all = Vec::with_capacity(self.rules.len());
-        for rule in &self.rules {
-            let rows = ctx
-                .sql(&rule.sql)
-                .await
-                .map_err(|source| Error::Evaluate {
-                    rule: rule.meta.id.clone(),
-                    source,
-                })?
-                .collect()
-                .await
-                .map_err(|source| Error::Evaluate {
-                    rule: rule.meta.id.clone(),
-                    source,
-                })?;
-            all.push(Matches { rule, rows });
+        for index in 0..self.rules.len() {
+            all.push(self.run(index, batch.clone()).await?);
         }
         Ok(all)
+    }
+
+    /// Runs the rule with this id alone over one batch (`None`: no such rule).
+    pub async fn evaluate_rule(&self, id: &str, batch: RecordBatch) -> Result<Option<Matches<'_>>> {
+        match self.rules.iter().position(|r| r.meta.id == id) {
+            Some(index) => Ok(Some(self.run(index, batch).await?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn run(&self, index: usize, batch: RecordBatch) -> Result<Matches<'_>> {
+        let rule = &self.rules[index];
+        let failed = |source| Error::Evaluate {
+            rule: rule.meta.id.clone(),
+            source,
+        };
+        let table = MemTable::try_new(event_schema(), vec![vec![batch]]).map_err(Error::Engine)?;
+        let source = provider_as_source(Arc::new(table));
+        let plan = self.plans[index]
+            .clone()
+            .transform_up(|node| match node {
+                LogicalPlan::TableScan(mut scan) if scan.table_name.table() == EVENTS_TABLE => {
+                    scan.source = Arc::clone(&source);
+                    Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+                }
+                other => Ok(Transformed::no(other)),
+            })
+            .map_err(failed)?
+            .data;
+        let state = &self.state;
+        let physical = state
+            .query_planner()
+            .create_physical_plan(&plan, state)
+            .await
+            .map_err(failed)?;
+        let rows = collect(physical, state.task_ctx()).await.map_err(failed)?;
+        Ok(Matches { rule, rows })
     }
 }
 
@@ -159,9 +198,12 @@ impl RuleSet {
 
 /// A DataFusion session with `batch` as the `events` table and the JSON functions.
 fn session(batch: RecordBatch) -> Result<SessionContext> {
-    let mut ctx = SessionContext::new();
+    // One partition: parallelism comes from evaluating many batches at once.
+    let config = SessionConfig::new().with_target_partitions(1);
+    let mut ctx = SessionContext::new_with_config(config);
     datafusion_functions_json::register_all(&mut ctx as &mut dyn FunctionRegistry)
         .map_err(Error::Engine)?;
+    crate::functions::register(&ctx);
     let table = MemTable::try_new(event_schema(), vec![vec![batch]]).map_err(Error::Engine)?;
     ctx.register_table(EVENTS_TABLE, Arc::new(table))
         .map_err(Error::Engine)?;
@@ -175,7 +217,7 @@ async fn check_plan(
     ctx: &SessionContext,
     rule: &RuleFile,
     text: &str,
-) -> std::result::Result<(), RuleError> {
+) -> std::result::Result<LogicalPlan, RuleError> {
     let error = |line: usize, message: String| RuleError {
         file: rule.path.clone(),
         line,
@@ -215,5 +257,10 @@ async fn check_plan(
             ));
         }
     }
-    Ok(())
+    ctx.state().optimize(&plan).map_err(|e| {
+        error(
+            rule.sql_line,
+            format!("the SQL does not plan against the event schema: {e}"),
+        )
+    })
 }

@@ -34,59 +34,66 @@ pub const MIN_FIXTURES: usize = 2;
 pub async fn check_fixtures(rules: &RuleSet, root: &Path) -> Result<Vec<FixtureResult>> {
     let mut results = Vec::new();
     for rule in rules.rules() {
-        let id = &rule.meta.id;
-        let mut result = FixtureResult {
-            rule_id: id.clone(),
-            positives: 0,
-            negatives: 0,
-            problems: Vec::new(),
-        };
-        for positive in [true, false] {
-            let kind = if positive { "positive" } else { "negative" };
-            let dir = root.join(id).join(kind);
-            let (batch, ids) = match load_fixtures(&dir) {
-                Ok(loaded) => loaded,
-                Err(problem) => {
-                    result.problems.push(problem);
-                    continue;
-                }
-            };
-            if positive {
-                result.positives = ids.len();
-            } else {
-                result.negatives = ids.len();
-            }
-            if ids.len() < MIN_FIXTURES {
-                result.problems.push(format!(
-                    "{}: {} {kind} event(s), at least {MIN_FIXTURES} needed",
-                    dir.display(),
-                    ids.len()
-                ));
-            }
-            let Some(batch) = batch else { continue };
-            let matched: BTreeSet<String> = rules
-                .evaluate(batch)
-                .await?
-                .into_iter()
-                .filter(|m| &m.rule.meta.id == id)
-                .flat_map(|m| m.rows.iter().flat_map(event_ids).collect::<Vec<_>>())
-                .collect();
-            if positive {
-                let missed: Vec<&String> = ids.difference(&matched).collect();
-                if !missed.is_empty() {
-                    result
-                        .problems
-                        .push(format!("positive events did not alert: {missed:?}"));
-                }
-            } else if !matched.is_empty() {
-                result
-                    .problems
-                    .push(format!("negative events alerted: {matched:?}"));
-            }
-        }
-        results.push(result);
+        results.push(check_rule_fixtures(rules, &rule.meta.id, root).await?);
     }
     Ok(results)
+}
+
+/// Runs one rule against its fixtures in `root/<id>/{positive,negative}/`.
+pub async fn check_rule_fixtures(rules: &RuleSet, id: &str, root: &Path) -> Result<FixtureResult> {
+    let mut result = FixtureResult {
+        rule_id: id.to_owned(),
+        positives: 0,
+        negatives: 0,
+        problems: Vec::new(),
+    };
+    if !rules.rules().iter().any(|r| r.meta.id == id) {
+        result.problems.push(format!("no rule has the id `{id}`"));
+        return Ok(result);
+    }
+    for positive in [true, false] {
+        let kind = if positive { "positive" } else { "negative" };
+        let dir = root.join(id).join(kind);
+        let (batch, ids) = match load_fixtures(&dir) {
+            Ok(loaded) => loaded,
+            Err(problem) => {
+                result.problems.push(problem);
+                continue;
+            }
+        };
+        if positive {
+            result.positives = ids.len();
+        } else {
+            result.negatives = ids.len();
+        }
+        if ids.len() < MIN_FIXTURES {
+            result.problems.push(format!(
+                "{}: {} {kind} event(s), at least {MIN_FIXTURES} needed",
+                dir.display(),
+                ids.len()
+            ));
+        }
+        let Some(batch) = batch else { continue };
+        let matched: BTreeSet<String> = rules
+            .evaluate_rule(id, batch)
+            .await?
+            .into_iter()
+            .flat_map(|m| m.rows.iter().flat_map(event_ids).collect::<Vec<_>>())
+            .collect();
+        if positive {
+            let missed: Vec<&String> = ids.difference(&matched).collect();
+            if !missed.is_empty() {
+                result
+                    .problems
+                    .push(format!("positive events did not alert: {missed:?}"));
+            }
+        } else if !matched.is_empty() {
+            result
+                .problems
+                .push(format!("negative events alerted: {matched:?}"));
+        }
+    }
+    Ok(result)
 }
 
 /// Every file of a fixture folder, normalized, with the event ids it holds; a reject is

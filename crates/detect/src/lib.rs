@@ -10,13 +10,16 @@
 mod alert;
 mod engine;
 mod fixtures;
+pub mod functions;
 mod rule;
 
 use std::path::PathBuf;
 
 pub use alert::alert_id;
 pub use engine::{EVENTS_TABLE, Matches, RuleSet};
-pub use fixtures::{FixtureResult, MIN_FIXTURES, check_fixtures, load_fixtures};
+pub use fixtures::{
+    FixtureResult, MIN_FIXTURES, check_fixtures, check_rule_fixtures, load_fixtures,
+};
 pub use rule::{RuleError, RuleFile, placeholders};
 
 /// Why rules could not be loaded or run.

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
-use demarc_detect::{MIN_FIXTURES, RuleSet, check_fixtures, load_fixtures};
+use demarc_detect::{MIN_FIXTURES, RuleSet, check_rule_fixtures, load_fixtures};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -16,27 +16,45 @@ fn fixtures(dir: &Path) -> (Option<RecordBatch>, BTreeSet<String>) {
     load_fixtures(dir).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The rules of `queries/`, loaded once for all the per-rule tests.
+async fn queries() -> &'static RuleSet {
+    static RULES: tokio::sync::OnceCell<RuleSet> = tokio::sync::OnceCell::const_new();
+    RULES
+        .get_or_init(|| async {
+            RuleSet::from_dir(&repo().join("queries"))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"))
+        })
+        .await
+}
+
+/// The rule's positives all alert, its negatives do not, and it has enough of both.
+async fn check_rule(id: &str) {
+    let result = check_rule_fixtures(queries().await, id, &repo().join("testdata/rules"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(result.passed(), "{id}: {}", result.problems.join("; "));
+    assert!(result.positives >= MIN_FIXTURES && result.negatives >= MIN_FIXTURES);
+}
+
+// `fixtures_<rule>()` for every file in `queries/`.
+include!(concat!(env!("OUT_DIR"), "/rule_tests.rs"));
+
 #[tokio::test]
-async fn every_rule_alerts_on_its_positives_and_only_them() {
-    let rules = RuleSet::from_dir(&repo().join("queries"))
+async fn every_rule_has_a_fixture_folder_and_every_folder_a_rule() {
+    let rules: BTreeSet<String> = queries()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(!rules.rules().is_empty());
-    let results = check_fixtures(&rules, &repo().join("testdata/rules"))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(results.len(), rules.rules().len());
-    let failures: Vec<String> = results
+        .rules()
         .iter()
-        .filter(|r| !r.passed())
-        .map(|r| format!("{}: {}", r.rule_id, r.problems.join("; ")))
+        .map(|r| r.meta.id.clone())
         .collect();
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(
-        results
-            .iter()
-            .all(|r| r.positives >= MIN_FIXTURES && r.negatives >= MIN_FIXTURES)
-    );
+    let folders: BTreeSet<String> = std::fs::read_dir(repo().join("testdata/rules"))
+        .expect("fixtures folder")
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(rules, folders);
 }
 
 #[tokio::test]

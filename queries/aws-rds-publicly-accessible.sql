@@ -1,0 +1,17 @@
+-- id: aws-rds-publicly-accessible
+-- title: RDS database made publicly accessible
+-- severity: high
+-- category: public-exposure
+-- srm-layer: data
+-- service-models: paas
+-- attack: T1190
+-- dedup: account_id, resource
+-- summary: {actor_principal} made database {resource} publicly accessible with {operation} in account {account_id}
+SELECT event_id, time, account_id, region, actor_principal, operation, resource
+FROM events
+WHERE provider = 'aws'
+  AND service = 'rds.amazonaws.com'
+  AND operation IN ('ModifyDBInstance', 'CreateDBInstance', 'ModifyDBCluster', 'CreateDBCluster',
+                    'RestoreDBInstanceFromDBSnapshot', 'RestoreDBInstanceToPointInTime')
+  AND outcome = 'success'
+  AND array_has(json_values(request, 'publiclyAccessible'), 'true')

@@ -1,0 +1,25 @@
+-- id: aws-s3-bucket-acl-public
+-- title: S3 bucket ACL grants access to everyone
+-- severity: high
+-- category: public-exposure
+-- srm-layer: data
+-- service-models: paas, saas
+-- attack: T1530
+-- dedup: account_id, resource
+-- summary: {actor_principal} made bucket {resource} public through its ACL in account {account_id}
+--
+-- A grant to the AllUsers or AuthenticatedUsers group (`Grant` may be one object or a
+-- list), or a public canned ACL.
+SELECT event_id, time, account_id, region, actor_principal, operation, resource
+FROM events
+WHERE provider = 'aws'
+  AND service = 's3.amazonaws.com'
+  AND operation = 'PutBucketAcl'
+  AND outcome = 'success'
+  AND (
+       array_has_any(json_values(request, 'x-amz-acl'),
+                     ['public-read', 'public-read-write', 'authenticated-read'])
+    OR array_has_any(json_values(request, 'AccessControlPolicy.AccessControlList.Grant.Grantee.URI'),
+                     ['http://acs.amazonaws.com/groups/global/AllUsers',
+                      'http://acs.amazonaws.com/groups/global/AuthenticatedUsers'])
+  )
