@@ -16,4 +16,5 @@ WHERE provider = 'aws'
   AND json_as_text(request, 'egress') = 'false'
   AND lower(json_get_str(request, 'ruleAction')) = 'allow'
   AND coalesce(json_as_text(request, 'aclProtocol'), json_as_text(request, 'protocol')) IN ('-1', 'all')
-  AND (json_get_str(request, 'cidrBlock') = '0.0.0.0/0' OR json_get_str(request, 'ipv6CidrBlock') = '::/0')
+  -- Any block with a /0 prefix (`0.0.0.0/0`, `::/0`) is the whole internet.
+  AND coalesce(json_get_str(request, 'cidrBlock'), json_get_str(request, 'ipv6CidrBlock')) LIKE '%/0'

@@ -8,7 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} opened an admin port to the internet on {resource} in account {account_id}
 --
--- `0.0.0.0/0` or `::/0` on a port range covering 21, 22, 23, 445, 3306, 3389, 5432,
+-- A /0 block (`0.0.0.0/0`, `::/0`) on a port range covering 21, 22, 23, 445, 3306, 3389, 5432,
 -- 5985, 5986, 6379, 9200 or 27017, or on every protocol (`-1`).
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events

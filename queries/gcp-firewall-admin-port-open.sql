@@ -8,7 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} opened an admin port to the internet with {resource}
 --
--- An enabled ingress rule from `0.0.0.0/0` or `::/0` allowing an admin port, or all.
+-- An enabled ingress rule from a /0 block (`0.0.0.0/0`, `::/0`) allowing an admin port, or all.
 -- Only the first part of the compute operation carries the request.
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events

@@ -1,5 +1,8 @@
 //! The `demarc` binary: command line, configuration and wiring of the library crates.
 
+mod backfill;
+mod inputs;
+mod lake;
 mod normalize;
 mod output;
 mod rules;
@@ -20,6 +23,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run every rule over archived audit logs: alerts as JSON lines, and optionally the
+    /// normalized events as a Parquet lake
+    Backfill(backfill::BackfillArgs),
     /// Normalize audit-log files (any envelope, gzip or not) into one Parquet or JSONL file
     Normalize(normalize::NormalizeArgs),
     /// List the detection rules, or test them against their fixtures
@@ -37,6 +43,7 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Backfill(args) => backfill::run(&args),
         Command::Normalize(args) => normalize::run(&args),
         Command::Rules(command) => rules::run(&command),
     };

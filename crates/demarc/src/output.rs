@@ -23,7 +23,7 @@ pub struct PendingFile {
 }
 
 impl PendingFile {
-    fn create(dest: &Path) -> Result<(Self, File)> {
+    pub fn create(dest: &Path) -> Result<(Self, File)> {
         let mut tmp = dest.as_os_str().to_owned();
         tmp.push(".partial");
         let tmp = PathBuf::from(tmp);
@@ -38,7 +38,7 @@ impl PendingFile {
         ))
     }
 
-    fn commit(self, file: &File) -> Result<()> {
+    pub fn commit(self, file: &File) -> Result<()> {
         file.sync_all()
             .with_context(|| format!("cannot sync `{}`", self.tmp.display()))?;
         std::fs::rename(&self.tmp, &self.dest).with_context(|| {

@@ -318,8 +318,12 @@ pub fn policy_public(policy: &Value) -> bool {
     })
 }
 
+/// Whether a CIDR block is the whole address space: a prefix length of 0, whatever
+/// the address bits (`0.0.0.0/0`, `::/0`, and also `10.1.2.3/0`).
 fn world(cidr: &str) -> bool {
-    matches!(cidr.trim(), "0.0.0.0/0" | "::/0" | "::0/0")
+    cidr.trim()
+        .rsplit_once('/')
+        .is_some_and(|(_, prefix)| prefix.trim().parse::<u8>() == Ok(0))
 }
 
 /// A port number from a JSON number or numeric string.
@@ -667,6 +671,19 @@ mod tests {
             "toPort": 5432, "cidrIp": "0.0.0.0/0"});
         assert!(aws_ingress_admin_open(&flat));
         assert!(!aws_ingress_admin_open(&json!(null)));
+        // A /0 block is the whole internet whatever its address bits.
+        assert!(aws_ingress_admin_open(&sg(
+            json!("tcp"),
+            json!(22),
+            json!(22),
+            "208.236.235.254/0"
+        )));
+        assert!(!aws_ingress_admin_open(&sg(
+            json!("tcp"),
+            json!(22),
+            json!(22),
+            "0.0.0.0/1"
+        )));
     }
 
     #[test]

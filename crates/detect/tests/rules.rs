@@ -189,7 +189,10 @@ async fn real_detonation_logs_alert() {
             (a.rule_id.clone(), file)
         })
         .collect();
-    for (rule, file) in [
+    // Every detonation that weakens a control alerts, and nothing else does: the
+    // snapshot, AMI and RDS-snapshot detonations share with one other account, which is
+    // not public, and the admin-user detonation attaches AdministratorAccess.
+    let expected: BTreeSet<(String, String)> = [
         (
             "aws-cloudtrail-logging-stopped",
             "aws.defense-evasion.cloudtrail-stop.json",
@@ -199,6 +202,10 @@ async fn real_detonation_logs_alert() {
             "aws.defense-evasion.cloudtrail-delete.json",
         ),
         (
+            "aws-cloudtrail-selectors-exclude-management",
+            "aws.defense-evasion.cloudtrail-event-selectors.json",
+        ),
+        (
             "aws-logging-sources-disabled",
             "aws.defense-evasion.vpc-remove-flow-logs.json",
         ),
@@ -206,10 +213,18 @@ async fn real_detonation_logs_alert() {
             "aws-console-login-without-mfa",
             "aws.initial-access.console-login-without-mfa.json",
         ),
-    ] {
-        assert!(
-            fired.contains(&(rule.to_owned(), file.to_owned())),
-            "{rule} did not fire on {file}; fired: {fired:?}"
-        );
-    }
+        (
+            "aws-admin-policy-attached",
+            "aws.persistence.iam-create-admin-user.json",
+        ),
+        // The source obfuscated `0.0.0.0/0` into `208.236.235.254/0`: still a /0 block.
+        (
+            "aws-security-group-admin-port-open",
+            "aws.exfiltration.ec2-security-group-open-port-22-ingress.json",
+        ),
+    ]
+    .into_iter()
+    .map(|(r, f)| (r.to_owned(), f.to_owned()))
+    .collect();
+    assert_eq!(fired, expected);
 }

@@ -115,11 +115,18 @@ impl Normalizer {
 
     /// Normalizes one input record: a whole file's bytes, or one message payload.
     pub fn push(&mut self, input: &[u8], origin: &Origin) {
+        self.push_from_line(input, origin, 1);
+    }
+
+    /// Normalizes a run of whole lines cut from a larger NDJSON input, which starts at
+    /// line `first_line` of it: positions then name the line in the whole input. Each
+    /// call counts as one input in [`Stats`].
+    pub fn push_from_line(&mut self, input: &[u8], origin: &Origin, first_line: u64) {
         self.stats.inputs += 1;
         self.stats.bytes += input.len() as u64;
         let cursor = Cursor {
             origin,
-            line: 1,
+            line: first_line.max(1),
             depth: 0,
             pinned_line: false,
         };
@@ -610,6 +617,17 @@ fn json_error(error: &sonic_rs::Error) -> (RejectReason, String) {
     (reason, first_line.to_owned())
 }
 
+/// Whether an input that starts with `prefix` (its first few MiB, say) is NDJSON, so
+/// that it can be read in runs of whole lines with [`Normalizer::push_from_line`]
+/// instead of whole. Gzip is not looked through: pass decompressed bytes.
+pub fn looks_like_ndjson(prefix: &[u8]) -> bool {
+    let prefix = prefix.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(prefix);
+    prefix
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .is_some_and(|start| is_ndjson(&prefix[start..]))
+}
+
 /// Several JSON documents, one per line, rather than one (possibly pretty-printed)
 /// document. Either the first line is a complete JSON value and more follows; or the
 /// first document does not end where its first line does: if it is complete and alone,
@@ -679,5 +697,43 @@ pub struct Normalized {
 impl Normalized {
     pub fn rows(&self) -> usize {
         self.batch.as_ref().map_or(0, RecordBatch::num_rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ndjson_is_told_from_a_prefix() {
+        let line = br#"{"eventID":"a","eventTime":"2026-01-01T00:00:00Z"}"#;
+        let mut ndjson = line.to_vec();
+        ndjson.extend_from_slice(b"\n");
+        ndjson.extend_from_slice(line);
+        ndjson.extend_from_slice(b"\n{\"eventID\":\"tru");
+        assert!(looks_like_ndjson(&ndjson));
+        // A pretty-printed document cut short is not.
+        assert!(!looks_like_ndjson(
+            b"{\n  \"Records\": [\n    {\n      \"eventID\": \"a\",\n"
+        ));
+        assert!(!looks_like_ndjson(line));
+        assert!(!looks_like_ndjson(b"  \n "));
+    }
+
+    #[test]
+    fn lines_cut_from_a_larger_input_keep_their_line_numbers() {
+        let mut normalizer = Normalizer::new(Options::default());
+        let origin = Origin::file("big.ndjson");
+        let input = b"{\"eventID\":\"a\",\"eventTime\":\"2026-01-01T00:00:00Z\",\"eventSource\":\"s3.amazonaws.com\"}\n\n{\"broken\n";
+        normalizer.push_from_line(input, &origin, 41);
+        let rejects = normalizer.take_rejects();
+        let lines: Vec<u64> = rejects.iter().map(|r| r.position.line).collect();
+        assert_eq!(lines, [43]);
+        let batch = normalizer.take_batch().expect("one event");
+        let src_line = batch
+            .column_by_name("src_line")
+            .and_then(|c| c.as_any().downcast_ref::<arrow::array::Int64Array>())
+            .map(|c| c.value(0));
+        assert_eq!(src_line, Some(41));
     }
 }

@@ -1,0 +1,229 @@
+//! The lake: normalized events as Hive-partitioned Parquet and alerts as JSON lines,
+//! under one folder, for ad-hoc SQL over history.
+//!
+//! ```text
+//! DIR/events/provider=aws/date=2026-01-05/hour=10/part-<run>-<n>.parquet
+//! DIR/alerts/date=2026-01-05/part-<run>-<n>.jsonl
+//! ```
+//!
+//! Event files hold every column of the event schema except `provider`, which the path
+//! carries (the Hive convention, so that DuckDB, DataFusion or Spark read the partition
+//! columns `provider`, `date` and `hour` from the path without a clash). Alerts are
+//! partitioned by the date of their triggering event, so a replay files an alert under
+//! the same date. Every file is written under `*.partial`, synced and renamed: a crash
+//! leaves no truncated file that looks finished. Each run writes new `part-<run>-…`
+//! files and never rewrites another run's.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use arrow::array::{AsArray, RecordBatch, UInt32Array};
+use arrow::datatypes::{Schema, TimestampMicrosecondType};
+use demarc_model::{Alert, column};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+
+use crate::output::PendingFile;
+
+/// Rows of one partition written to one file once buffered.
+const FILE_ROWS: usize = 65_536;
+/// Rows buffered across partitions before the largest are written out, which bounds
+/// memory however many partitions an archive spans.
+const MAX_BUFFERED_ROWS: usize = 131_072;
+/// Alerts buffered before they are written out.
+const MAX_BUFFERED_ALERTS: usize = 10_000;
+
+const MICROS_PER_HOUR: i64 = 3_600_000_000;
+
+/// A partition: provider and the hour (since the epoch) of the events.
+type Key = (String, i64);
+
+#[derive(Debug)]
+pub struct Lake {
+    root: PathBuf,
+    run: String,
+    next_part: u64,
+    events: HashMap<Key, (Vec<RecordBatch>, usize)>,
+    buffered_rows: usize,
+    alerts: BTreeMap<String, Vec<String>>,
+    buffered_alerts: usize,
+    /// Files written so far.
+    pub files: u64,
+}
+
+impl Lake {
+    /// A lake under `root` (created if missing); `run` names this run's files.
+    pub fn open(root: &Path, run: &str) -> Result<Self> {
+        std::fs::create_dir_all(root)
+            .with_context(|| format!("cannot create the lake folder `{}`", root.display()))?;
+        Ok(Self {
+            root: root.to_owned(),
+            run: run.to_owned(),
+            next_part: 0,
+            events: HashMap::new(),
+            buffered_rows: 0,
+            alerts: BTreeMap::new(),
+            buffered_alerts: 0,
+            files: 0,
+        })
+    }
+
+    /// Files the batch's rows under their partitions, writing out what is due.
+    pub fn add_events(&mut self, batch: &RecordBatch) -> Result<()> {
+        let time = batch
+            .column_by_name(column::TIME)
+            .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+            .context("events without a microsecond `time` column")?;
+        let provider = batch
+            .column_by_name(column::PROVIDER)
+            .and_then(|c| c.as_string_opt::<i32>())
+            .context("events without a `provider` column")?;
+        let mut rows: HashMap<Key, Vec<u32>> = HashMap::new();
+        for row in 0..batch.num_rows() {
+            let hour = time.value(row).div_euclid(MICROS_PER_HOUR);
+            let index = u32::try_from(row).context("a batch of more than 2^32 rows")?;
+            rows.entry((provider.value(row).to_owned(), hour))
+                .or_default()
+                .push(index);
+        }
+        for (key, indices) in rows {
+            let part = arrow::compute::take_record_batch(batch, &UInt32Array::from(indices))?;
+            let n = part.num_rows();
+            let entry = self.events.entry(key.clone()).or_default();
+            entry.0.push(part);
+            entry.1 += n;
+            self.buffered_rows += n;
+            if entry.1 >= FILE_ROWS {
+                self.write_partition(&key)?;
+            }
+        }
+        while self.buffered_rows > MAX_BUFFERED_ROWS {
+            let Some(largest) = self
+                .events
+                .iter()
+                .max_by_key(|(_, (_, n))| *n)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            self.write_partition(&largest)?;
+        }
+        Ok(())
+    }
+
+    /// Buffers an alert under the date of its event.
+    pub fn add_alert(&mut self, alert: &Alert) -> Result<()> {
+        let date = alert.event_time.get(..10).unwrap_or("unknown").to_owned();
+        self.alerts
+            .entry(date)
+            .or_default()
+            .push(serde_json::to_string(alert)?);
+        self.buffered_alerts += 1;
+        if self.buffered_alerts >= MAX_BUFFERED_ALERTS {
+            self.write_alerts()?;
+        }
+        Ok(())
+    }
+
+    /// Writes everything still buffered.
+    pub fn finish(mut self) -> Result<u64> {
+        let keys: Vec<Key> = self.events.keys().cloned().collect();
+        for key in keys {
+            self.write_partition(&key)?;
+        }
+        self.write_alerts()?;
+        Ok(self.files)
+    }
+
+    fn part_name(&mut self, extension: &str) -> String {
+        self.next_part += 1;
+        format!("part-{}-{:05}.{extension}", self.run, self.next_part)
+    }
+
+    fn write_partition(&mut self, key: &Key) -> Result<()> {
+        let Some((batches, rows)) = self.events.remove(key) else {
+            return Ok(());
+        };
+        self.buffered_rows -= rows;
+        let (provider, hour) = key;
+        let start = chrono::DateTime::from_timestamp(hour.saturating_mul(3600), 0)
+            .context("event hour out of range")?;
+        let dir = self
+            .root
+            .join("events")
+            .join(format!("provider={provider}"))
+            .join(format!("date={}", start.format("%Y-%m-%d")))
+            .join(format!("hour={}", start.format("%H")));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create `{}`", dir.display()))?;
+        let path = dir.join(self.part_name("parquet"));
+        let schema = without_provider(&batches[0].schema());
+        let (pending, file) = PendingFile::create(&path)?;
+        let props = WriterProperties::builder()
+            .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .build();
+        let mut writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(props))
+            .context("cannot start the Parquet writer")?;
+        for batch in batches {
+            let columns = schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    batch
+                        .column_by_name(f.name())
+                        .cloned()
+                        .with_context(|| format!("no `{}` column", f.name()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+            writer
+                .write(&batch)
+                .with_context(|| format!("cannot write `{}`", path.display()))?;
+        }
+        let file = writer
+            .into_inner()
+            .with_context(|| format!("cannot finish `{}`", path.display()))?;
+        pending.commit(&file)?;
+        self.files += 1;
+        Ok(())
+    }
+
+    fn write_alerts(&mut self) -> Result<()> {
+        for (date, lines) in std::mem::take(&mut self.alerts) {
+            let dir = self.root.join("alerts").join(format!("date={date}"));
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create `{}`", dir.display()))?;
+            let path = dir.join(self.part_name("jsonl"));
+            let (pending, file) = PendingFile::create(&path)?;
+            let mut writer = BufWriter::new(file);
+            for line in lines {
+                writer.write_all(line.as_bytes())?;
+                writer.write_all(b"\n")?;
+            }
+            let file: File = writer
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .with_context(|| format!("cannot write `{}`", path.display()))?;
+            pending.commit(&file)?;
+            self.files += 1;
+        }
+        self.buffered_alerts = 0;
+        Ok(())
+    }
+}
+
+/// The event schema without `provider`, which the partition path carries.
+fn without_provider(schema: &Schema) -> Arc<Schema> {
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .filter(|f| f.name() != column::PROVIDER)
+        .cloned()
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
