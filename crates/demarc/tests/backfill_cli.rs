@@ -1,0 +1,297 @@
+//! `demarc backfill` as a user runs it: archives in; alerts, dead letters, a report and
+//! a Parquet lake out.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use arrow::array::AsArray;
+use arrow::datatypes::TimestampMicrosecondType;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::{Value, json};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn demarc(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_demarc"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("demarc runs")
+}
+
+fn succeeded(output: &std::process::Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn json_lines(bytes: &[u8]) -> Vec<Value> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).expect("file written")).expect("JSON")
+}
+
+fn text(path: &Path) -> &str {
+    path.to_str().expect("utf-8 path")
+}
+
+fn files_under(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path, extension));
+        } else if path.extension().is_some_and(|e| e == extension) {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// The value of `key=` in the path's Hive partition folders.
+fn partition(path: &Path, key: &str) -> String {
+    path.components()
+        .filter_map(|c| c.as_os_str().to_str())
+        .find_map(|c| c.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key}= in {}", path.display()))
+        .to_owned()
+}
+
+#[test]
+fn samples_alert_and_fill_the_lake() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (lake, report_path) = (dir.path().join("lake"), dir.path().join("report.json"));
+    let output = demarc(&[
+        "backfill",
+        "testdata/samples",
+        "--lake",
+        text(&lake),
+        "--report",
+        text(&report_path),
+    ]);
+    succeeded(&output);
+    let report = read_json(&report_path);
+    let alerts = json_lines(&output.stdout);
+    assert_eq!(report["alerts"].as_u64(), Some(alerts.len() as u64));
+    let rules: BTreeSet<&str> = alerts
+        .iter()
+        .filter_map(|a| a["rule_id"].as_str())
+        .collect();
+    for expected in [
+        "aws-cloudtrail-logging-stopped",
+        "aws-security-group-admin-port-open",
+        "aws-console-login-without-mfa",
+        "aws-admin-policy-attached",
+    ] {
+        assert!(
+            rules.contains(expected),
+            "{expected} missing from {rules:?}"
+        );
+    }
+    for alert in &alerts {
+        assert_eq!(
+            alert["alert_id"].as_str().map(str::len),
+            Some(32),
+            "{alert}"
+        );
+        assert!(
+            !alert["event_ids"].as_array().is_none_or(Vec::is_empty),
+            "{alert}"
+        );
+        assert!(
+            alert["source"][0]["source"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("testdata/samples/"))
+        );
+    }
+
+    // Every event is in the lake once, under the partition of its own provider, date
+    // and hour; the path carries `provider`, the files do not.
+    let mut rows = 0;
+    let parquet = files_under(&lake.join("events"), "parquet");
+    assert!(!parquet.is_empty());
+    for path in &parquet {
+        let file = std::fs::File::open(path).expect("lake file");
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .expect("Parquet")
+            .build()
+            .expect("reader");
+        let (date, hour) = (partition(path, "date"), partition(path, "hour"));
+        assert!(["aws", "gcp"].contains(&partition(path, "provider").as_str()));
+        for batch in reader {
+            let batch = batch.expect("batch");
+            assert!(batch.column_by_name("provider").is_none());
+            let time = batch
+                .column_by_name("time")
+                .expect("time")
+                .as_primitive::<TimestampMicrosecondType>();
+            for row in 0..batch.num_rows() {
+                let at = chrono::DateTime::from_timestamp_micros(time.value(row)).expect("time");
+                assert_eq!(
+                    at.format("%Y-%m-%d").to_string(),
+                    date,
+                    "{}",
+                    path.display()
+                );
+                assert_eq!(at.format("%H").to_string(), hour, "{}", path.display());
+            }
+            rows += batch.num_rows() as u64;
+        }
+    }
+    assert_eq!(Some(rows), report["events_out"].as_u64());
+    assert!(rows > 700);
+
+    // The lake's alerts are the printed ones, filed under their event's date.
+    let mut lake_alerts = 0;
+    for path in files_under(&lake.join("alerts"), "jsonl") {
+        let date = partition(&path, "date");
+        for alert in json_lines(&std::fs::read(&path).expect("alerts file")) {
+            assert!(
+                alert["event_time"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with(&date))
+            );
+            lake_alerts += 1;
+        }
+    }
+    assert_eq!(lake_alerts, alerts.len());
+    assert!(
+        files_under(&lake, "partial").is_empty(),
+        "no temporary file is left behind"
+    );
+}
+
+fn alert_ids(alerts: &[Value]) -> BTreeSet<String> {
+    alerts
+        .iter()
+        .filter_map(|a| a["alert_id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[test]
+fn a_replay_gives_the_same_alerts_and_a_file_read_twice_alerts_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let first_path = dir.path().join("first.jsonl");
+    succeeded(&demarc(&[
+        "backfill",
+        "testdata/samples/aws-stratus-red-team",
+        "--alerts",
+        text(&first_path),
+    ]));
+    let first = json_lines(&std::fs::read(&first_path).expect("alerts"));
+    assert!(!first.is_empty());
+
+    let report_path = dir.path().join("report.json");
+    let again = demarc(&[
+        "backfill",
+        "testdata/samples/aws-stratus-red-team",
+        "testdata/samples/aws-stratus-red-team/aws.defense-evasion.cloudtrail-stop.json",
+        "--threads",
+        "1",
+        "--report",
+        text(&report_path),
+    ]);
+    succeeded(&again);
+    let second = json_lines(&again.stdout);
+    assert_eq!(alert_ids(&first), alert_ids(&second));
+    assert_eq!(second.len(), alert_ids(&second).len());
+    assert_eq!(read_json(&report_path)["duplicate_alerts"], 1);
+}
+
+fn cloudtrail(id: &str, name: &str) -> Value {
+    json!({"eventVersion": "1.08", "eventID": id, "eventTime": "2026-02-03T04:05:06Z",
+        "eventSource": "cloudtrail.amazonaws.com", "eventName": name, "awsRegion": "eu-west-1",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/ops",
+            "accountId": "111122223333"},
+        "requestParameters": {"name": "arn:aws:cloudtrail:eu-west-1:111122223333:trail/main"},
+        "sourceIPAddress": "198.51.100.1", "readOnly": false, "recipientAccountId": "111122223333"})
+}
+
+/// 3,000 lines: line 2,000 stops a trail, line 2,500 is cut short.
+fn big_ndjson() -> Vec<u8> {
+    let mut out = Vec::new();
+    for line in 1..=3000 {
+        let text = match line {
+            2000 => cloudtrail("stop", "StopLogging").to_string(),
+            2500 => "{\"eventID\": \"cut".to_owned(),
+            _ => cloudtrail(&format!("e{line}"), "DescribeTrails").to_string(),
+        };
+        out.extend_from_slice(text.as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+#[test]
+fn a_large_ndjson_file_is_streamed_and_positions_stay_exact() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let plain = dir.path().join("big.ndjson");
+    std::fs::write(&plain, big_ndjson()).expect("write");
+    let gzip = dir.path().join("big.ndjson.gz");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(&big_ndjson()).expect("compress");
+    std::fs::write(&gzip, encoder.finish().expect("compress")).expect("write");
+
+    for input in [&plain, &gzip] {
+        let (dead, report_path) = (dir.path().join("dead.jsonl"), dir.path().join("r.json"));
+        let output = demarc(&[
+            "backfill",
+            text(input),
+            "--stream-above-bytes",
+            "1",
+            "--chunk-bytes",
+            "65536",
+            "--dead-letter",
+            text(&dead),
+            "--report",
+            text(&report_path),
+        ]);
+        succeeded(&output);
+        let report = read_json(&report_path);
+        assert_eq!(report["files"], 1, "{report}");
+        assert_eq!(report["events_out"], 2999, "{report}");
+        assert_eq!(report["rejected"]["invalid_json"], 1, "{report}");
+        let rejects = json_lines(&std::fs::read(&dead).expect("dead letters"));
+        assert_eq!(rejects.len(), 1);
+        assert_eq!(rejects[0]["position"]["line"], 2500);
+        let alerts = json_lines(&output.stdout);
+        assert_eq!(alerts.len(), 1, "{alerts:?}");
+        assert_eq!(alerts[0]["rule_id"], "aws-cloudtrail-logging-stopped");
+        assert_eq!(alerts[0]["source"][0]["line"], 2000);
+    }
+}
+
+#[test]
+fn bad_rules_and_paths_fail_before_any_work() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rule = std::fs::read_to_string(repo().join("queries/aws-root-activity.sql")).expect("rule");
+    std::fs::write(
+        dir.path().join("broken.sql"),
+        rule.replace("severity: high", "severity: urgent"),
+    )
+    .expect("write");
+    let output = demarc(&["backfill", "testdata/samples", "--rules", text(dir.path())]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("broken.sql:3:"), "{stderr}");
+    assert!(stderr.contains("unknown severity `urgent`"), "{stderr}");
+    assert!(output.stdout.is_empty());
+
+    let output = demarc(&["backfill", "testdata/no-such-folder"]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no-such-folder"));
+}
