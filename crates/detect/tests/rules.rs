@@ -228,3 +228,50 @@ async fn real_detonation_logs_alert() {
     .collect();
     assert_eq!(fired, expected);
 }
+
+#[tokio::test]
+async fn the_rules_table_in_the_docs_matches_the_rules() {
+    let docs = std::fs::read_to_string(repo().join("docs/rules.md")).expect("docs/rules.md");
+    let table = docs
+        .split("## The rules")
+        .nth(1)
+        .expect("docs/rules.md has a `## The rules` section");
+    let documented: Vec<String> = table
+        .lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(str::to_owned)
+        .collect();
+    let actual: Vec<String> = queries()
+        .await
+        .rules()
+        .iter()
+        .map(|r| {
+            let m = &r.meta;
+            format!(
+                "| `{}` | {} | {} | {} |",
+                m.id, m.category, m.severity, m.title
+            )
+        })
+        .collect();
+    assert_eq!(documented, actual);
+}
+
+/// JSON functions run after the cheap column tests, on the rows that passed them:
+/// no rule's plan computes a JSON expression below its filter for every event.
+#[tokio::test]
+async fn json_functions_stay_behind_the_column_filters() {
+    let rules = queries().await;
+    for rule in rules.rules() {
+        let plan = rules
+            .explain(&rule.meta.id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .expect("the rule exists");
+        assert!(
+            !plan.contains("__datafusion_extracted"),
+            "{}:\n{plan}",
+            rule.meta.id
+        );
+        assert!(!plan.contains("__common_expr"), "{}:\n{plan}", rule.meta.id);
+    }
+}
