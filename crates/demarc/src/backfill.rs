@@ -148,6 +148,8 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
     let plan = Arc::new(Plan {
         options: Options {
             max_event_bytes: args.max_event_bytes,
+            // Alerts do not carry the original JSON; only the lake keeps it.
+            keep_raw: args.lake.is_some(),
             ..Options::default()
         },
         batch_rows: args

@@ -295,3 +295,30 @@ fn bad_rules_and_paths_fail_before_any_work() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("no-such-folder"));
 }
+
+/// The generated sample archive alerts on exactly the violations its generator
+/// labelled, and on none of the near misses beside them.
+#[test]
+fn generated_violations_alert_and_near_misses_do_not() {
+    let dir = "testdata/samples/aws-synthetic";
+    let labels = std::fs::read_to_string(repo().join(dir).join("labels.tsv")).expect("labels");
+    let expected: BTreeSet<(String, String)> = labels
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(event, rule)| (rule.to_owned(), event.to_owned()))
+        .collect();
+    assert!(expected.len() >= 8);
+    let output = demarc(&["backfill", dir]);
+    succeeded(&output);
+    let fired: BTreeSet<(String, String)> = json_lines(&output.stdout)
+        .iter()
+        .map(|a| {
+            (
+                a["rule_id"].as_str().unwrap_or_default().to_owned(),
+                a["event_ids"][0].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(fired, expected);
+}

@@ -7,21 +7,61 @@
 //! and a tail of events several kilobytes large (policy documents, instance launches).
 //! It depends on no other demarc crate: it produces bytes as the providers write them,
 //! and knows nothing of how demarc reads them.
+//!
+//! Normal events never match a rule of demarc's catalog (`queries/`).
+//! [`CloudTrailGenerator::with_violation_rate`] replaces a fraction of them by
+//! violations, each shaped to trigger exactly one named rule ([`Violation`]), and as many
+//! by near misses that must trigger none: the same calls denied, and look-alikes such as
+//! a `Deny` for `*` or HTTPS opened to the internet.
 
 use serde_json::{Value, json};
 
 mod gcp;
+mod violations;
 
 pub use gcp::GcpGenerator;
+pub use violations::Violation;
 
 /// Generates CloudTrail events.
 #[derive(Debug)]
 pub struct CloudTrailGenerator {
     rng: fastrand::Rng,
     accounts: Vec<String>,
-    serial: u64,
     /// Seconds since the Unix epoch of the next event.
     clock: u64,
+    /// Fraction of events replaced by a violation, and as many by a near miss.
+    violation_rate: f64,
+    /// Violations and near misses generated so far: they take turns through
+    /// [`Violation::ALL`].
+    violations: usize,
+    near_misses: usize,
+}
+
+/// Who made a call, and from where.
+#[derive(Debug)]
+struct Caller {
+    /// `userIdentity`.
+    identity: Value,
+    source_ip: String,
+    agent: &'static str,
+}
+
+/// An injected violation: the event's `eventID` and the rule it must trigger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    pub event_id: String,
+    pub rule_id: &'static str,
+}
+
+/// One API call, before the envelope every event shares.
+#[derive(Debug)]
+pub(crate) struct Call {
+    /// The service's name, without `.amazonaws.com`.
+    pub(crate) service: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) read_only: bool,
+    pub(crate) request: Value,
+    pub(crate) response: Value,
 }
 
 /// 2026-01-05T00:00:00Z: the generated trail starts here.
@@ -54,9 +94,26 @@ impl CloudTrailGenerator {
         Self {
             rng,
             accounts,
-            serial: 0,
             clock: START_SECONDS,
+            violation_rate: 0.0,
+            violations: 0,
+            near_misses: 0,
         }
+    }
+
+    /// Replaces the fraction `rate` of events by violations, and as many by near misses.
+    ///
+    /// # Panics
+    ///
+    /// If `rate` is not between 0 and 0.5: violations and near misses together cannot be
+    /// more than every event.
+    pub fn with_violation_rate(mut self, rate: f64) -> Self {
+        assert!(
+            (0.0..=0.5).contains(&rate),
+            "violation rate {rate} is not between 0 and 0.5"
+        );
+        self.violation_rate = rate;
+        self
     }
 
     /// The accounts events are generated for.
@@ -66,24 +123,165 @@ impl CloudTrailGenerator {
 
     /// One event, as a JSON value.
     pub fn event(&mut self) -> Value {
-        self.serial += 1;
+        self.labelled_event().0
+    }
+
+    /// One event, with the rule it must trigger when it is an injected violation.
+    pub fn labelled_event(&mut self) -> (Value, Option<&'static str>) {
         self.clock += self.rng.u64(0..3);
         let account = self.accounts[self.rng.usize(..self.accounts.len())].clone();
         let region = REGIONS[self.rng.usize(..REGIONS.len())];
-        let (source, name, read_only, request, response) = self.call(&account, region);
-        let identity = self.identity(&account, &source);
+        // No draw at rate 0, so that plain archives do not depend on this feature.
+        let roll = if self.violation_rate > 0.0 {
+            self.rng.f64()
+        } else {
+            1.0
+        };
+        if roll < self.violation_rate {
+            let violation = Violation::ALL[self.violations % Violation::ALL.len()];
+            self.violations += 1;
+            let call = self.violation_call(violation, &account, region);
+            return (
+                self.injected(&account, region, call, None),
+                Some(violation.rule_id()),
+            );
+        }
+        if roll < 2.0 * self.violation_rate {
+            // Even turns: a violation denied; odd turns: its look-alike, succeeding.
+            let turn = self.near_misses;
+            self.near_misses += 1;
+            let violation = Violation::ALL[(turn / 2) % Violation::ALL.len()];
+            let event = if turn.is_multiple_of(2) {
+                let call = self.violation_call(violation, &account, region);
+                let denied = if call.service == "s3" {
+                    ("AccessDenied", "Access Denied")
+                } else {
+                    (
+                        "AccessDenied",
+                        "User is not authorized to perform this action",
+                    )
+                };
+                self.injected(&account, region, call, Some(denied))
+            } else {
+                let call = self.lookalike_call(violation, &account, region);
+                self.injected(&account, region, call, None)
+            };
+            return (event, None);
+        }
+        (self.normal(&account, region), None)
+    }
+
+    /// An event of the everyday mix.
+    fn normal(&mut self, account: &str, region: &'static str) -> Value {
+        let mut call = self.call(account, region);
+        // Root acting, or signing in, is an alert of its own (aws-root-activity).
+        let root_allowed = call.read_only && call.name != "ConsoleLogin";
+        let source = format!("{}.amazonaws.com", call.service);
+        let identity = self.identity(account, &source, root_allowed);
         let failed = self.rng.u8(..100) < 10;
+        let source_ip = self.source_ip(&source);
+        let agent = AGENTS[self.rng.usize(..AGENTS.len())];
+        if self.rng.u8(..100) < 10 {
+            call.request = Value::Null;
+        }
+        let error = failed.then(|| {
+            if self.rng.bool() {
+                (
+                    "AccessDenied",
+                    "User is not authorized to perform this action",
+                )
+            } else {
+                (
+                    "Client.UnauthorizedOperation",
+                    "You are not authorized to perform this operation.",
+                )
+            }
+        });
+        let console_login = call.name == "ConsoleLogin";
+        let caller = Caller {
+            identity,
+            source_ip,
+            agent,
+        };
+        let mut event = self.envelope(account, region, call, caller, error);
+        if console_login {
+            // IAM users sign in with MFA here: without it is an alert
+            // (aws-console-login-without-mfa). Federated sessions authenticate elsewhere.
+            let mfa = if event["userIdentity"]["type"] == "IAMUser" {
+                "Yes"
+            } else {
+                "No"
+            };
+            event["additionalEventData"] = json!({
+                "LoginTo": "https://console.aws.amazon.com/console/home?state=hashArgs%23&isauthcode=true",
+                "MobileVersion": "No",
+                "MFAUsed": mfa,
+            });
+        }
+        event
+    }
+
+    /// A violation or near miss: a person (IAM user or assumed role) calling from the
+    /// internet.
+    fn injected(
+        &mut self,
+        account: &str,
+        region: &'static str,
+        call: Call,
+        error: Option<(&str, &str)>,
+    ) -> Value {
+        let identity = if self.rng.bool() {
+            self.iam_user(account)
+        } else {
+            self.assumed_role(account)
+        };
+        // IAM is global: CloudTrail records its calls in us-east-1.
+        let region = if call.service == "iam" {
+            "us-east-1"
+        } else {
+            region
+        };
+        let caller = Caller {
+            identity,
+            source_ip: self.ipv4(),
+            // Every agent but the AWS-internal one.
+            agent: AGENTS[self.rng.usize(..AGENTS.len() - 1)],
+        };
+        self.envelope(account, region, call, caller, error)
+    }
+
+    /// The fields every CloudTrail event carries, around `call`.
+    fn envelope(
+        &mut self,
+        account: &str,
+        region: &str,
+        call: Call,
+        caller: Caller,
+        error: Option<(&str, &str)>,
+    ) -> Value {
+        let Caller {
+            identity,
+            source_ip,
+            agent,
+        } = caller;
+        let Call {
+            service,
+            name,
+            read_only,
+            request,
+            response,
+        } = call;
         let mut event = json!({
             "eventVersion": if self.rng.bool() { "1.09" } else { "1.08" },
             "userIdentity": identity,
             "eventTime": format_time(self.clock),
-            "eventSource": source,
+            "eventSource": format!("{service}.amazonaws.com"),
             "eventName": name,
             "awsRegion": region,
-            "sourceIPAddress": self.source_ip(&source),
-            "userAgent": AGENTS[self.rng.usize(..AGENTS.len())],
-            "requestParameters": if self.rng.u8(..100) < 10 { Value::Null } else { request },
-            "responseElements": if failed { Value::Null } else { response },
+            "sourceIPAddress": source_ip,
+            "userAgent": agent,
+            "requestParameters": request,
+            "responseElements": if error.is_some() { Value::Null } else { response },
             "requestID": self.uuid(),
             "eventID": self.uuid(),
             "readOnly": read_only,
@@ -94,21 +292,10 @@ impl CloudTrailGenerator {
             "tlsDetails": {
                 "tlsVersion": "TLSv1.3",
                 "cipherSuite": "TLS_AES_128_GCM_SHA256",
-                "clientProvidedHostHeader": format!("{}.{region}.amazonaws.com", source.trim_end_matches(".amazonaws.com")),
+                "clientProvidedHostHeader": format!("{service}.{region}.amazonaws.com"),
             },
         });
-        if failed {
-            let (code, message) = if self.rng.bool() {
-                (
-                    "AccessDenied",
-                    "User is not authorized to perform this action",
-                )
-            } else {
-                (
-                    "Client.UnauthorizedOperation",
-                    "You are not authorized to perform this operation.",
-                )
-            };
+        if let Some((code, message)) = error {
             event["errorCode"] = json!(code);
             event["errorMessage"] = json!(message);
         }
@@ -117,8 +304,27 @@ impl CloudTrailGenerator {
 
     /// `{"Records":[…]}` with `events` events, as CloudTrail delivers to S3.
     pub fn records_file(&mut self, events: usize) -> Vec<u8> {
-        let records: Vec<Value> = (0..events).map(|_| self.event()).collect();
-        serde_json::to_vec(&json!({ "Records": records })).expect("a JSON value serializes")
+        self.labelled_records_file(events).0
+    }
+
+    /// [`Self::records_file`], with a label for each injected violation in it.
+    pub fn labelled_records_file(&mut self, events: usize) -> (Vec<u8>, Vec<Label>) {
+        let mut labels = Vec::new();
+        let records: Vec<Value> = (0..events)
+            .map(|_| {
+                let (event, rule_id) = self.labelled_event();
+                if let Some(rule_id) = rule_id {
+                    labels.push(Label {
+                        event_id: event["eventID"].as_str().unwrap_or_default().to_owned(),
+                        rule_id,
+                    });
+                }
+                event
+            })
+            .collect();
+        let body =
+            serde_json::to_vec(&json!({ "Records": records })).expect("a JSON value serializes");
+        (body, labels)
     }
 
     /// `events` events as NDJSON.
@@ -149,15 +355,19 @@ impl CloudTrailGenerator {
             .collect()
     }
 
+    fn ipv4(&mut self) -> String {
+        format!(
+            "{}.{}.{}.{}",
+            self.rng.u8(1..224),
+            self.rng.u8(..),
+            self.rng.u8(..),
+            self.rng.u8(1..255)
+        )
+    }
+
     fn source_ip(&mut self, source: &str) -> String {
         match self.rng.u8(..100) {
-            0..=69 => format!(
-                "{}.{}.{}.{}",
-                self.rng.u8(1..224),
-                self.rng.u8(..),
-                self.rng.u8(..),
-                self.rng.u8(1..255)
-            ),
+            0..=69 => self.ipv4(),
             70..=79 => "AWS Internal".to_owned(),
             80..=89 => source.to_owned(),
             _ => format!(
@@ -169,58 +379,12 @@ impl CloudTrailGenerator {
         }
     }
 
-    fn identity(&mut self, account: &str, source: &str) -> Value {
-        let roll = self.rng.u8(..100);
-        let access_key = format!("ASIA{}", self.hex(16).to_uppercase());
-        let mfa = if self.rng.u8(..100) < 30 {
-            "true"
-        } else {
-            "false"
-        };
-        let session = json!({
-            "sessionIssuer": {},
-            "attributes": { "creationDate": format_time(self.clock - 600), "mfaAuthenticated": mfa },
-        });
-        match roll {
-            0..=54 => {
-                let role = [
-                    "ci-deployer",
-                    "app-backend",
-                    "data-pipeline",
-                    "AWSReservedSSO_Admin_0a1b2c3d",
-                ][self.rng.usize(..4)];
-                let session_name = format!("session-{}", self.rng.u32(..100_000));
-                json!({
-                    "type": "AssumedRole",
-                    "principalId": format!("AROA{}:{session_name}", self.hex(16).to_uppercase()),
-                    "arn": format!("arn:aws:sts::{account}:assumed-role/{role}/{session_name}"),
-                    "accountId": account,
-                    "accessKeyId": access_key,
-                    "sessionContext": {
-                        "sessionIssuer": {
-                            "type": "Role",
-                            "principalId": format!("AROA{}", self.hex(16).to_uppercase()),
-                            "arn": format!("arn:aws:iam::{account}:role/{role}"),
-                            "accountId": account,
-                            "userName": role,
-                        },
-                        "webIdFederationData": {},
-                        "attributes": session["attributes"].clone(),
-                    },
-                })
-            }
-            55..=69 => {
-                let user = ["alice", "bob", "carol", "deploy-bot", "backup"][self.rng.usize(..5)];
-                json!({
-                    "type": "IAMUser",
-                    "principalId": format!("AIDA{}", self.hex(16).to_uppercase()),
-                    "arn": format!("arn:aws:iam::{account}:user/{user}"),
-                    "accountId": account,
-                    "accessKeyId": format!("AKIA{}", self.hex(16).to_uppercase()),
-                    "userName": user,
-                    "sessionContext": session,
-                })
-            }
+    /// Who made a call of `source`; the root user only when `root_allowed`, an IAM user
+    /// in its place otherwise.
+    fn identity(&mut self, account: &str, source: &str, root_allowed: bool) -> Value {
+        match self.rng.u8(..100) {
+            0..=54 => self.assumed_role(account),
+            55..=69 => self.iam_user(account),
             70..=84 => json!({ "type": "AWSService", "invokedBy": source }),
             85..=89 => json!({ "accountId": account, "invokedBy": source }),
             90..=94 => json!({
@@ -229,20 +393,73 @@ impl CloudTrailGenerator {
                 "onBehalfOf": { "userId": self.uuid(), "identityStoreArn": "arn:aws:identitystore::123456789012:identitystore/d-1234567890" },
                 "credentialId": self.hex(32),
             }),
-            95..=97 => json!({
+            95..=97 if root_allowed => json!({
                 "type": "Root",
                 "principalId": account,
                 "arn": format!("arn:aws:iam::{account}:root"),
                 "accountId": account,
-                "accessKeyId": access_key,
-                "sessionContext": session,
+                "accessKeyId": format!("ASIA{}", self.hex(16).to_uppercase()),
+                "sessionContext": { "sessionIssuer": {}, "attributes": self.session_attributes() },
             }),
+            95..=97 => self.iam_user(account),
             _ => Value::Null,
         }
     }
 
-    /// A call: (eventSource, eventName, readOnly, requestParameters, responseElements).
-    fn call(&mut self, account: &str, region: &str) -> (String, &'static str, bool, Value, Value) {
+    /// `sessionContext.attributes`: a session started ten minutes ago, with MFA in about
+    /// one case in three.
+    fn session_attributes(&mut self) -> Value {
+        let mfa = if self.rng.u8(..100) < 30 {
+            "true"
+        } else {
+            "false"
+        };
+        json!({ "creationDate": format_time(self.clock - 600), "mfaAuthenticated": mfa })
+    }
+
+    fn assumed_role(&mut self, account: &str) -> Value {
+        let role = [
+            "ci-deployer",
+            "app-backend",
+            "data-pipeline",
+            "AWSReservedSSO_Admin_0a1b2c3d",
+        ][self.rng.usize(..4)];
+        let session_name = format!("session-{}", self.rng.u32(..100_000));
+        json!({
+            "type": "AssumedRole",
+            "principalId": format!("AROA{}:{session_name}", self.hex(16).to_uppercase()),
+            "arn": format!("arn:aws:sts::{account}:assumed-role/{role}/{session_name}"),
+            "accountId": account,
+            "accessKeyId": format!("ASIA{}", self.hex(16).to_uppercase()),
+            "sessionContext": {
+                "sessionIssuer": {
+                    "type": "Role",
+                    "principalId": format!("AROA{}", self.hex(16).to_uppercase()),
+                    "arn": format!("arn:aws:iam::{account}:role/{role}"),
+                    "accountId": account,
+                    "userName": role,
+                },
+                "webIdFederationData": {},
+                "attributes": self.session_attributes(),
+            },
+        })
+    }
+
+    fn iam_user(&mut self, account: &str) -> Value {
+        let user = ["alice", "bob", "carol", "deploy-bot", "backup"][self.rng.usize(..5)];
+        json!({
+            "type": "IAMUser",
+            "principalId": format!("AIDA{}", self.hex(16).to_uppercase()),
+            "arn": format!("arn:aws:iam::{account}:user/{user}"),
+            "accountId": account,
+            "accessKeyId": format!("AKIA{}", self.hex(16).to_uppercase()),
+            "userName": user,
+            "sessionContext": { "sessionIssuer": {}, "attributes": self.session_attributes() },
+        })
+    }
+
+    /// A call of the everyday mix.
+    fn call(&mut self, account: &str, region: &str) -> Call {
         let bucket = format!("bucket-{}", self.rng.u16(..500));
         let roll = self.rng.u16(..1000);
         let (service, name, read_only, request, response) = match roll {
@@ -360,13 +577,13 @@ impl CloudTrailGenerator {
                 json!({"failedEvaluations": []}),
             ),
         };
-        (
-            format!("{service}.amazonaws.com"),
+        Call {
+            service,
             name,
             read_only,
             request,
             response,
-        )
+        }
     }
 
     fn run_instances_request(&mut self) -> Value {

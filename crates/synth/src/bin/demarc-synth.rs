@@ -2,7 +2,8 @@
 //! CloudTrail as gzip `{"Records":[…]}` files under
 //! `AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/`, GCP as NDJSON.
 //!
-//! `demarc-synth cloudtrail --events 1000000 --per-file 300 --out DIR [--seed N]`
+//! `demarc-synth cloudtrail --events 1000000 --per-file 300 --out DIR [--seed N]
+//! [--violation-rate R --labels FILE]`
 //! `demarc-synth gcp --events 100000 --per-file 1000 --out DIR [--seed N]`
 
 use std::io::Write;
@@ -25,7 +26,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Provider {
     /// gzip Records files in the CloudTrail S3 layout
-    Cloudtrail(Args),
+    Cloudtrail(CloudTrailArgs),
     /// NDJSON files as Cloud Logging exports them to GCS
     Gcp(Args),
 }
@@ -45,6 +46,28 @@ struct Args {
     seed: u64,
 }
 
+#[derive(Debug, clap::Args)]
+struct CloudTrailArgs {
+    #[command(flatten)]
+    common: Args,
+    /// Fraction of events replaced by a violation that must trigger one named rule; as
+    /// many more are replaced by near misses that must trigger none (0 to 0.5)
+    #[arg(long, default_value_t = 0.0, value_parser = violation_rate)]
+    violation_rate: f64,
+    /// Write `event_id<TAB>rule_id` for each injected violation to this file
+    #[arg(long)]
+    labels: Option<PathBuf>,
+}
+
+fn violation_rate(text: &str) -> Result<f64, String> {
+    let rate: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..=0.5).contains(&rate) {
+        Ok(rate)
+    } else {
+        Err(format!("{rate} is not between 0 and 0.5"))
+    }
+}
+
 fn main() -> Result<()> {
     match Cli::parse().provider {
         Provider::Cloudtrail(args) => cloudtrail(&args),
@@ -52,21 +75,53 @@ fn main() -> Result<()> {
     }
 }
 
-fn cloudtrail(args: &Args) -> Result<()> {
-    let mut generator = CloudTrailGenerator::new(args.seed);
+fn cloudtrail(args: &CloudTrailArgs) -> Result<()> {
+    let mut generator =
+        CloudTrailGenerator::new(args.common.seed).with_violation_rate(args.violation_rate);
     let account = generator.accounts()[0].clone();
     let dir = args
+        .common
         .out
         .join(format!("AWSLogs/{account}/CloudTrail/us-east-1/2026/01/05"));
-    write_files(args, |file_no, events| {
+    let mut labels = match &args.labels {
+        Some(path) => {
+            let file = std::fs::File::create(path)
+                .with_context(|| format!("cannot create `{}`", path.display()))?;
+            let mut writer = std::io::BufWriter::new(file);
+            writeln!(writer, "event_id\trule_id")
+                .with_context(|| format!("cannot write `{}`", path.display()))?;
+            Some((path, writer))
+        }
+        None => None,
+    };
+    let mut injected = 0;
+    write_files(&args.common, |file_no, events| {
         // Files are spread over the hours of one day, as a trail delivers them.
         let name = format!(
             "{account}_CloudTrail_us-east-1_20260105T{:02}{:02}Z_{file_no:08}.json.gz",
             file_no % 24,
             file_no % 60
         );
-        write_gzip(&dir, &name, &generator.records_file(events))
-    })
+        let (body, file_labels) = generator.labelled_records_file(events);
+        injected += file_labels.len();
+        if let Some((path, writer)) = &mut labels {
+            for label in &file_labels {
+                writeln!(writer, "{}\t{}", label.event_id, label.rule_id)
+                    .with_context(|| format!("cannot write `{}`", path.display()))?;
+            }
+        }
+        write_gzip(&dir, &name, &body)
+    })?;
+    if let Some((path, mut writer)) = labels {
+        writer
+            .flush()
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
+        eprintln!(
+            "{injected} injected violations listed in {}",
+            path.display()
+        );
+    }
+    Ok(())
 }
 
 fn gcp(args: &Args) -> Result<()> {
