@@ -73,23 +73,17 @@ pub struct BackfillArgs {
 /// The `--report` document, also printed as the closing summary.
 #[derive(Debug, Default, Serialize)]
 struct Report {
-    files: u64,
-    /// Files met while walking directories and left out by name.
-    ignored_files: u64,
+    /// Files, bytes, events, skips and rejects, as `demarc normalize` reports them.
+    #[serde(flatten)]
+    normalized: crate::normalize::Report,
     /// Files that could not be read, with the reason; the run went on without them.
     unreadable_files: BTreeMap<String, String>,
-    bytes: u64,
-    events_in: u64,
-    events_out: u64,
-    skipped: BTreeMap<String, u64>,
-    rejected: BTreeMap<String, u64>,
     rules: usize,
     alerts: u64,
     alerts_by_rule: BTreeMap<String, u64>,
     /// Alerts with an id already emitted in this run (the same event read twice).
     duplicate_alerts: u64,
     lake_files: u64,
-    seconds: f64,
     events_per_second: f64,
     /// Peak resident memory of the process, where the system reports it.
     peak_rss_bytes: Option<u64>,
@@ -202,17 +196,17 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
 
     let progress = progress_bar(total_bytes);
     let mut report = Report {
-        ignored_files,
         rules: rules.rules().len(),
         ..Report::default()
     };
+    let mut files = 0;
     let mut seen = HashSet::new();
     let mut events = 0u64;
     // Output errors end the loop; the workers then stop at their next send.
     let written: Result<()> = (|| {
         for update in update_rx {
             progress.inc(update.disk_bytes);
-            report.files += update.files;
+            files += update.files;
             events += update.rows;
             if let Some((path, error)) = update.unreadable {
                 progress
@@ -246,8 +240,8 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
                 lake.add_events(batch)?;
             }
             progress.set_message(format!(
-                "{} files, {events} events, {} alerts",
-                report.files, report.alerts
+                "{files} files, {events} events, {} alerts",
+                report.alerts
             ));
         }
         Ok(())
@@ -279,21 +273,13 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
         report.lake_files = lake.finish()?;
     }
 
-    report.bytes = total_bytes;
-    report.events_in = stats.events_in;
-    report.events_out = stats.events_out;
-    report.skipped = stats
-        .skipped
-        .iter()
-        .map(|(r, n)| (r.to_string(), *n))
-        .collect();
-    report.rejected = stats
-        .rejected
-        .iter()
-        .map(|(r, n)| (r.to_string(), *n))
-        .collect();
-    report.seconds = started.elapsed().as_secs_f64();
-    report.events_per_second = stats.events_in as f64 / report.seconds.max(1e-9);
+    let seconds = started.elapsed().as_secs_f64();
+    report.normalized = crate::normalize::Report::new(&stats, ignored_files, seconds);
+    // The normalizer counts each run of lines of a large file as an input, and bytes
+    // after decompression; report files and their size on disk.
+    report.normalized.files = files;
+    report.normalized.bytes = total_bytes;
+    report.events_per_second = stats.events_in as f64 / seconds.max(1e-9);
     report.peak_rss_bytes = peak_rss_bytes();
     print_summary(&report, args.dead_letter.is_some());
     if let Some(path) = &args.report {
@@ -576,23 +562,24 @@ fn progress_bar(total_bytes: u64) -> ProgressBar {
 }
 
 fn print_summary(report: &Report, dead_letter: bool) {
-    let skipped: u64 = report.skipped.values().sum();
-    let rejected: u64 = report.rejected.values().sum();
+    let base = &report.normalized;
+    let skipped: u64 = base.skipped.values().sum();
+    let rejected: u64 = base.rejected.values().sum();
     eprintln!(
         "{} files ({} ignored by name, {} unreadable), {} events ({} skipped, {} rejected), \
          {} alerts from {} rules, {:.2}s, {:.0} events/s",
-        report.files,
-        report.ignored_files,
+        base.files,
+        base.ignored_files,
         report.unreadable_files.len(),
-        report.events_in,
+        base.events_in,
         skipped,
         rejected,
         report.alerts,
         report.rules,
-        report.seconds,
+        base.seconds,
         report.events_per_second,
     );
-    for (reason, n) in &report.rejected {
+    for (reason, n) in &base.rejected {
         eprintln!("  rejected {reason}: {n}");
     }
     for (rule, n) in &report.alerts_by_rule {

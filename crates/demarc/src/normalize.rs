@@ -38,23 +38,23 @@ pub struct NormalizeArgs {
     no_raw: bool,
 }
 
-/// The `--report` document.
-#[derive(Debug, Serialize)]
-struct Report {
-    files: u64,
+/// The `--report` document; `demarc backfill` adds to it.
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub files: u64,
     /// Files met while walking directories and left out by name (documentation,
     /// spreadsheets, images, Parquet).
-    ignored_files: u64,
-    bytes: u64,
-    events_in: u64,
-    events_out: u64,
-    skipped: BTreeMap<String, u64>,
-    rejected: BTreeMap<String, u64>,
-    seconds: f64,
+    pub ignored_files: u64,
+    pub bytes: u64,
+    pub events_in: u64,
+    pub events_out: u64,
+    pub skipped: BTreeMap<String, u64>,
+    pub rejected: BTreeMap<String, u64>,
+    pub seconds: f64,
 }
 
 impl Report {
-    fn new(stats: &Stats, ignored_files: u64, seconds: f64) -> Self {
+    pub fn new(stats: &Stats, ignored_files: u64, seconds: f64) -> Self {
         Self {
             files: stats.inputs,
             ignored_files,

@@ -1,27 +1,17 @@
 //! `demarc backfill` as a user runs it: archives in; alerts, dead letters, a report and
 //! a Parquet lake out.
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use arrow::array::AsArray;
 use arrow::datatypes::TimestampMicrosecondType;
+use common::{demarc, repo};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::{Value, json};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn demarc(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_demarc"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("demarc runs")
-}
 
 fn succeeded(output: &std::process::Output) {
     assert!(

@@ -1,23 +1,13 @@
 //! `demarc normalize` as a user runs it: real files in, Parquet or JSONL, dead letters
 //! and a report out.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
+
+use std::path::Path;
 
 use arrow::array::{Array, AsArray};
+use common::{demarc, repo};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn demarc(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_demarc"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("demarc runs")
-}
 
 fn report(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).expect("report written")).expect("report is JSON")
