@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -22,7 +23,7 @@ use arrow::array::RecordBatch;
 use clap::Args;
 use demarc_detect::RuleSet;
 use demarc_model::{Alert, Origin};
-use demarc_normalize::{Normalizer, Options, Reject, Stats, looks_like_ndjson};
+use demarc_normalize::{EXCERPT_BYTES, Normalizer, Options, Reject, Stats, looks_like_ndjson};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
@@ -168,30 +169,43 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
         .map(DeadLetterSink::create)
         .transpose()?;
 
+    // Set when a worker fails or output cannot be written: everyone stops early.
+    let stop = Arc::new(AtomicBool::new(false));
     let (work_tx, work_rx) = sync_channel::<Work>(workers);
-    let (update_tx, update_rx) = sync_channel::<Update>(workers * 2);
+    // Updates may carry a batch for the lake: keep few in flight.
+    let (update_tx, update_rx) = sync_channel::<Update>(workers);
     let reader = {
-        let plan = Arc::clone(&plan);
+        let (plan, stop) = (Arc::clone(&plan), Arc::clone(&stop));
         let update_tx = update_tx.clone();
         std::thread::Builder::new()
             .name("demarc-reader".into())
-            .spawn(move || read_inputs(files, &plan, &work_tx, &update_tx))?
+            .spawn(move || read_inputs(files, &plan, &stop, &work_tx, &update_tx))?
     };
     let work_rx = Arc::new(Mutex::new(work_rx));
     let mut handles = Vec::with_capacity(workers);
     for i in 0..workers {
-        let (plan, rules, work_rx, update_tx) = (
+        let (plan, rules, work_rx, update_tx, stop) = (
             Arc::clone(&plan),
             Arc::clone(&rules),
             Arc::clone(&work_rx),
             update_tx.clone(),
+            Arc::clone(&stop),
         );
         handles.push(
             std::thread::Builder::new()
                 .name(format!("demarc-worker-{i}"))
-                .spawn(move || work(&plan, &rules, &work_rx, &update_tx))?,
+                .spawn(move || {
+                    let result = work(&plan, &rules, &work_rx, &update_tx, &stop);
+                    if result.is_err() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                    result
+                })?,
         );
     }
+    // Only the workers hold the work queue and only the threads the update queue, so
+    // each side sees the other go away.
+    drop(work_rx);
     drop(update_tx);
 
     let progress = progress_bar(total_bytes);
@@ -204,7 +218,7 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
     let mut events = 0u64;
     // Output errors end the loop; the workers then stop at their next send.
     let written: Result<()> = (|| {
-        for update in update_rx {
+        for update in &update_rx {
             progress.inc(update.disk_bytes);
             files += update.files;
             events += update.rows;
@@ -246,6 +260,11 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
         }
         Ok(())
     })();
+    if written.is_err() {
+        stop.store(true, Ordering::Relaxed);
+        // Drain what is in flight so that no thread stays blocked on a full queue.
+        for _ in update_rx.try_iter() {}
+    }
     progress.finish_and_clear();
 
     let mut stats = Stats::default();
@@ -309,13 +328,26 @@ fn load_rules(dir: Option<&Path>) -> Result<RuleSet> {
 fn read_inputs(
     files: Vec<PathBuf>,
     plan: &Plan,
+    stop: &AtomicBool,
     work: &SyncSender<Work>,
     updates: &SyncSender<Update>,
 ) -> Result<()> {
     for path in files {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
         let disk_bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
-        let sent = if disk_bytes >= plan.stream_above_bytes {
-            match stream_lines(&path, plan, work) {
+        // A gzip file is checked from a smaller size: it holds several times as much.
+        let gzip = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+        let threshold = if gzip {
+            plan.stream_above_bytes / 8
+        } else {
+            plan.stream_above_bytes
+        };
+        let sent = if disk_bytes >= threshold {
+            match stream_lines(&path, plan, stop, work) {
                 Ok(Streamed::Done) => true,
                 Ok(Streamed::NotNdjson) => work.send(Work::File { path, disk_bytes }).is_ok(),
                 Ok(Streamed::Stopped) => false,
@@ -349,20 +381,23 @@ enum Streamed {
 /// Counts the bytes read from the file on disk, for progress.
 struct Counting<R> {
     inner: R,
-    count: Arc<std::sync::atomic::AtomicU64>,
+    count: Arc<AtomicU64>,
 }
 
 impl<R: Read> Read for Counting<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.count
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
 
-fn stream_lines(path: &Path, plan: &Plan, work: &SyncSender<Work>) -> Result<Streamed> {
-    use std::sync::atomic::{AtomicU64, Ordering};
+fn stream_lines(
+    path: &Path,
+    plan: &Plan,
+    stop: &AtomicBool,
+    work: &SyncSender<Work>,
+) -> Result<Streamed> {
     let mut file = File::open(path).with_context(|| format!("cannot open `{}`", path.display()))?;
     let mut magic = [0u8; 2];
     let gzip = file.read(&mut magic)? == 2 && magic == [0x1f, 0x8b];
@@ -380,11 +415,18 @@ fn stream_lines(path: &Path, plan: &Plan, work: &SyncSender<Work>) -> Result<Str
         Box::new(file)
     };
     let origin = Origin::file(path.display().to_string());
+    // A line longer than this is passed on cut to this length, and the normalizer
+    // rejects it as `oversize`; the rest of it is skipped.
+    let longest = plan.options.max_event_bytes.saturating_add(1);
     let mut buffer: Vec<u8> = Vec::with_capacity(plan.chunk_bytes * 2);
     let mut first_line = 1u64;
     let mut reported = 0u64;
     let mut first = true;
+    let mut skipping = false;
     loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(Streamed::Stopped);
+        }
         let at_end = fill(&mut reader, &mut buffer, plan.chunk_bytes)
             .with_context(|| format!("cannot read `{}`", path.display()))?;
         if first {
@@ -393,14 +435,41 @@ fn stream_lines(path: &Path, plan: &Plan, work: &SyncSender<Work>) -> Result<Str
                 return Ok(Streamed::NotNdjson);
             }
         }
-        // Cut after the last newline; a line longer than a whole chunk is passed on
-        // as it is, and the normalizer rejects it (too large, or cut).
+        if skipping {
+            // The tail of an overlong line: drop it up to its end.
+            match memchr::memchr(b'\n', &buffer) {
+                Some(i) => {
+                    buffer.drain(..=i);
+                    first_line += 1;
+                    skipping = false;
+                }
+                None => {
+                    buffer.clear();
+                    if !at_end {
+                        continue;
+                    }
+                }
+            }
+        }
         let cut = if at_end {
             buffer.len()
         } else {
-            memchr::memrchr(b'\n', &buffer).map_or(buffer.len(), |i| i + 1)
+            match memchr::memrchr(b'\n', &buffer) {
+                Some(i) => i + 1,
+                None if buffer.len() > longest => {
+                    skipping = true;
+                    longest
+                }
+                // Read on until the line ends.
+                None => continue,
+            }
         };
-        let rest = buffer.split_off(cut);
+        let rest = if skipping {
+            Vec::new()
+        } else {
+            buffer.split_off(cut)
+        };
+        buffer.truncate(cut);
         let lines = memchr::memchr_iter(b'\n', &buffer).count() as u64;
         let read = count.load(Ordering::Relaxed);
         let item = Work::Lines {
@@ -441,10 +510,14 @@ fn work(
     rules: &RuleSet,
     queue: &Mutex<Receiver<Work>>,
     updates: &SyncSender<Update>,
+    stop: &AtomicBool,
 ) -> Result<Stats> {
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     let mut normalizer = Normalizer::new(plan.options.clone());
     loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(normalizer.stats().clone());
+        }
         let next = queue
             .lock()
             .map_err(|_| anyhow!("a worker thread panicked"))?
@@ -455,9 +528,21 @@ fn work(
             Work::File { path, disk_bytes } => {
                 update.disk_bytes = disk_bytes;
                 update.files = 1;
-                match std::fs::read(&path) {
-                    Ok(bytes) => normalizer.push(&bytes, &Origin::file(path.display().to_string())),
-                    Err(e) => update.unreadable = Some((path, e.to_string())),
+                let origin = Origin::file(path.display().to_string());
+                if disk_bytes > plan.options.max_input_bytes as u64 {
+                    // Not loaded: it could not be read within the limit anyway.
+                    let mut head = Vec::new();
+                    let read = File::open(&path)
+                        .and_then(|f| f.take(EXCERPT_BYTES as u64).read_to_end(&mut head));
+                    match read {
+                        Ok(_) => normalizer.reject_oversize_input(&origin, disk_bytes, &head),
+                        Err(e) => update.unreadable = Some((path, e.to_string())),
+                    }
+                } else {
+                    match std::fs::read(&path) {
+                        Ok(bytes) => normalizer.push(&bytes, &origin),
+                        Err(e) => update.unreadable = Some((path, e.to_string())),
+                    }
                 }
             }
             Work::Lines {
@@ -469,7 +554,7 @@ fn work(
             } => {
                 update.disk_bytes = disk_bytes;
                 update.files = u64::from(last);
-                normalizer.push_from_line(&bytes, &origin, first_line);
+                normalizer.push_lines(&bytes, &origin, first_line);
             }
         }
         update.rejects = normalizer.take_rejects();

@@ -25,16 +25,14 @@ use arrow::array::{AsArray, RecordBatch, UInt32Array};
 use arrow::datatypes::{Schema, TimestampMicrosecondType};
 use demarc_model::{Alert, column};
 use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
 
-use crate::output::PendingFile;
+use crate::output::{PendingFile, parquet_properties};
 
 /// Rows of one partition written to one file once buffered.
 const FILE_ROWS: usize = 65_536;
 /// Rows buffered across partitions before the largest are written out, which bounds
 /// memory however many partitions an archive spans.
-const MAX_BUFFERED_ROWS: usize = 131_072;
+const MAX_BUFFERED_ROWS: usize = 98_304;
 /// Alerts buffered before they are written out.
 const MAX_BUFFERED_ALERTS: usize = 10_000;
 
@@ -164,11 +162,9 @@ impl Lake {
         let path = dir.join(self.part_name("parquet"));
         let schema = without_provider(&batches[0].schema());
         let (pending, file) = PendingFile::create(&path)?;
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .build();
-        let mut writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(props))
-            .context("cannot start the Parquet writer")?;
+        let mut writer =
+            ArrowWriter::try_new(file, Arc::clone(&schema), Some(parquet_properties()))
+                .context("cannot start the Parquet writer")?;
         for batch in batches {
             let columns = schema
                 .fields()

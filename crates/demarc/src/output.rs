@@ -9,11 +9,12 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use arrow::array::RecordBatch;
 use arrow::json::writer::LineDelimited;
-use demarc_model::event_schema;
+use demarc_model::{column, event_schema};
 use demarc_normalize::Reject;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
 /// A file being written under `<name>.partial`.
 #[derive(Debug)]
@@ -60,6 +61,25 @@ impl Drop for PendingFile {
     }
 }
 
+/// How event Parquet files are written: zstd, and no dictionary for the columns whose
+/// every value differs (ids and JSON documents), where building one only costs time.
+pub fn parquet_properties() -> WriterProperties {
+    let unique = [
+        column::EVENT_ID,
+        column::REQUEST,
+        column::RESPONSE,
+        column::ADDITIONAL,
+        column::RAW,
+    ];
+    unique
+        .into_iter()
+        .fold(
+            WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())),
+            |props, name| props.set_column_dictionary_enabled(ColumnPath::from(name), false),
+        )
+        .build()
+}
+
 /// Where normalized events go; the format follows the file name.
 pub enum EventSink {
     Parquet(ArrowWriter<File>, PendingFile),
@@ -87,10 +107,7 @@ impl EventSink {
         match extension.as_deref() {
             Some("parquet") => {
                 let (pending, file) = PendingFile::create(path)?;
-                let props = WriterProperties::builder()
-                    .set_compression(Compression::ZSTD(ZstdLevel::default()))
-                    .build();
-                let writer = ArrowWriter::try_new(file, event_schema(), Some(props))
+                let writer = ArrowWriter::try_new(file, event_schema(), Some(parquet_properties()))
                     .context("cannot start the Parquet writer")?;
                 Ok(Self::Parquet(writer, pending))
             }

@@ -312,3 +312,98 @@ fn generated_violations_alert_and_near_misses_do_not() {
         .collect();
     assert_eq!(fired, expected);
 }
+
+/// A line longer than a whole chunk and than the event limit is rejected at its line,
+/// and the lines after it keep their numbers.
+#[test]
+fn an_overlong_line_in_a_streamed_file_is_rejected_and_the_rest_read() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut lines = Vec::new();
+    for line in 1..=200 {
+        let event = match line {
+            50 => {
+                let mut e = cloudtrail("huge", "DescribeTrails");
+                e["requestParameters"]["padding"] = json!("x".repeat(20_000));
+                e
+            }
+            150 => cloudtrail("stop", "StopLogging"),
+            _ => cloudtrail(&format!("e{line}"), "DescribeTrails"),
+        };
+        lines.extend_from_slice(event.to_string().as_bytes());
+        lines.push(b'\n');
+    }
+    let input = dir.path().join("long.ndjson");
+    std::fs::write(&input, lines).expect("write");
+    let (dead, report_path) = (dir.path().join("dead.jsonl"), dir.path().join("r.json"));
+    let output = demarc(&[
+        "backfill",
+        text(&input),
+        "--stream-above-bytes",
+        "1",
+        "--chunk-bytes",
+        "4096",
+        "--max-event-bytes",
+        "8192",
+        "--dead-letter",
+        text(&dead),
+        "--report",
+        text(&report_path),
+    ]);
+    succeeded(&output);
+    let report = read_json(&report_path);
+    assert_eq!(report["events_out"], 199, "{report}");
+    assert_eq!(report["rejected"]["oversize"], 1, "{report}");
+    let rejects = json_lines(&std::fs::read(&dead).expect("dead letters"));
+    assert_eq!(rejects[0]["position"]["line"], 50);
+    let alerts = json_lines(&output.stdout);
+    assert_eq!(alerts[0]["source"][0]["line"], 150);
+}
+
+/// When standard output goes away (`demarc backfill … | head -1`), the run ends with
+/// an error instead of waiting for ever.
+#[test]
+fn the_run_ends_when_its_output_goes_away() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut text = Vec::new();
+    for line in 0..5_000 {
+        text.extend_from_slice(
+            cloudtrail(&format!("s{line}"), "StopLogging")
+                .to_string()
+                .as_bytes(),
+        );
+        text.push(b'\n');
+    }
+    let input = dir.path().join("many.ndjson");
+    std::fs::write(&input, text).expect("write");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_demarc"))
+        .args(["backfill", input.to_str().expect("utf-8"), "--threads", "1"])
+        .args([
+            "--stream-above-bytes",
+            "1",
+            "--chunk-bytes",
+            "65536",
+            "--batch-rows",
+            "500",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("demarc runs");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut first = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("one alert");
+    assert!(first.contains("aws-cloudtrail-logging-stopped"));
+    // The reader is dropped here: the next write fails with a broken pipe.
+    for _ in 0..600 {
+        if let Some(status) = child.try_wait().expect("wait") {
+            assert!(!status.success());
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    panic!("demarc backfill did not end within a minute of its output closing");
+}

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::{SessionState, SessionStateBuilder};
@@ -170,7 +170,7 @@ impl RuleSet {
         let source = provider_as_source(Arc::new(table));
         Ok(self.plans[index]
             .clone()
-            .transform_up(|node| match node {
+            .transform_up_with_subqueries(|node| match node {
                 LogicalPlan::TableScan(mut scan) if scan.table_name.table() == EVENTS_TABLE => {
                     scan.source = Arc::clone(&source);
                     Ok(Transformed::yes(LogicalPlan::TableScan(scan)))

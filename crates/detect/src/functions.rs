@@ -285,8 +285,12 @@ fn collect(value: &Value, path: &[&str], out: &mut Vec<String>) {
 }
 
 /// Whether an IAM resource policy has an `Allow` statement for any principal (`"*"`,
-/// `{"AWS": "*"}`, or `"*"` in a list) that no condition confines to an organisation,
-/// account, network or principal. A `Deny` for `*` is a hardening and does not count.
+/// `{"AWS": "*"}`, `"*"` in a list, or a `NotPrincipal`) that no condition confines to
+/// an organisation, account, network or principal: a positive match (`StringEquals`,
+/// `StringLike`, `ArnEquals`, `ArnLike`, also under `ForAnyValue:`/`ForAllValues:`) of
+/// one of those keys against values without `*`. A negated match (`StringNotEquals`)
+/// or a `Null` test does not confine. A `Deny` for `*` is a hardening and does not
+/// count.
 pub fn policy_public(policy: &Value) -> bool {
     let policy = embedded(policy);
     let Some(statements) = policy.get("Statement") else {
@@ -297,21 +301,28 @@ pub fn policy_public(policy: &Value) -> bool {
             .get("Effect")
             .and_then(Value::as_str)
             .is_some_and(|e| e.eq_ignore_ascii_case("allow"));
-        let anyone = statement.get("Principal").is_some_and(|p| match p {
-            Value::String(s) => s == "*",
-            Value::Object(map) => map
-                .get("AWS")
-                .is_some_and(|aws| items(aws).iter().any(|v| v.as_str() == Some("*"))),
-            _ => false,
-        });
+        // `Allow` with `NotPrincipal` grants everyone but the principals named.
+        let anyone = statement.get("NotPrincipal").is_some()
+            || statement.get("Principal").is_some_and(|p| match p {
+                Value::String(s) => s == "*",
+                Value::Object(map) => map
+                    .get("AWS")
+                    .is_some_and(|aws| items(aws).iter().any(|v| v.as_str() == Some("*"))),
+                _ => false,
+            });
         let confined = statement
             .get("Condition")
             .and_then(Value::as_object)
             .is_some_and(|operators| {
-                operators.values().filter_map(Value::as_object).any(|keys| {
-                    keys.keys().any(|k| {
-                        CONFINING_CONDITION_KEYS.contains(&k.to_ascii_lowercase().as_str())
-                    })
+                operators.iter().any(|(operator, keys)| {
+                    confining_operator(operator)
+                        && keys.as_object().is_some_and(|keys| {
+                            keys.iter().any(|(key, value)| {
+                                CONFINING_CONDITION_KEYS
+                                    .contains(&key.to_ascii_lowercase().as_str())
+                                    && !json_values(value, &[]).iter().any(|v| v.contains('*'))
+                            })
+                        })
                 })
             });
         allows && anyone && !confined
@@ -320,6 +331,18 @@ pub fn policy_public(policy: &Value) -> bool {
 
 /// Whether a CIDR block is the whole address space: a prefix length of 0, whatever
 /// the address bits (`0.0.0.0/0`, `::/0`, and also `10.1.2.3/0`).
+/// Condition operators that confine a key to the values given.
+fn confining_operator(operator: &str) -> bool {
+    let operator = operator
+        .rsplit_once(':')
+        .map_or(operator, |(_, op)| op)
+        .trim_end_matches("IfExists");
+    matches!(
+        operator.to_ascii_lowercase().as_str(),
+        "stringequals" | "stringequalsignorecase" | "stringlike" | "arnequals" | "arnlike"
+    )
+}
+
 fn world(cidr: &str) -> bool {
     cidr.trim()
         .rsplit_once('/')
@@ -547,13 +570,20 @@ fn mentions_audit(filter: &str) -> bool {
     filter.to_ascii_lowercase().contains("cloudaudit")
 }
 
-/// Whether a Logging-query term about the audit logs is negated by `NOT` or `-`.
+/// Whether a Logging-query term about the audit logs is negated: by `NOT`, by `-`, or
+/// by a `!=` / `!~` comparison.
 fn negates_audit(filter: &str) -> bool {
-    let spaced = filter.replace(['(', ')'], " ");
+    let spaced = filter
+        .replace(['(', ')'], " ")
+        .replace("!=", " != ")
+        .replace("!~", " !~ ");
     let tokens: Vec<&str> = spaced.split_whitespace().collect();
     tokens.iter().enumerate().any(|(i, token)| {
+        let before = |n: usize| i.checked_sub(n).map(|j| tokens[j]);
         mentions_audit(token)
-            && (token.starts_with('-') || (i > 0 && tokens[i - 1].eq_ignore_ascii_case("NOT")))
+            && (token.starts_with('-')
+                || before(1).is_some_and(|t| t.eq_ignore_ascii_case("NOT"))
+                || before(1).is_some_and(|t| t == "!=" || t == "!~"))
     })
 }
 
@@ -610,6 +640,21 @@ mod tests {
             "Condition": {"IpAddress": {"aws:SourceIp": "0.0.0.0/0"}}}]});
         assert!(policy_public(&ip));
         assert!(!policy_public(&json!({"Version": "2012-10-17"})));
+        // Conditions that name an org key but do not confine to it.
+        for condition in [
+            json!({"StringNotEquals": {"aws:PrincipalOrgID": "o-abc"}}),
+            json!({"Null": {"aws:PrincipalOrgID": "true"}}),
+            json!({"StringLike": {"aws:PrincipalArn": "*"}}),
+        ] {
+            let policy = json!({"Statement": [{"Effect": "Allow", "Principal": "*", "Condition": condition}]});
+            assert!(policy_public(&policy), "{policy}");
+        }
+        let vpce = json!({"Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"},
+            "Condition": {"ForAnyValue:StringEquals": {"aws:SourceVpce": ["vpce-1"]}}}]});
+        assert!(!policy_public(&vpce));
+        let not_principal = json!({"Statement": {"Effect": "Allow",
+            "NotPrincipal": {"AWS": "arn:aws:iam::1:root"}, "Action": "s3:GetObject"}});
+        assert!(policy_public(&not_principal));
         assert!(!policy_public(&json!("not a policy")));
     }
 
@@ -795,6 +840,16 @@ mod tests {
             json!({"filter": "logName:\"cloudaudit.googleapis.com\"", "disabled": false})
         )));
         assert!(!sink_excludes_audit(&json!({"sinkName": "x"})));
+        assert!(sink_excludes_audit(&sink(
+            json!({"filter": "logName != \"projects/p/logs/cloudaudit.googleapis.com%2Factivity\""})
+        )));
+        assert!(sink_excludes_audit(&sink(
+            json!({"filter": "logName!~\"cloudaudit\""})
+        )));
+        // The same comparison as an exclusion keeps the audit logs.
+        assert!(!sink_excludes_audit(&sink(
+            json!({"exclusions": [{"name": "x", "filter": "logName != \"cloudaudit.googleapis.com\""}]})
+        )));
     }
 
     #[test]

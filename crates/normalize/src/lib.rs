@@ -115,23 +115,43 @@ impl Normalizer {
 
     /// Normalizes one input record: a whole file's bytes, or one message payload.
     pub fn push(&mut self, input: &[u8], origin: &Origin) {
-        self.push_from_line(input, origin, 1);
+        let cursor = self.start(input, origin, 1);
+        self.input(input, cursor);
     }
 
-    /// Normalizes a run of whole lines cut from a larger NDJSON input, which starts at
-    /// line `first_line` of it: positions then name the line in the whole input. Each
-    /// call counts as one input in [`Stats`].
-    pub fn push_from_line(&mut self, input: &[u8], origin: &Origin, first_line: u64) {
+    /// Normalizes a run of whole lines cut from a larger NDJSON input (decompressed),
+    /// which starts at line `first_line` of it: every line is read as its own
+    /// document, whatever the first one looks like, and positions name the line in
+    /// the whole input. Each call counts as one input in [`Stats`].
+    pub fn push_lines(&mut self, lines: &[u8], origin: &Origin, first_line: u64) {
+        let cursor = self.start(lines, origin, first_line.max(1));
+        self.ndjson(lines, cursor);
+    }
+
+    /// Rejects a whole input as `oversize` without reading it: one of `size` bytes,
+    /// over [`Options::max_input_bytes`], that its reader did not load. `head` is its
+    /// beginning, for the excerpt.
+    pub fn reject_oversize_input(&mut self, origin: &Origin, size: u64, head: &[u8]) {
+        let cursor = self.start(&[], origin, 1);
+        self.stats.bytes += size;
+        let detail = format!(
+            "input of {size} bytes is over the {}-byte limit",
+            self.options.max_input_bytes
+        );
+        self.reject(RejectReason::Oversize, detail, cursor, head);
+    }
+
+    /// Counts a new input and places a cursor at its start.
+    fn start<'o>(&mut self, input: &[u8], origin: &'o Origin, line: u64) -> Cursor<'o> {
         self.stats.inputs += 1;
         self.stats.bytes += input.len() as u64;
-        let cursor = Cursor {
+        self.next_index = 0;
+        Cursor {
             origin,
-            line: first_line.max(1),
+            line,
             depth: 0,
             pinned_line: false,
-        };
-        self.next_index = 0;
-        self.input(input, cursor);
+        }
     }
 
     /// Rows normalized since the last [`Normalizer::take_batch`].
@@ -618,7 +638,7 @@ fn json_error(error: &sonic_rs::Error) -> (RejectReason, String) {
 }
 
 /// Whether an input that starts with `prefix` (its first few MiB, say) is NDJSON, so
-/// that it can be read in runs of whole lines with [`Normalizer::push_from_line`]
+/// that it can be read in runs of whole lines with [`Normalizer::push_lines`]
 /// instead of whole. Gzip is not looked through: pass decompressed bytes.
 pub fn looks_like_ndjson(prefix: &[u8]) -> bool {
     let prefix = prefix.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(prefix);
@@ -725,11 +745,19 @@ mod tests {
         let mut normalizer = Normalizer::new(Options::default());
         let origin = Origin::file("big.ndjson");
         let input = b"{\"eventID\":\"a\",\"eventTime\":\"2026-01-01T00:00:00Z\",\"eventSource\":\"s3.amazonaws.com\"}\n\n{\"broken\n";
-        normalizer.push_from_line(input, &origin, 41);
+        normalizer.push_lines(input, &origin, 41);
         let rejects = normalizer.take_rejects();
         let lines: Vec<u64> = rejects.iter().map(|r| r.position.line).collect();
         assert_eq!(lines, [43]);
         let batch = normalizer.take_batch().expect("one event");
+        // A run that starts with a broken line is still read line by line.
+        normalizer.push_lines(b"{\"cut\n{\"also\": \n", &origin, 7);
+        let lines: Vec<u64> = normalizer
+            .take_rejects()
+            .iter()
+            .map(|r| r.position.line)
+            .collect();
+        assert_eq!(lines, [7, 8]);
         let src_line = batch
             .column_by_name("src_line")
             .and_then(|c| c.as_any().downcast_ref::<arrow::array::Int64Array>())
