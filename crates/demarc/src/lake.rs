@@ -81,15 +81,16 @@ impl Lake {
             .column_by_name(column::PROVIDER)
             .and_then(|c| c.as_string_opt::<i32>())
             .context("events without a `provider` column")?;
-        let mut rows: HashMap<Key, Vec<u32>> = HashMap::new();
+        let mut rows: HashMap<(&str, i64), Vec<u32>> = HashMap::new();
         for row in 0..batch.num_rows() {
             let hour = time.value(row).div_euclid(MICROS_PER_HOUR);
             let index = u32::try_from(row).context("a batch of more than 2^32 rows")?;
-            rows.entry((provider.value(row).to_owned(), hour))
+            rows.entry((provider.value(row), hour))
                 .or_default()
                 .push(index);
         }
-        for (key, indices) in rows {
+        for ((provider, hour), indices) in rows {
+            let key = (provider.to_owned(), hour);
             let part = arrow::compute::take_record_batch(batch, &UInt32Array::from(indices))?;
             let n = part.num_rows();
             let entry = self.events.entry(key.clone()).or_default();

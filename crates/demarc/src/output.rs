@@ -13,7 +13,7 @@ use demarc_model::{column, event_schema};
 use demarc_normalize::Reject;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 /// A file being written under `<name>.partial`.
@@ -61,8 +61,9 @@ impl Drop for PendingFile {
     }
 }
 
-/// How event Parquet files are written: zstd, and no dictionary for the columns whose
-/// every value differs (ids and JSON documents), where building one only costs time.
+/// How event Parquet files are written: zstd, and neither dictionary nor statistics
+/// for the columns whose every value differs (ids and JSON documents), where building
+/// them only costs time: nobody prunes on the min and max of a JSON text.
 pub fn parquet_properties() -> WriterProperties {
     let unique = [
         column::EVENT_ID,
@@ -75,7 +76,11 @@ pub fn parquet_properties() -> WriterProperties {
         .into_iter()
         .fold(
             WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())),
-            |props, name| props.set_column_dictionary_enabled(ColumnPath::from(name), false),
+            |props, name| {
+                props
+                    .set_column_dictionary_enabled(ColumnPath::from(name), false)
+                    .set_column_statistics_enabled(ColumnPath::from(name), EnabledStatistics::None)
+            },
         )
         .build()
 }
