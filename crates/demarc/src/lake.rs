@@ -131,12 +131,21 @@ impl Lake {
 
     /// Writes everything still buffered.
     pub fn finish(mut self) -> Result<u64> {
+        self.flush()?;
+        Ok(self.files)
+    }
+
+    /// Writes everything buffered so far, each file synced and renamed into place:
+    /// once this returns, what was added is durable.
+    pub fn flush(&mut self) -> Result<()> {
         let keys: Vec<Key> = self.events.keys().cloned().collect();
         for key in keys {
             self.write_partition(&key)?;
         }
-        self.write_alerts()?;
-        Ok(self.files)
+        if self.buffered_alerts > 0 {
+            self.write_alerts()?;
+        }
+        Ok(())
     }
 
     fn part_name(&mut self, extension: &str) -> String {

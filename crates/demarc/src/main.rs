@@ -1,11 +1,17 @@
 //! The `demarc` binary: command line, configuration and wiring of the library crates.
 
 mod backfill;
+mod bench;
+mod config;
+mod demo;
 mod inputs;
 mod lake;
+mod metrics;
 mod normalize;
 mod output;
 mod rules;
+mod run;
+mod stream;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +34,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Stream audit logs from Kafka: alerts within a second, offsets committed only
+    /// after the alerts are durable
+    Run(run::RunArgs),
+    /// Run the streaming job on an in-process Kafka cluster fed with the bundled
+    /// samples; needs nothing installed
+    Demo(demo::DemoArgs),
+    /// Benchmark the streaming job against a local tansu broker
+    #[command(hide = true)]
+    BenchStream(bench::BenchArgs),
+    /// Check a `demarc run` configuration file (and the rules it names) and exit
+    Validate(run::ValidateArgs),
     /// Run every rule over archived audit logs: alerts as JSON lines, and optionally the
     /// normalized events as a Parquet lake
     Backfill(backfill::BackfillArgs),
@@ -48,6 +65,10 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Run(args) => run::run(&args),
+        Command::Demo(args) => demo::run(&args),
+        Command::Validate(args) => run::validate(&args),
+        Command::BenchStream(args) => bench::run(&args),
         Command::Backfill(args) => backfill::run(&args),
         Command::Normalize(args) => normalize::run(&args),
         Command::Rules(command) => rules::run(&command),

@@ -1,0 +1,577 @@
+//! The `demarc run` configuration file (TOML), documented field by field in
+//! `docs/config.md`. Every problem is reported with the file, the line and what to
+//! change, before anything connects.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// librdkafka properties whose value is a secret: they must come from an environment
+/// variable or a file, never from the configuration text.
+const SECRET_PROPERTIES: &[&str] = &[
+    "sasl.password",
+    "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.config",
+    "ssl.key.password",
+    "ssl.key.pem",
+    "ssl.keystore.password",
+    "ssl_key",
+];
+
+/// librdkafka properties that demarc sets itself, because the delivery contract
+/// depends on them.
+const OWNED_PROPERTIES: &[&str] = &[
+    "bootstrap.servers",
+    "group.id",
+    "enable.auto.commit",
+    "enable.auto.offset.store",
+    "enable.partition.eof",
+];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    kafka: Kafka,
+    #[serde(default)]
+    batch: Batch,
+    #[serde(default)]
+    dead_letter: DeadLetterFile,
+    #[serde(default)]
+    alerts: AlertsFile,
+    lake: Option<LakeFile>,
+    #[serde(default)]
+    metrics: MetricsFile,
+    #[serde(default)]
+    rules: RulesFile,
+    #[serde(default)]
+    normalize: NormalizeFile,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Kafka {
+    brokers: Spanned<String>,
+    group_id: Spanned<String>,
+    topics: Spanned<Vec<String>>,
+    #[serde(default)]
+    properties: BTreeMap<Spanned<String>, Spanned<Value>>,
+}
+
+/// A librdkafka property value: text, a number, a boolean, or a secret's location.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Value {
+    Text(String),
+    Integer(i64),
+    Bool(bool),
+    Env { env: String },
+    File { file: PathBuf },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Batch {
+    #[serde(default = "default_max_records")]
+    max_records: Spanned<u64>,
+    #[serde(default = "default_max_wait_ms")]
+    max_wait_ms: Spanned<u64>,
+}
+
+impl Default for Batch {
+    fn default() -> Self {
+        Self {
+            max_records: default_max_records(),
+            max_wait_ms: default_max_wait_ms(),
+        }
+    }
+}
+
+fn default_max_records() -> Spanned<u64> {
+    Spanned::new(0..0, 10_000)
+}
+
+fn default_max_wait_ms() -> Spanned<u64> {
+    Spanned::new(0..0, 100)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeadLetterFile {
+    #[serde(default = "default_dead_letter_topic")]
+    topic: Spanned<String>,
+}
+
+impl Default for DeadLetterFile {
+    fn default() -> Self {
+        Self {
+            topic: default_dead_letter_topic(),
+        }
+    }
+}
+
+fn default_dead_letter_topic() -> Spanned<String> {
+    Spanned::new(0..0, "demarc-dead-letter".to_owned())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsFile {
+    #[serde(default = "yes")]
+    stdout: bool,
+    file: Option<PathBuf>,
+}
+
+impl Default for AlertsFile {
+    fn default() -> Self {
+        Self {
+            stdout: true,
+            file: None,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LakeFile {
+    path: PathBuf,
+    #[serde(default = "default_lake_flush_seconds")]
+    flush_seconds: Spanned<u64>,
+}
+
+fn default_lake_flush_seconds() -> Spanned<u64> {
+    Spanned::new(0..0, 60)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MetricsFile {
+    #[serde(default = "default_listen")]
+    listen: Spanned<String>,
+}
+
+impl Default for MetricsFile {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+        }
+    }
+}
+
+fn default_listen() -> Spanned<String> {
+    Spanned::new(0..0, "127.0.0.1:9464".to_owned())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NormalizeFile {
+    workers: Option<Spanned<usize>>,
+    max_event_bytes: Option<Spanned<usize>>,
+}
+
+/// A checked configuration, secrets resolved.
+#[derive(Clone)]
+pub struct Config {
+    pub brokers: String,
+    pub group_id: String,
+    pub topics: Vec<String>,
+    /// librdkafka properties passed through, secrets included (never printed).
+    pub properties: BTreeMap<String, String>,
+    pub batch_records: usize,
+    pub batch_wait: Duration,
+    pub dead_letter_topic: String,
+    pub alerts_stdout: bool,
+    pub alerts_file: Option<PathBuf>,
+    pub lake: Option<(PathBuf, Duration)>,
+    /// `None`: no metrics endpoint.
+    pub metrics_listen: Option<SocketAddr>,
+    pub rules_dir: Option<PathBuf>,
+    pub workers: usize,
+    pub max_event_bytes: usize,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Property values may be secrets: only their names are shown.
+        f.debug_struct("Config")
+            .field("brokers", &self.brokers)
+            .field("group_id", &self.group_id)
+            .field("topics", &self.topics)
+            .field("properties", &self.properties.keys().collect::<Vec<_>>())
+            .field("batch_records", &self.batch_records)
+            .field("batch_wait", &self.batch_wait)
+            .field("dead_letter_topic", &self.dead_letter_topic)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A problem in a configuration file, with where it is.
+#[derive(Debug)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{line}: {}", self.path.display(), self.message),
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads, parses and checks `path`; secrets are read from where it says.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            path: path.to_owned(),
+            line: None,
+            message: format!("cannot read the configuration: {e}"),
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks configuration text; `path` names it in errors and anchors
+    /// relative paths of secret files.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let at = |span: std::ops::Range<usize>, message: String| ConfigError {
+            path: path.to_owned(),
+            line: (span.end > 0).then(|| line_of(text, span.start)),
+            message,
+        };
+        let file: File = toml::from_str(text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            // The message says what is wrong; the line shows where.
+            let line = text
+                .get(..span.start)
+                .and_then(|before| text.lines().nth(before.matches('\n').count()))
+                .map(str::trim)
+                .filter(|l| !l.is_empty());
+            let message = match line {
+                Some(line) => format!("{} (in `{line}`)", e.message().trim_end()),
+                None => e.message().trim_end().to_owned(),
+            };
+            at(span, message)
+        })?;
+
+        let brokers = file.kafka.brokers.get_ref().trim().to_owned();
+        if brokers.is_empty() {
+            return Err(at(
+                file.kafka.brokers.span(),
+                "kafka.brokers is empty: give `host:port[,host:port…]`".into(),
+            ));
+        }
+        let group_id = file.kafka.group_id.get_ref().trim().to_owned();
+        if group_id.is_empty() {
+            return Err(at(
+                file.kafka.group_id.span(),
+                "kafka.group_id is empty: every demarc process of one deployment shares one group id".into(),
+            ));
+        }
+        let topics = file.kafka.topics.get_ref().clone();
+        if topics.is_empty() || topics.iter().any(|t| t.trim().is_empty()) {
+            return Err(at(
+                file.kafka.topics.span(),
+                "kafka.topics must list at least one topic, none empty".into(),
+            ));
+        }
+
+        let mut properties = BTreeMap::new();
+        for (name, value) in &file.kafka.properties {
+            let key = name.get_ref().as_str();
+            if OWNED_PROPERTIES.contains(&key) {
+                return Err(at(
+                    name.span(),
+                    format!(
+                        "`{key}` is set by demarc (brokers and group_id are fields of [kafka]; \
+                         offsets are committed by demarc after the alerts are durable): remove it"
+                    ),
+                ));
+            }
+            let secret = SECRET_PROPERTIES.contains(&key);
+            let resolved = match value.get_ref() {
+                Value::Text(_) | Value::Integer(_) | Value::Bool(_) if secret => {
+                    return Err(at(
+                        value.span(),
+                        format!(
+                            "`{key}` is a secret and must not be written in the configuration: \
+                             use {{ env = \"VARIABLE\" }} or {{ file = \"/run/secrets/…\" }}"
+                        ),
+                    ));
+                }
+                Value::Text(s) => s.clone(),
+                Value::Integer(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                Value::Env { env } => std::env::var(env).map_err(|_| {
+                    at(
+                        value.span(),
+                        format!(
+                            "`{key}` comes from the environment variable `{env}`, which is not set"
+                        ),
+                    )
+                })?,
+                Value::File { file: secret_file } => {
+                    let full = path
+                        .parent()
+                        .map_or_else(|| secret_file.clone(), |dir| dir.join(secret_file));
+                    let content = std::fs::read_to_string(&full).map_err(|e| {
+                        at(
+                            value.span(),
+                            format!(
+                                "`{key}` comes from `{}`, which cannot be read: {e}",
+                                full.display()
+                            ),
+                        )
+                    })?;
+                    content.trim_end_matches(['\r', '\n']).to_owned()
+                }
+            };
+            properties.insert(key.to_owned(), resolved);
+        }
+
+        let batch_records = *file.batch.max_records.get_ref();
+        if !(1..=1_000_000).contains(&batch_records) {
+            return Err(at(
+                file.batch.max_records.span(),
+                "batch.max_records must be between 1 and 1000000 (default 10000)".into(),
+            ));
+        }
+        let batch_wait_ms = *file.batch.max_wait_ms.get_ref();
+        if !(1..=60_000).contains(&batch_wait_ms) {
+            return Err(at(
+                file.batch.max_wait_ms.span(),
+                "batch.max_wait_ms must be between 1 and 60000 (default 100)".into(),
+            ));
+        }
+
+        let dead_letter_topic = file.dead_letter.topic.get_ref().trim().to_owned();
+        if dead_letter_topic.is_empty() || topics.contains(&dead_letter_topic) {
+            return Err(at(
+                file.dead_letter.topic.span(),
+                "dead_letter.topic must be a topic name other than the input topics".into(),
+            ));
+        }
+
+        if !file.alerts.stdout && file.alerts.file.is_none() {
+            return Err(ConfigError {
+                path: path.to_owned(),
+                line: None,
+                message: "[alerts] sends alerts nowhere: set `stdout = true` or `file = \"…\"`"
+                    .into(),
+            });
+        }
+
+        let lake = match file.lake {
+            None => None,
+            Some(lake) => {
+                let seconds = *lake.flush_seconds.get_ref();
+                if !(1..=3600).contains(&seconds) {
+                    return Err(at(
+                        lake.flush_seconds.span(),
+                        "lake.flush_seconds must be between 1 and 3600 (default 60); offsets are \
+                         committed when the lake is flushed"
+                            .into(),
+                    ));
+                }
+                Some((lake.path, Duration::from_secs(seconds)))
+            }
+        };
+
+        let listen = file.metrics.listen.get_ref().trim();
+        let metrics_listen = if listen.is_empty() || listen == "off" {
+            None
+        } else {
+            Some(listen.parse::<SocketAddr>().map_err(|_| {
+                at(
+                    file.metrics.listen.span(),
+                    format!(
+                        "metrics.listen `{listen}` is not an address: give `IP:PORT` such as \
+                         `0.0.0.0:9464`, or `off`"
+                    ),
+                )
+            })?)
+        };
+
+        let workers = match &file.normalize.workers {
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            Some(n) if (1..=256).contains(n.get_ref()) => *n.get_ref(),
+            Some(n) => {
+                return Err(at(
+                    n.span(),
+                    "normalize.workers must be between 1 and 256 (default: one per core)".into(),
+                ));
+            }
+        };
+        let default_event_bytes = demarc_normalize::Options::default().max_event_bytes;
+        let max_event_bytes = match &file.normalize.max_event_bytes {
+            None => default_event_bytes,
+            Some(n) if *n.get_ref() >= 1024 => *n.get_ref(),
+            Some(n) => {
+                return Err(at(
+                    n.span(),
+                    format!(
+                        "normalize.max_event_bytes must be at least 1024 (default {default_event_bytes})"
+                    ),
+                ));
+            }
+        };
+
+        Ok(Self {
+            brokers,
+            group_id,
+            topics,
+            properties,
+            batch_records: usize::try_from(batch_records).unwrap_or(usize::MAX),
+            batch_wait: Duration::from_millis(batch_wait_ms),
+            dead_letter_topic,
+            alerts_stdout: file.alerts.stdout,
+            alerts_file: file.alerts.file,
+            lake,
+            metrics_listen,
+            rules_dir: file.rules.dir,
+            workers,
+            max_event_bytes,
+        })
+    }
+
+    /// A configuration for brokers that need no settings (the demo's mock cluster).
+    pub fn plain(brokers: &str, group_id: &str, topics: Vec<String>) -> Self {
+        Self {
+            brokers: brokers.to_owned(),
+            group_id: group_id.to_owned(),
+            topics,
+            properties: BTreeMap::new(),
+            batch_records: 10_000,
+            batch_wait: Duration::from_millis(100),
+            dead_letter_topic: "demarc-dead-letter".to_owned(),
+            alerts_stdout: true,
+            alerts_file: None,
+            lake: None,
+            metrics_listen: None,
+            rules_dir: None,
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            max_event_bytes: demarc_normalize::Options::default().max_event_bytes,
+        }
+    }
+}
+
+/// The 1-based line of byte `offset` in `text`.
+fn line_of(text: &str, offset: usize) -> usize {
+    let end = offset.min(text.len());
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str =
+        "[kafka]\nbrokers = \"localhost:9092\"\ngroup_id = \"demarc\"\ntopics = [\"cloudtrail\"]\n";
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, Path::new("demarc.toml"))
+    }
+
+    fn error(text: &str) -> String {
+        match parse(text) {
+            Ok(config) => panic!("accepted: {config:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn minimal_config_gets_defaults() {
+        let config = parse(MINIMAL).expect("valid");
+        assert_eq!(config.topics, vec!["cloudtrail"]);
+        assert_eq!(config.batch_records, 10_000);
+        assert_eq!(config.batch_wait, Duration::from_millis(100));
+        assert_eq!(config.dead_letter_topic, "demarc-dead-letter");
+        assert!(config.alerts_stdout);
+        assert_eq!(
+            config.metrics_listen,
+            Some("127.0.0.1:9464".parse().expect("address"))
+        );
+    }
+
+    #[test]
+    fn unknown_field_names_its_line() {
+        let text = format!("{MINIMAL}[batch]\nmax_record = 5\n");
+        let message = error(&text);
+        assert!(message.starts_with("demarc.toml:6: "), "{message}");
+        assert!(message.contains("max_record"), "{message}");
+    }
+
+    #[test]
+    fn inline_secret_is_refused_with_the_fix() {
+        let text = format!("{MINIMAL}[kafka.properties]\n\"sasl.password\" = \"hunter2\"\n");
+        let message = error(&text);
+        assert!(message.starts_with("demarc.toml:6: "), "{message}");
+        assert!(message.contains("env = "), "{message}");
+        assert!(!message.contains("hunter2"), "{message}");
+    }
+
+    #[test]
+    fn secrets_come_from_environment_and_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("password"), "s3cret\n").expect("write");
+        let text = format!(
+            "{MINIMAL}[kafka.properties]\n\"sasl.password\" = {{ file = \"password\" }}\n\
+             \"sasl.username\" = {{ env = \"DEMARC_TEST_CONFIG_USER\" }}\n\"fetch.wait.max.ms\" = 50\n"
+        );
+        let path = dir.path().join("demarc.toml");
+        let missing = Config::parse(&text, &path).expect_err("variable not set");
+        assert!(
+            missing.to_string().contains("DEMARC_TEST_CONFIG_USER"),
+            "{missing}"
+        );
+        assert_eq!(missing.line, Some(7));
+        // PATH is set in every test environment.
+        let text = text.replace("DEMARC_TEST_CONFIG_USER", "PATH");
+        let config = Config::parse(&text, &path).expect("valid");
+        assert_eq!(config.properties["sasl.password"], "s3cret");
+        assert_eq!(
+            config.properties["sasl.username"],
+            std::env::var("PATH").expect("PATH")
+        );
+        assert_eq!(config.properties["fetch.wait.max.ms"], "50");
+        assert!(!format!("{config:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn owned_properties_and_bad_values_are_refused() {
+        let text = format!("{MINIMAL}[kafka.properties]\n\"enable.auto.commit\" = true\n");
+        assert!(error(&text).contains("set by demarc"));
+        let text = format!("{MINIMAL}[batch]\nmax_records = 0\n");
+        assert!(error(&text).starts_with("demarc.toml:6: batch.max_records"));
+        let text = format!("{MINIMAL}[metrics]\nlisten = \"localhost\"\n");
+        assert!(error(&text).contains("IP:PORT"));
+        let text = format!("{MINIMAL}[dead_letter]\ntopic = \"cloudtrail\"\n");
+        assert!(error(&text).contains("other than the input topics"));
+        let text = format!("{MINIMAL}[alerts]\nstdout = false\n");
+        assert!(error(&text).contains("nowhere"));
+        let text = "[kafka]\nbrokers = \"\"\ngroup_id = \"g\"\ntopics = [\"t\"]\n";
+        assert!(error(text).starts_with("demarc.toml:2: kafka.brokers"));
+    }
+}

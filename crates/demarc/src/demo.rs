@@ -1,0 +1,311 @@
+//! `demarc demo`: the streaming job end to end with nothing installed. It starts
+//! librdkafka's in-process mock cluster (which speaks the Kafka protocol), produces the
+//! bundled sample logs into it one event per message, as EventBridge or a log router
+//! would, runs the same pipeline as `demarc run`, and prints each alert as it fires.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, anyhow};
+use clap::Args;
+use rdkafka::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::run::{Service, load_rules, print_summary};
+use crate::stream::{Pipeline, Print, Shared};
+
+/// The topic the demo's events go to.
+pub const TOPIC: &str = "audit-logs";
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Events produced per second
+    #[arg(long, default_value_t = 200)]
+    rate: u32,
+    /// Keep the broker and the pipeline running after the samples, and print the
+    /// broker's address so that any Kafka client can produce to it; stop with Ctrl-C
+    #[arg(long)]
+    follow: bool,
+    /// Serve Prometheus metrics on this address while the demo runs
+    #[arg(long)]
+    metrics: Option<std::net::SocketAddr>,
+}
+
+/// The bundled samples: real attack-detonation CloudTrail, GCP exports with violations
+/// and near misses, and generated CloudTrail with labelled violations.
+const SAMPLES: &[(&str, &[u8])] = &[
+    (
+        "aws.defense-evasion.cloudtrail-delete",
+        include_bytes!(
+            "../../../testdata/samples/aws-stratus-red-team/aws.defense-evasion.cloudtrail-delete.json"
+        ),
+    ),
+    (
+        "aws.defense-evasion.cloudtrail-event-selectors",
+        include_bytes!(
+            "../../../testdata/samples/aws-stratus-red-team/aws.defense-evasion.cloudtrail-event-selectors.json"
+        ),
+    ),
+    (
+        "aws.defense-evasion.cloudtrail-stop",
+        include_bytes!(
+            "../../../testdata/samples/aws-stratus-red-team/aws.defense-evasion.cloudtrail-stop.json"
+        ),
+    ),
+    (
+        "aws.defense-evasion.vpc-remove-flow-logs",
+        include_bytes!(
+            "../../../testdata/samples/aws-stratus-red-team/aws.defense-evasion.vpc-remove-flow-logs.json"
+        ),
+    ),
+    (
+        "aws.exfiltration.ec2-security-group-open-port-22-ingress",
+        include_bytes!(
+            "../../../testdata/samples/aws-stratus-red-team/aws.exfiltration.ec2-security-group-open-port-22-ingress.json"
+        ),
+    ),
+    (
+        "aws.exfiltration.ec2-share-ami",
+        include_bytes!(
+            "../../../testdata/samples/aws-stratus-red-team/aws.exfiltration.ec2-share-ami.json"
+        ),
+    ),
+    (
+        "aws.exfiltration.ec2-share-ebs-snapshot",
+        include_bytes!(
+            "../../../testdata/samples/aws-stratus-red-team/aws.exfiltration.ec2-share-ebs-snapshot.json"
+        ),
+    ),
+    (
+        "aws.exfiltration.rds-share-snapshot",
+        include_bytes!(
+            "../../../testdata/samples/aws-stratus-red-team/aws.exfiltration.rds-share-snapshot.json"
+        ),
+    ),
+    (
+        "aws.initial-access.console-login-without-mfa",
+        include_bytes!(
+            "../../../testdata/samples/aws-stratus-red-team/aws.initial-access.console-login-without-mfa.json"
+        ),
+    ),
+    (
+        "aws.persistence.iam-create-admin-user",
+        include_bytes!(
+            "../../../testdata/samples/aws-stratus-red-team/aws.persistence.iam-create-admin-user.json"
+        ),
+    ),
+    (
+        "aws-synthetic 00000000",
+        include_bytes!(
+            "../../../testdata/samples/aws-synthetic/AWSLogs/811719682070/CloudTrail/us-east-1/2026/01/05/811719682070_CloudTrail_us-east-1_20260105T0000Z_00000000.json.gz"
+        ),
+    ),
+    (
+        "aws-synthetic 00000001",
+        include_bytes!(
+            "../../../testdata/samples/aws-synthetic/AWSLogs/811719682070/CloudTrail/us-east-1/2026/01/05/811719682070_CloudTrail_us-east-1_20260105T0101Z_00000001.json.gz"
+        ),
+    ),
+    (
+        "gcp-export activity",
+        include_bytes!(
+            "../../../testdata/samples/gcp-export/cloudaudit.googleapis.com/activity/2026/03/02/10:00:00_10:59:59_S0.json"
+        ),
+    ),
+    (
+        "gcp-gcpdiag gce5",
+        include_bytes!("../../../testdata/samples/gcp-gcpdiag/gce5-logging-entries.json"),
+    ),
+    (
+        "gcp-gcpdiag gcf2",
+        include_bytes!("../../../testdata/samples/gcp-gcpdiag/gcf2-logging-entries.json"),
+    ),
+];
+
+/// One message: the account or project as key (related events stay in one
+/// partition), one event as value.
+pub type Message = (String, String);
+
+/// The samples cut into one event per message, in time order within each file.
+pub fn sample_messages() -> Result<Vec<Message>> {
+    let mut messages = Vec::new();
+    for (name, bytes) in SAMPLES {
+        let events = split_events(bytes).with_context(|| format!("bundled sample `{name}`"))?;
+        messages.extend(events);
+    }
+    Ok(messages)
+}
+
+/// Splits a file of audit logs (a `Records` file, an `entries` listing, a JSON array,
+/// NDJSON; gzip or not) into single events.
+pub fn split_events(bytes: &[u8]) -> Result<Vec<Message>> {
+    let text = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(bytes), &mut out)?;
+        out
+    } else {
+        String::from_utf8(bytes.to_vec())?
+    };
+    let documents: Vec<serde_json::Value> = if demarc_normalize::looks_like_ndjson(text.as_bytes())
+    {
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(serde_json::from_str)
+            .collect::<Result<_, _>>()?
+    } else {
+        vec![serde_json::from_str(&text)?]
+    };
+    let mut events = Vec::new();
+    for document in documents {
+        let items = match document {
+            serde_json::Value::Array(items) => items,
+            serde_json::Value::Object(mut map) => {
+                match map.remove("Records").or_else(|| map.remove("entries")) {
+                    Some(serde_json::Value::Array(items)) => items,
+                    Some(other) => vec![other],
+                    None => vec![serde_json::Value::Object(map)],
+                }
+            }
+            other => vec![other],
+        };
+        for item in items {
+            let key = item
+                .get("recipientAccountId")
+                .or_else(|| item.pointer("/resource/labels/project_id"))
+                .and_then(|v| v.as_str())
+                .unwrap_or("unknown")
+                .to_owned();
+            events.push((key, serde_json::to_string(&item)?));
+        }
+    }
+    Ok(events)
+}
+
+pub fn run(args: &DemoArgs) -> Result<()> {
+    let cluster =
+        MockCluster::new(1).map_err(|e| anyhow!("cannot start the mock Kafka cluster: {e}"))?;
+    cluster
+        .create_topic(TOPIC, 3, 1)
+        .map_err(|e| anyhow!("cannot create the topic: {e}"))?;
+    let brokers = cluster.bootstrap_servers();
+    let mut config = Config::plain(&brokers, "demarc-demo", vec![TOPIC.to_owned()]);
+    config.metrics_listen = args.metrics;
+    cluster
+        .create_topic(&config.dead_letter_topic, 1, 1)
+        .map_err(|e| anyhow!("cannot create the dead-letter topic: {e}"))?;
+
+    let messages = sample_messages()?;
+    let rules = Arc::new(load_rules(None)?);
+    let metrics = Arc::new(Metrics::new());
+    let shared = Arc::new(Shared::default());
+    let _service = Service::start(config.metrics_listen, &metrics, &shared)?;
+    eprintln!(
+        "demarc demo: mock Kafka cluster at {brokers}; producing {} sample events to `{TOPIC}` \
+         at {} events/s; {} rules",
+        messages.len(),
+        args.rate,
+        rules.rules().len()
+    );
+    let started = Instant::now();
+    let pipeline = Pipeline {
+        config,
+        rules,
+        metrics,
+        shared: Arc::clone(&shared),
+        print: Print::Human,
+        keep_latencies: true,
+    };
+    let total = messages.len() as u64;
+    let producer_thread = {
+        let brokers = brokers.clone();
+        let shared = Arc::clone(&shared);
+        let rate = args.rate.max(1);
+        std::thread::spawn(move || produce(&brokers, &messages, rate, &shared))
+    };
+    let watcher = {
+        let shared = Arc::clone(&shared);
+        let follow = args.follow;
+        let brokers = brokers.clone();
+        std::thread::spawn(move || {
+            while shared.messages_done.load(Ordering::Relaxed) < total {
+                if shared.stop.load(Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if follow {
+                eprintln!(
+                    "demarc demo: the samples are done. The broker stays up at {brokers}: \
+                     produce CloudTrail or GCP audit events to `{TOPIC}` with any Kafka client \
+                     (Ctrl-C to stop)"
+                );
+            } else {
+                shared.stop.store(true, Ordering::Relaxed);
+            }
+        })
+    };
+    let summary = pipeline.run();
+    shared.stop.store(true, Ordering::Relaxed);
+    let produced = producer_thread
+        .join()
+        .map_err(|_| anyhow!("the producer thread panicked"))??;
+    let _ = watcher.join();
+    let mut summary = summary?;
+    print_summary(&summary, started);
+    if !summary.latencies_ms.is_empty() {
+        summary.latencies_ms.sort_unstable();
+        let p =
+            |q: f64| summary.latencies_ms[((summary.latencies_ms.len() - 1) as f64 * q) as usize];
+        eprintln!(
+            "  {produced} events produced; produce-to-alert latency p50 {} ms, p99 {} ms, max {} ms",
+            p(0.5),
+            p(0.99),
+            p(1.0)
+        );
+    }
+    drop(cluster);
+    Ok(())
+}
+
+fn produce(brokers: &str, messages: &[Message], rate: u32, shared: &Shared) -> Result<u64> {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("linger.ms", "5")
+        .create()
+        .context("cannot create the demo producer")?;
+    let started = Instant::now();
+    let mut sent = 0u64;
+    for (key, value) in messages {
+        if shared.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        // Pace: message n leaves at n / rate seconds.
+        let due = Duration::from_secs_f64(sent as f64 / f64::from(rate));
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        let mut record = BaseRecord::to(TOPIC).key(key).payload(value);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((error, back)) => {
+                    if shared.stop.load(Ordering::Relaxed) {
+                        return Err(anyhow!("cannot produce: {error}"));
+                    }
+                    record = back;
+                    producer.poll(Duration::from_millis(10));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+        sent += 1;
+    }
+    producer
+        .flush(Duration::from_secs(30))
+        .context("the mock cluster did not take every sample event")?;
+    Ok(sent)
+}

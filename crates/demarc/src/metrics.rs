@@ -1,0 +1,212 @@
+//! Prometheus metrics of the streaming job, and the small HTTP server that shows them
+//! (`/metrics`) and tells orchestrators whether the process is healthy (`/health`).
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, Result};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Every metric of `demarc run`, documented in `docs/operations.md`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub messages: Counter,
+    pub events: Counter,
+    pub rejects: Family<Labels, Counter>,
+    pub skipped: Family<Labels, Counter>,
+    pub alerts: Family<Labels, Counter>,
+    pub duplicate_alerts: Counter,
+    pub dead_letters: Counter,
+    pub batch_records: Histogram,
+    pub alert_latency: Histogram,
+    pub commit_seconds: Histogram,
+    pub commit_failures: Counter,
+    pub consumer_lag: Family<Labels, Gauge>,
+    pub consumer_errors: Counter,
+    /// Set while the pipeline runs; cleared when it stops or fails.
+    pub healthy: AtomicBool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("demarc");
+        let metrics = Self {
+            messages: Counter::default(),
+            events: Counter::default(),
+            rejects: Family::default(),
+            skipped: Family::default(),
+            alerts: Family::default(),
+            duplicate_alerts: Counter::default(),
+            dead_letters: Counter::default(),
+            // 1 to 32,768 records.
+            batch_records: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
+            // 1 ms to about 33 s.
+            alert_latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            commit_failures: Counter::default(),
+            consumer_lag: Family::default(),
+            consumer_errors: Counter::default(),
+            healthy: AtomicBool::new(false),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "messages",
+            "Kafka messages consumed",
+            metrics.messages.clone(),
+        );
+        registry.register(
+            "events",
+            "Audit events found in the messages (rows normalized plus events rejected)",
+            metrics.events.clone(),
+        );
+        registry.register(
+            "rejects",
+            "Input rejected and sent to the dead-letter topic, by reason",
+            metrics.rejects.clone(),
+        );
+        registry.register(
+            "skipped",
+            "Input recognised and deliberately not normalized, by reason",
+            metrics.skipped.clone(),
+        );
+        registry.register("alerts", "Alerts emitted, by rule", metrics.alerts.clone());
+        registry.register(
+            "duplicate_alerts",
+            "Alerts not emitted again because their id was emitted recently",
+            metrics.duplicate_alerts.clone(),
+        );
+        registry.register(
+            "dead_letters",
+            "Messages written to the dead-letter topic",
+            metrics.dead_letters.clone(),
+        );
+        registry.register(
+            "batch_records",
+            "Kafka messages per micro-batch",
+            metrics.batch_records.clone(),
+        );
+        registry.register(
+            "alert_latency_seconds",
+            "From the Kafka timestamp of the message to the alert written to every sink",
+            metrics.alert_latency.clone(),
+        );
+        registry.register(
+            "commit_seconds",
+            "Time to commit the offsets of durable batches",
+            metrics.commit_seconds.clone(),
+        );
+        registry.register(
+            "commit_failures",
+            "Offset commits that failed (the messages will be read again)",
+            metrics.commit_failures.clone(),
+        );
+        registry.register(
+            "consumer_lag",
+            "Messages behind the end of each partition, as librdkafka last reported",
+            metrics.consumer_lag.clone(),
+        );
+        registry.register(
+            "consumer_errors",
+            "Errors the Kafka consumer reported (connection, authorization…)",
+            metrics.consumer_errors.clone(),
+        );
+        Self {
+            registry,
+            ..metrics
+        }
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// A label set of one label.
+pub fn label(name: &'static str, value: impl Into<String>) -> Labels {
+    vec![(name, value.into())]
+}
+
+/// Serves `/metrics` and `/health` on `listener` until the runtime ends.
+pub async fn serve(listener: tokio::net::TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = Arc::clone(&metrics);
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let metrics = Arc::clone(&metrics);
+                async move { Ok::<_, Infallible>(respond(&request, &metrics)) }
+            });
+            // A client that goes away mid-request is its own business.
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+fn respond(request: &Request<Incoming>, metrics: &Metrics) -> Response<Full<Bytes>> {
+    let (status, content_type, body) = match request.uri().path() {
+        "/metrics" => (
+            StatusCode::OK,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            metrics.encode(),
+        ),
+        "/health" if metrics.healthy.load(Ordering::Relaxed) => {
+            (StatusCode::OK, "text/plain", "ok\n".to_owned())
+        }
+        "/health" => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain",
+            "not running\n".to_owned(),
+        ),
+        _ => (
+            StatusCode::NOT_FOUND,
+            "text/plain",
+            "not found: try /metrics or /health\n".to_owned(),
+        ),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    if let Ok(value) = content_type.parse() {
+        response
+            .headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, value);
+    }
+    response
+}
+
+/// Binds the metrics address now, so that a taken port fails the start.
+pub fn bind(address: SocketAddr) -> Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(address)
+        .with_context(|| format!("cannot listen for metrics on {address}"))?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}

@@ -1,0 +1,179 @@
+//! `demarc run` (the streaming job) and `demarc validate` (its configuration checked
+//! without connecting to anything).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use demarc_detect::RuleSet;
+use rdkafka::consumer::BaseConsumer;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::stream::{Pipeline, Print, Shared, Summary, consumer_config};
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The configuration file (see docs/config.md)
+    #[arg(long, short)]
+    config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The configuration file (see docs/config.md)
+    #[arg(long, short)]
+    config: PathBuf,
+}
+
+pub fn run(args: &RunArgs) -> Result<()> {
+    let config = Config::load(&args.config)?;
+    let rules = Arc::new(load_rules(config.rules_dir.as_deref())?);
+    let metrics = Arc::new(Metrics::new());
+    let shared = Arc::new(Shared::default());
+    let _service = Service::start(config.metrics_listen, &metrics, &shared)?;
+    eprintln!(
+        "demarc: {} rules, consuming {} from {} as group `{}`{}",
+        rules.rules().len(),
+        config.topics.join(", "),
+        config.brokers,
+        config.group_id,
+        config
+            .metrics_listen
+            .map(|a| format!(", metrics on http://{a}/metrics"))
+            .unwrap_or_default(),
+    );
+    let started = Instant::now();
+    let pipeline = Pipeline {
+        config,
+        rules,
+        metrics,
+        shared,
+        print: Print::Json,
+        keep_latencies: false,
+    };
+    let summary = pipeline.run()?;
+    print_summary(&summary, started);
+    Ok(())
+}
+
+pub fn validate(args: &ValidateArgs) -> Result<()> {
+    let config = Config::load(&args.config)?;
+    // librdkafka checks every property name and value when a client is created; that
+    // does not connect.
+    consumer_config(&config)
+        .create::<BaseConsumer>()
+        .with_context(|| format!("{}: [kafka.properties]", args.config.display()))?;
+    let rules = load_rules(config.rules_dir.as_deref())?;
+    println!(
+        "{}: valid ({} topics, {} rules, group `{}`)",
+        args.config.display(),
+        config.topics.len(),
+        rules.rules().len(),
+        config.group_id
+    );
+    Ok(())
+}
+
+pub fn load_rules(dir: Option<&Path>) -> Result<RuleSet> {
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    Ok(runtime.block_on(async {
+        match dir {
+            Some(dir) => RuleSet::from_dir(dir).await,
+            None => RuleSet::builtin().await,
+        }
+    })?)
+}
+
+pub fn print_summary(summary: &Summary, started: Instant) {
+    let stats = &summary.stats;
+    let alerts: u64 = summary.alerts_by_rule.values().sum();
+    eprintln!(
+        "{} messages, {} events ({} skipped, {} rejected, {} dead letters), {} alerts, \
+         {} commits, {:.1}s",
+        summary.messages,
+        stats.events_in,
+        stats.skipped_total(),
+        stats.rejected_total(),
+        summary.dead_letters,
+        alerts,
+        summary.commits,
+        started.elapsed().as_secs_f64(),
+    );
+    for (reason, n) in &stats.rejected {
+        eprintln!("  rejected {reason}: {n}");
+    }
+    for (rule, n) in &summary.alerts_by_rule {
+        eprintln!("  alerts {rule}: {n}");
+    }
+    if summary.duplicate_alerts > 0 {
+        eprintln!(
+            "  {} duplicate alert(s) not repeated (the same events read twice)",
+            summary.duplicate_alerts
+        );
+    }
+}
+
+/// A background thread with a small async runtime: the metrics endpoint, and SIGTERM
+/// and SIGINT, which ask the pipeline to drain, commit and stop.
+#[derive(Debug)]
+pub struct Service {
+    _thread: std::thread::JoinHandle<()>,
+}
+
+impl Service {
+    pub fn start(
+        listen: Option<std::net::SocketAddr>,
+        metrics: &Arc<Metrics>,
+        shared: &Arc<Shared>,
+    ) -> Result<Self> {
+        let listener = listen.map(crate::metrics::bind).transpose()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()?;
+        let metrics = Arc::clone(metrics);
+        let shared = Arc::clone(shared);
+        let thread = std::thread::Builder::new()
+            .name("demarc-service".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    if let Some(listener) = listener {
+                        match tokio::net::TcpListener::from_std(listener) {
+                            Ok(listener) => {
+                                tokio::spawn(crate::metrics::serve(listener, metrics));
+                            }
+                            Err(error) => tracing::error!(%error, "metrics endpoint"),
+                        }
+                    }
+                    wait_for_signal().await;
+                    eprintln!("demarc: stopping: finishing the batches in flight");
+                    shared.stop.store(true, Ordering::Relaxed);
+                    // Keep serving metrics while the pipeline drains.
+                    std::future::pending::<()>().await;
+                });
+            })?;
+        Ok(Self { _thread: thread })
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let terminate = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    match (terminate, interrupt) {
+        (Ok(mut terminate), Ok(mut interrupt)) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = interrupt.recv() => {}
+            }
+        }
+        _ => {
+            tracing::error!("cannot listen for SIGTERM and SIGINT");
+            std::future::pending::<()>().await;
+        }
+    }
+}

@@ -1,0 +1,279 @@
+//! The pipeline against librdkafka's in-process mock cluster, which speaks the Kafka
+//! protocol: real consumer groups, offsets and commits, at small volumes.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+use super::*;
+use crate::config::Config;
+use crate::demo::{Message as Event, split_events};
+
+const TOPIC: &str = "audit";
+
+fn rules() -> Arc<RuleSet> {
+    static RULES: std::sync::OnceLock<Arc<RuleSet>> = std::sync::OnceLock::new();
+    Arc::clone(
+        RULES.get_or_init(|| Arc::new(crate::run::load_rules(None).expect("built-in rules load"))),
+    )
+}
+
+/// Sample events with violations: the attack detonations and the GCP export.
+fn events() -> Vec<Event> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/samples");
+    let mut files: Vec<_> = std::fs::read_dir(root.join("aws-stratus-red-team"))
+        .expect("samples")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    files.push(root.join(
+        "gcp-export/cloudaudit.googleapis.com/activity/2026/03/02/10:00:00_10:59:59_S0.json",
+    ));
+    files
+        .iter()
+        .flat_map(|f| split_events(&std::fs::read(f).expect("read sample")).expect("split"))
+        .collect()
+}
+
+/// The alert ids the rules give for these events read straight from the files.
+fn expected_alert_ids(events: &[Event]) -> BTreeSet<String> {
+    let mut normalizer = Normalizer::new(Options::default());
+    for (_, value) in events {
+        normalizer.push(value.as_bytes(), &Origin::file("expected"));
+    }
+    let batch = normalizer.take_batch().expect("rows");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    runtime
+        .block_on(rules().alerts(batch, "now"))
+        .expect("rules run")
+        .into_iter()
+        .map(|a| a.alert_id)
+        .collect()
+}
+
+fn cluster() -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    String,
+) {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.create_topic(TOPIC, 2, 1).expect("topic");
+    cluster
+        .create_topic("demarc-dead-letter", 1, 1)
+        .expect("dead-letter topic");
+    let brokers = cluster.bootstrap_servers();
+    (cluster, brokers)
+}
+
+fn produce(brokers: &str, events: &[Event]) {
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .expect("producer");
+    for (key, value) in events {
+        producer
+            .send(BaseRecord::to(TOPIC).key(key).payload(value))
+            .expect("queued");
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(10)).expect("flushed");
+}
+
+fn config(brokers: &str, alerts: &Path) -> Config {
+    let mut config = Config::plain(brokers, "demarc-test", vec![TOPIC.to_owned()]);
+    config.alerts_stdout = false;
+    config.alerts_file = Some(alerts.to_owned());
+    config.batch_records = 7;
+    config.batch_wait = Duration::from_millis(50);
+    config.workers = 2;
+    config
+}
+
+/// Runs the pipeline until `until` messages are committed (or the time is up).
+fn run_until(config: Config, until: u64) -> Summary {
+    let shared = Arc::new(Shared::default());
+    let pipeline = Pipeline {
+        config,
+        rules: rules(),
+        metrics: Arc::new(Metrics::new()),
+        shared: Arc::clone(&shared),
+        print: Print::Json,
+        keep_latencies: true,
+    };
+    let watcher = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        while shared.messages_done.load(Ordering::Relaxed) < until && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        shared.stop.store(true, Ordering::Relaxed);
+    });
+    let summary = pipeline.run().expect("pipeline runs");
+    watcher.join().expect("watcher");
+    summary
+}
+
+fn alert_ids(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .expect("alert file")
+        .lines()
+        .map(|line| {
+            let alert: serde_json::Value = serde_json::from_str(line).expect("an alert per line");
+            alert["alert_id"].as_str().expect("alert_id").to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn produced_events_become_alerts_and_offsets_are_committed() {
+    let (_cluster, brokers) = cluster();
+    let events = events();
+    let expected = expected_alert_ids(&events);
+    assert!(expected.len() >= 10, "the samples hold violations");
+    produce(&brokers, &events);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alerts = dir.path().join("alerts.jsonl");
+    let summary = run_until(config(&brokers, &alerts), events.len() as u64);
+    assert_eq!(summary.messages, events.len() as u64);
+    let got: BTreeSet<String> = alert_ids(&alerts).into_iter().collect();
+    assert_eq!(got, expected);
+    assert!(summary.commits > 0);
+    assert!(
+        !summary.latencies_ms.is_empty(),
+        "latency measured per alert"
+    );
+
+    // Everything is committed: the group starts at the end of every partition.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "demarc-test")
+        .create()
+        .expect("consumer");
+    let mut list = rdkafka::TopicPartitionList::new();
+    list.add_partition(TOPIC, 0);
+    list.add_partition(TOPIC, 1);
+    let committed = consumer
+        .committed_offsets(list, Duration::from_secs(10))
+        .expect("committed offsets");
+    let mut total = 0;
+    for element in committed.elements() {
+        let (_, high) = consumer
+            .fetch_watermarks(TOPIC, element.partition(), Duration::from_secs(10))
+            .expect("watermarks");
+        assert_eq!(
+            element.offset(),
+            Offset::Offset(high),
+            "partition {}",
+            element.partition()
+        );
+        total += high;
+    }
+    assert_eq!(total, events.len() as i64);
+}
+
+#[test]
+fn consumer_stopped_mid_stream_and_restarted_loses_no_alert() {
+    let (_cluster, brokers) = cluster();
+    let events = events();
+    let expected = expected_alert_ids(&events);
+    let (head, tail) = events.split_at(20);
+    produce(&brokers, head);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alerts = dir.path().join("alerts.jsonl");
+    // The first run stops (as on SIGTERM) while the stream goes on; the second starts
+    // in the same group from what the first committed.
+    let first = run_until(config(&brokers, &alerts), head.len() as u64);
+    assert_eq!(first.messages, head.len() as u64);
+    produce(&brokers, tail);
+    let before = alert_ids(&alerts).len();
+    let second = run_until(config(&brokers, &alerts), tail.len() as u64);
+    assert_eq!(
+        second.messages,
+        tail.len() as u64,
+        "a clean stop commits everything it read: nothing is read twice"
+    );
+    let all = alert_ids(&alerts);
+    assert!(all.len() > before, "the second run alerted too");
+    assert_eq!(all.len(), expected.len(), "no alert repeated");
+    let got: BTreeSet<String> = all.into_iter().collect();
+    assert_eq!(got, expected, "every alert present after the restart");
+}
+
+#[test]
+fn poisoned_message_goes_to_the_dead_letter_topic_and_the_stream_goes_on() {
+    let (_cluster, brokers) = cluster();
+    let mut events = events();
+    let poison = "{\"eventVersion\": \"1.08\", \"eventTime\": oops".to_owned();
+    events.insert(3, ("poison".to_owned(), poison.clone()));
+    let expected = expected_alert_ids(&events);
+    produce(&brokers, &events);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alerts = dir.path().join("alerts.jsonl");
+    let summary = run_until(config(&brokers, &alerts), events.len() as u64);
+    assert_eq!(summary.dead_letters, 1);
+    let got: BTreeSet<String> = alert_ids(&alerts).into_iter().collect();
+    assert_eq!(
+        got, expected,
+        "the events after the poisoned message alerted"
+    );
+
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "dead-letter-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer
+        .subscribe(&["demarc-dead-letter"])
+        .expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let message = loop {
+        assert!(Instant::now() < deadline, "no dead letter arrived");
+        if let Some(result) = consumer.poll(Duration::from_millis(200)) {
+            break result.expect("message").detach();
+        }
+    };
+    assert_eq!(message.payload(), Some(poison.as_bytes()));
+    assert_eq!(message.key(), Some(b"poison".as_slice()));
+    let headers = message.headers().expect("headers");
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|h| h.key == name)
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .unwrap_or_else(|| panic!("header {name}"))
+    };
+    assert_eq!(header("demarc.reason"), "invalid_json");
+    assert_eq!(header("demarc.source.topic"), TOPIC);
+    let partition: i32 = header("demarc.source.partition")
+        .parse()
+        .expect("partition");
+    let offset: i64 = header("demarc.source.offset").parse().expect("offset");
+    assert!((0..2).contains(&partition));
+    assert!(offset >= 0);
+    assert!(!header("demarc.detail").is_empty());
+}
+
+#[test]
+fn partial_last_line_is_removed_when_the_alert_file_is_opened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("alerts.jsonl");
+    std::fs::write(&path, "{\"a\":1}\n{\"a\":2}\n{\"a\":").expect("write");
+    drop(open_jsonl(&path).expect("opens"));
+    assert_eq!(
+        std::fs::read_to_string(&path).expect("read"),
+        "{\"a\":1}\n{\"a\":2}\n"
+    );
+    std::fs::write(&path, "{\"a\"").expect("write");
+    drop(open_jsonl(&path).expect("opens"));
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), "");
+}

@@ -1,0 +1,162 @@
+//! `demarc validate`, `demarc demo` and the metrics endpoint, through the binary.
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{demarc, repo};
+
+fn validate(path: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_demarc"))
+        .args(["validate", "--config", path])
+        .current_dir(repo())
+        .env("DEMARC_KAFKA_USERNAME", "demarc")
+        .env("DEMARC_KAFKA_PASSWORD", "not-a-real-password")
+        .output()
+        .expect("demarc runs")
+}
+
+#[test]
+fn example_configs_validate() {
+    for path in [
+        "deploy/demarc.toml",
+        "deploy/demarc-sasl.toml",
+        "deploy/k8s/demarc.toml",
+    ] {
+        let out = validate(path);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains("valid"), "{path}: {stdout}");
+    }
+}
+
+#[test]
+fn bad_configs_fail_with_file_line_and_fix() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cases = [
+        (
+            "[kafka]\nbrokers = \"k:9092\"\ngroup_id = \"g\"\ntopics = [\"t\"]\n[batch]\nmax_wait_ms = \"fast\"\n",
+            ":6:",
+            "max_wait_ms",
+        ),
+        (
+            "[kafka]\nbrokers = \"k:9092\"\ngroup_id = \"g\"\ntopics = [\"t\"]\n[kafka.properties]\n\"fetch.wait.max.mss\" = 10\n",
+            "fetch.wait.max.mss",
+            "No such configuration property",
+        ),
+        (
+            "[kafka]\nbrokers = \"k:9092\"\ngroup_id = \"g\"\ntopics = [\"t\"]\n[kafka.properties]\n\"ssl.key.password\" = \"x\"\n",
+            ":6:",
+            "env = ",
+        ),
+    ];
+    for (n, (text, place, fix)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad{n}.toml"));
+        std::fs::write(&path, text).expect("write");
+        let out = demarc(&["validate", "--config", path.to_str().expect("utf-8")]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "case {n} accepted");
+        assert!(
+            stderr.contains(&format!("bad{n}.toml")),
+            "case {n}: {stderr}"
+        );
+        assert!(stderr.contains(place), "case {n}: {stderr}");
+        assert!(stderr.contains(fix), "case {n}: {stderr}");
+    }
+}
+
+#[test]
+fn demo_streams_the_samples_into_alerts() {
+    let out = demarc(&["demo", "--rate", "2000"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // Alerts the bundled samples hold (see testdata/samples/README.md), as they fire.
+    for rule in [
+        "aws-security-group-admin-port-open",
+        "aws-cloudtrail-logging-stopped",
+        "gcp-firewall-admin-port-open",
+        "gcp-iam-public-binding",
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with("ALERT") && l.contains(rule)),
+            "no {rule} alert:\n{stdout}"
+        );
+    }
+    assert!(stderr.contains("latency p50"), "{stderr}");
+    assert!(stderr.contains(" 0 rejected"), "{stderr}");
+}
+
+fn get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+#[test]
+fn metrics_and_health_are_served_and_sigterm_exits_cleanly() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("address")
+        .port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_demarc"))
+        .args(["demo", "--follow", "--rate", "2000", "--metrics"])
+        .arg(format!("127.0.0.1:{port}"))
+        .current_dir(repo())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("demarc runs");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let metrics = loop {
+        assert!(Instant::now() < deadline, "no alert counted in /metrics");
+        if let Some(text) = get(port, "/metrics")
+            && text.contains("demarc_alerts_total{rule=\"gcp-iam-public-binding\"}")
+        {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(metrics.starts_with("HTTP/1.0 200") || metrics.starts_with("HTTP/1.1 200"));
+    for name in [
+        "demarc_messages_total",
+        "demarc_events_total",
+        "demarc_alert_latency_seconds_bucket",
+        "demarc_batch_records_count",
+        "demarc_commit_seconds_count",
+    ] {
+        assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+    }
+    let health = get(port, "/health").expect("health");
+    assert!(
+        health.contains(" 200 ") && health.ends_with("ok\n"),
+        "{health}"
+    );
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    let status = child.wait().expect("exits");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .expect("stderr")
+        .read_to_string(&mut stderr)
+        .expect("read");
+    assert!(status.success(), "{status}: {stderr}");
+    assert!(stderr.contains("stopping"), "{stderr}");
+}
