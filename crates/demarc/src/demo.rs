@@ -277,6 +277,16 @@ fn produce(brokers: &str, messages: &[Message], rate: u32, shared: &Shared) -> R
         .set("linger.ms", "5")
         .create()
         .context("cannot create the demo producer")?;
+    // Start once the pipeline has joined its group, so that the latencies measure the
+    // pipeline rather than the group's first rebalance.
+    let joining = Instant::now();
+    while !shared.assigned.load(Ordering::Relaxed) && joining.elapsed() < Duration::from_secs(30)
+    {
+        if shared.stop.load(Ordering::Relaxed) {
+            return Ok(0);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let started = Instant::now();
     let mut sent = 0u64;
     for (key, value) in messages {

@@ -60,6 +60,8 @@ pub struct Shared {
     pub stop: AtomicBool,
     /// Messages whose batches are durable and committed.
     pub messages_done: AtomicU64,
+    /// Set once the consumer group has given this process its partitions.
+    pub assigned: AtomicBool,
     /// Batches handed to the workers and not yet committed.
     inflight: Mutex<u64>,
     idle: Condvar,
@@ -266,11 +268,13 @@ pub fn client_config(config: &Config) -> ClientConfig {
 pub fn consumer_config(config: &Config) -> ClientConfig {
     let mut client = ClientConfig::new();
     // Defaults the user may override: read a new group from the start, report lag,
-    // and keep the prefetch queue small so that a backlog does not fill memory.
+    // keep the prefetch queue small so that a backlog does not fill memory, and do not
+    // let a broker hold a fetch longer than a batch waits.
     client
         .set("auto.offset.reset", "earliest")
         .set("statistics.interval.ms", "5000")
         .set("queued.max.messages.kbytes", "16384")
+        .set("fetch.wait.max.ms", "100")
         .set("session.timeout.ms", "10000");
     for (key, value) in client_config(config).config_map() {
         client.set(key, value);
@@ -337,6 +341,13 @@ impl ClientContext for Context {
 }
 
 impl ConsumerContext for Context {
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            tracing::info!(partitions = partitions.count(), "partitions assigned");
+            self.shared.assigned.store(true, Ordering::Relaxed);
+        }
+    }
+
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
             // Finish what was read from these partitions and commit it before another

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# The streaming benchmark: (a) pipeline alone, (b) a bare rdkafka consumer on a local
+# tansu broker, (c) `demarc run` end to end as a fraction of (b), and produce-to-alert
+# latency at a fixed rate. Needs `tansu` (cargo install tansu --locked --features
+# dynostore,libsql). BUILD=0 reuses the release binary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MESSAGES="${MESSAGES:-300000}"
+RATE="${RATE:-5000}"
+SECONDS_AT_RATE="${SECONDS_AT_RATE:-20}"
+TARGET="${CARGO_TARGET_DIR:-target}"
+if [ "${BUILD:-1}" = 1 ]; then
+    cargo build --release --locked -p demarc
+fi
+export PATH="$HOME/.cargo/bin:$PATH"
+mkdir -p "$HOME/.cache/demarc/bench"
+"$TARGET/release/demarc" bench-stream --messages "$MESSAGES" --rate "$RATE" \
+    --latency-seconds "$SECONDS_AT_RATE" --report "$HOME/.cache/demarc/bench/stream.json"
