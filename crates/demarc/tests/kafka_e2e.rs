@@ -186,12 +186,16 @@ fn alert_ids(path: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The restarted process keeps its static group membership (`group.instance.id`), as a
+/// container restarted in the same pod does: it gets its partitions back at once
+/// instead of waiting for the broker to expire the killed member.
 fn write_config(dir: &Path, brokers: &str, alerts: &Path) -> PathBuf {
     let path = dir.join("demarc.toml");
     std::fs::write(
         &path,
         format!(
             "[kafka]\nbrokers = \"{brokers}\"\ngroup_id = \"demarc-e2e\"\ntopics = [\"{TOPIC}\"]\n\
+             [kafka.properties]\n\"group.instance.id\" = \"demarc-e2e-1\"\n\
              [batch]\nmax_records = 500\nmax_wait_ms = 50\n\
              [alerts]\nstdout = false\nfile = \"{}\"\n\
              [metrics]\nlisten = \"off\"\n[normalize]\nworkers = 2\n",

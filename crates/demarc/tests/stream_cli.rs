@@ -15,6 +15,7 @@ fn validate(path: &str) -> std::process::Output {
         .current_dir(repo())
         .env("DEMARC_KAFKA_USERNAME", "demarc")
         .env("DEMARC_KAFKA_PASSWORD", "not-a-real-password")
+        .env("POD_NAME", "demarc-0")
         .output()
         .expect("demarc runs")
 }
