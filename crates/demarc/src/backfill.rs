@@ -30,6 +30,7 @@ use serde::Serialize;
 use crate::inputs::collect_files;
 use crate::lake::Lake;
 use crate::output::{DeadLetterSink, PendingFile, write_json};
+use crate::run::load_rules;
 
 #[derive(Debug, Args)]
 pub struct BackfillArgs {
@@ -311,16 +312,6 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-fn load_rules(dir: Option<&Path>) -> Result<RuleSet> {
-    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-    Ok(runtime.block_on(async {
-        match dir {
-            Some(dir) => RuleSet::from_dir(dir).await,
-            None => RuleSet::builtin().await,
-        }
-    })?)
 }
 
 /// The reader thread: small files go to the workers by path; a large file that is
@@ -664,18 +655,11 @@ fn print_summary(report: &Report, dead_letter: bool) {
         base.seconds,
         report.events_per_second,
     );
-    for (reason, n) in &base.rejected {
-        eprintln!("  rejected {reason}: {n}");
-    }
-    for (rule, n) in &report.alerts_by_rule {
-        eprintln!("  alerts {rule}: {n}");
-    }
-    if report.duplicate_alerts > 0 {
-        eprintln!(
-            "  {} duplicate alert(s) not repeated (the same events read twice)",
-            report.duplicate_alerts
-        );
-    }
+    crate::run::print_counts(
+        &base.rejected,
+        &report.alerts_by_rule,
+        report.duplicate_alerts,
+    );
     if rejected > 0 && !dead_letter {
         eprintln!("  (pass --dead-letter FILE to keep the rejected input)");
     }

@@ -280,8 +280,7 @@ fn produce(brokers: &str, messages: &[Message], rate: u32, shared: &Shared) -> R
     // Start once the pipeline has joined its group, so that the latencies measure the
     // pipeline rather than the group's first rebalance.
     let joining = Instant::now();
-    while !shared.assigned.load(Ordering::Relaxed) && joining.elapsed() < Duration::from_secs(30)
-    {
+    while !shared.assigned.load(Ordering::Relaxed) && joining.elapsed() < Duration::from_secs(30) {
         if shared.stop.load(Ordering::Relaxed) {
             return Ok(0);
         }

@@ -103,16 +103,28 @@ pub fn print_summary(summary: &Summary, started: Instant) {
         summary.commits,
         started.elapsed().as_secs_f64(),
     );
-    for (reason, n) in &stats.rejected {
+    print_counts(
+        &stats.rejected,
+        &summary.alerts_by_rule,
+        summary.duplicate_alerts,
+    );
+}
+
+/// The lines under a summary: rejects by reason, alerts by rule, duplicates.
+pub fn print_counts(
+    rejected: &std::collections::BTreeMap<impl std::fmt::Display, u64>,
+    alerts_by_rule: &std::collections::BTreeMap<String, u64>,
+    duplicate_alerts: u64,
+) {
+    for (reason, n) in rejected {
         eprintln!("  rejected {reason}: {n}");
     }
-    for (rule, n) in &summary.alerts_by_rule {
+    for (rule, n) in alerts_by_rule {
         eprintln!("  alerts {rule}: {n}");
     }
-    if summary.duplicate_alerts > 0 {
+    if duplicate_alerts > 0 {
         eprintln!(
-            "  {} duplicate alert(s) not repeated (the same events read twice)",
-            summary.duplicate_alerts
+            "  {duplicate_alerts} duplicate alert(s) not repeated (the same events read twice)"
         );
     }
 }
@@ -150,10 +162,15 @@ impl Service {
                         }
                     }
                     wait_for_signal().await;
-                    eprintln!("demarc: stopping: finishing the batches in flight");
+                    eprintln!(
+                        "demarc: stopping: finishing the batches in flight (again to quit \
+                         at once; uncommitted messages are read again on restart)"
+                    );
                     shared.stop.store(true, Ordering::Relaxed);
-                    // Keep serving metrics while the pipeline drains.
-                    std::future::pending::<()>().await;
+                    // Metrics are still served while the pipeline drains.
+                    wait_for_signal().await;
+                    eprintln!("demarc: quitting without draining");
+                    std::process::exit(130);
                 });
             })?;
         Ok(Self { _thread: thread })

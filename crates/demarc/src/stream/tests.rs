@@ -277,3 +277,44 @@ fn partial_last_line_is_removed_when_the_alert_file_is_opened() {
     drop(open_jsonl(&path).expect("opens"));
     assert_eq!(std::fs::read_to_string(&path).expect("read"), "");
 }
+
+#[test]
+fn with_a_lake_offsets_wait_for_the_flush_and_the_events_land_in_parquet() {
+    let (_cluster, brokers) = cluster();
+    let events = events();
+    produce(&brokers, &events);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alerts = dir.path().join("alerts.jsonl");
+    let lake = dir.path().join("lake");
+    let mut config = config(&brokers, &alerts);
+    config.lake = Some((lake.clone(), Duration::from_secs(1)));
+    let summary = run_until(config, events.len() as u64);
+    assert_eq!(summary.messages, events.len() as u64);
+    // Batches of 7 messages, but one commit per lake flush.
+    let batches = events.len().div_ceil(7) as u64;
+    assert!(
+        summary.commits < batches,
+        "{} commits for {batches} batches",
+        summary.commits
+    );
+    let mut parquet = 0;
+    let mut alert_files = 0;
+    let mut stack = vec![lake];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).expect("lake folder") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "parquet") {
+                assert!(path.to_string_lossy().contains("/events/provider="));
+                parquet += 1;
+            } else if path.extension().is_some_and(|e| e == "jsonl") {
+                alert_files += 1;
+            } else {
+                panic!("unexpected file in the lake: {}", path.display());
+            }
+        }
+    }
+    assert!(parquet >= 2, "events of both providers: {parquet} files");
+    assert!(alert_files >= 1);
+}
