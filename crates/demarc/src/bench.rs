@@ -62,6 +62,7 @@ struct Report {
     pipeline_events_per_second: f64,
     produce_messages_per_second: f64,
     bare_consumer_messages_per_second: f64,
+    bare_consumer_defaults_messages_per_second: f64,
     demarc_run_messages_per_second: f64,
     demarc_run_fraction_of_bare: f64,
     demarc_run_peak_rss_bytes: u64,
@@ -147,39 +148,29 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         report.produce_messages_per_second
     );
 
-    // (b) A bare consumer.
-    {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &broker.address)
-            .set("group.id", "bench-bare")
-            .set("auto.offset.reset", "earliest")
-            .set("enable.auto.commit", "false")
-            .create()?;
-        let started = Instant::now();
-        consumer.subscribe(&["bench"])?;
-        let mut received = 0usize;
-        let mut bytes = 0usize;
-        while received < events.len() {
-            if started.elapsed() > Duration::from_secs(600) {
-                bail!(
-                    "the bare consumer got {received} of {} messages",
-                    events.len()
-                );
-            }
-            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
-                let message = message?;
-                bytes += rdkafka::Message::payload(&message).map_or(0, <[u8]>::len);
-                received += 1;
-            }
-        }
-        let seconds = started.elapsed().as_secs_f64();
-        report.bare_consumer_messages_per_second = received as f64 / seconds;
-        eprintln!(
-            "(b) bare rdkafka consumer: {received} messages ({} MB) in {seconds:.2}s = {:.0}/s",
-            bytes / 1_000_000,
-            report.bare_consumer_messages_per_second
-        );
-    }
+    // (b) A bare consumer, with demarc's consumer settings (the ceiling demarc is held
+    // to) and with librdkafka's defaults.
+    let same = crate::stream::consumer_config(&Config::plain(
+        &broker.address,
+        "bench-bare",
+        vec!["bench".into()],
+    ));
+    let (rate, bytes, seconds) = drain(same, events.len())?;
+    report.bare_consumer_messages_per_second = rate;
+    eprintln!(
+        "(b) bare rdkafka consumer, demarc's settings: {} messages ({} MB) in {seconds:.2}s = {rate:.0}/s",
+        events.len(),
+        bytes / 1_000_000,
+    );
+    let mut defaults = ClientConfig::new();
+    defaults
+        .set("bootstrap.servers", &broker.address)
+        .set("group.id", "bench-bare-defaults")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false");
+    let (rate, _, seconds) = drain(defaults, events.len())?;
+    report.bare_consumer_defaults_messages_per_second = rate;
+    eprintln!("(b') bare rdkafka consumer, librdkafka's defaults: {seconds:.2}s = {rate:.0}/s");
 
     // (c) `demarc run`, a subprocess, on the same backlog.
     {
@@ -301,6 +292,28 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         crate::output::write_json(path, &report)?;
     }
     Ok(())
+}
+
+/// Drains `expected` messages of topic `bench` with a bare consumer; messages/s,
+/// payload bytes and seconds, from subscribing to the last message.
+fn drain(config: ClientConfig, expected: usize) -> Result<(f64, usize, f64)> {
+    let consumer: BaseConsumer = config.create()?;
+    let started = Instant::now();
+    consumer.subscribe(&["bench"])?;
+    let mut received = 0usize;
+    let mut bytes = 0usize;
+    while received < expected {
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("the bare consumer got {received} of {expected} messages");
+        }
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message?;
+            bytes += rdkafka::Message::payload(&message).map_or(0, <[u8]>::len);
+            received += 1;
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok((received as f64 / seconds, bytes, seconds))
 }
 
 fn generate(n: usize, violation_rate: f64, seed: u64) -> Vec<(String, String)> {

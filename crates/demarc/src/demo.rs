@@ -261,7 +261,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         let p =
             |q: f64| summary.latencies_ms[((summary.latencies_ms.len() - 1) as f64 * q) as usize];
         eprintln!(
-            "  {produced} events produced; produce-to-alert latency p50 {} ms, p99 {} ms, max {} ms",
+            "  {produced} messages produced; produce-to-alert latency p50 {} ms, p99 {} ms, max {} ms",
             p(0.5),
             p(0.99),
             p(1.0)

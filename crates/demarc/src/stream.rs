@@ -20,7 +20,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -300,25 +300,57 @@ struct Batcher {
     work: Option<SyncSender<Batch>>,
 }
 
+/// What became of a batch offered to the workers.
+#[derive(Debug, PartialEq, Eq)]
+enum Handed {
+    /// Taken (or there was nothing to hand over).
+    Taken,
+    /// Every worker is busy: the batch stays open and keeps growing.
+    Busy,
+    /// The workers are gone: the pipeline is failing.
+    Gone,
+}
+
 impl Context {
-    /// Hands the partial batch to the workers; returns false when they are gone.
-    fn dispatch(&self) -> bool {
-        let (batch, work) = {
-            let Ok(mut b) = self.batcher.lock() else {
-                return false;
-            };
-            if b.batch.records.is_empty() {
-                return true;
-            }
-            let mut batch = std::mem::take(&mut b.batch);
-            batch.seq = b.next_seq;
-            b.next_seq += 1;
-            (batch, b.work.clone())
+    /// Hands the open batch to a worker. With `wait`, blocks until one takes it;
+    /// without, hands it over only if a worker is idle. So batches are cut at the
+    /// deadline when the workers keep up, and grow (up to `batch_records`) when they
+    /// do not, which spreads the cost of a rule run over more events exactly when that
+    /// matters.
+    fn dispatch(&self, wait: bool) -> Handed {
+        let Ok(mut b) = self.batcher.lock() else {
+            return Handed::Gone;
         };
-        let Some(work) = work else { return false };
-        self.metrics.batch_records.observe(batch.len() as f64);
+        if b.batch.records.is_empty() {
+            return Handed::Taken;
+        }
+        let Some(work) = b.work.clone() else {
+            return Handed::Gone;
+        };
+        let mut batch = std::mem::take(&mut b.batch);
+        batch.seq = b.next_seq;
+        let records = batch.len() as f64;
+        // Counted in flight before a worker can finish it.
         self.shared.begin();
-        work.send(batch).is_ok()
+        if wait {
+            b.next_seq += 1;
+            drop(b);
+            if work.send(batch).is_err() {
+                return Handed::Gone;
+            }
+        } else {
+            match work.try_send(batch) {
+                Ok(()) => b.next_seq += 1,
+                Err(TrySendError::Full(batch)) => {
+                    self.shared.end(1, 0);
+                    b.batch = batch;
+                    return Handed::Busy;
+                }
+                Err(TrySendError::Disconnected(_)) => return Handed::Gone,
+            }
+        }
+        self.metrics.batch_records.observe(records);
+        Handed::Taken
     }
 }
 
@@ -352,7 +384,7 @@ impl ConsumerContext for Context {
         if let Rebalance::Revoke(partitions) = rebalance {
             // Finish what was read from these partitions and commit it before another
             // member takes them over; otherwise it would read them again.
-            self.dispatch();
+            self.dispatch(true);
             if !self.shared.wait_idle(Duration::from_secs(60)) {
                 tracing::warn!(
                     partitions = partitions.count(),
@@ -389,7 +421,8 @@ impl Pipeline {
                 .enable_time()
                 .build()?,
         };
-        let (work_tx, work_rx) = sync_channel::<Batch>(self.config.workers * 2);
+        // A worker takes a batch only when it is idle (see `Context::dispatch`).
+        let (work_tx, work_rx) = sync_channel::<Batch>(0);
         let context = Context {
             metrics: Arc::clone(&self.metrics),
             shared: Arc::clone(&self.shared),
@@ -416,7 +449,7 @@ impl Pipeline {
         // Hand over the partial batch, then close the queue: the workers finish, and the
         // sink commits what they did.
         let context = consumer.context();
-        context.dispatch();
+        context.dispatch(true);
         if let Ok(mut b) = context.batcher.lock() {
             b.work = None;
         }
@@ -439,7 +472,10 @@ impl Pipeline {
                 .batch
                 .started;
             let timeout = match started {
-                Some(at) => wait.saturating_sub(at.elapsed()),
+                // Past the deadline with every worker busy: look again shortly.
+                Some(at) => wait
+                    .saturating_sub(at.elapsed())
+                    .max(Duration::from_millis(2)),
                 None => Duration::from_millis(100),
             };
             match consumer.poll(timeout) {
@@ -467,7 +503,7 @@ impl Pipeline {
                         b.batch.push(record);
                         b.batch.len() >= self.config.batch_records
                     };
-                    if full && !context.dispatch() {
+                    if full && context.dispatch(true) == Handed::Gone {
                         break;
                     }
                 }
@@ -484,7 +520,7 @@ impl Pipeline {
                 .batch
                 .started
                 .is_some_and(|at| at.elapsed() >= wait);
-            if due && !context.dispatch() {
+            if due && context.dispatch(false) == Handed::Gone {
                 break;
             }
         }
