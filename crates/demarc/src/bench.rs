@@ -50,6 +50,9 @@ pub struct BenchArgs {
     /// Length of the latency run
     #[arg(long, default_value_t = 20)]
     latency_seconds: u64,
+    /// `batch.max_wait_ms` of the latency run
+    #[arg(long, default_value_t = 100)]
+    batch_wait_ms: u64,
     /// Write the figures as JSON here
     #[arg(long)]
     report: Option<PathBuf>,
@@ -237,6 +240,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
         config.alerts_stdout = false;
         config.alerts_file = Some(dir.path().join("alerts-latency.jsonl"));
+        config.batch_wait = Duration::from_millis(args.batch_wait_ms);
         let shared = Arc::new(Shared::default());
         let pipeline = Pipeline {
             config,
@@ -277,9 +281,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         report.latency_p99_ms = at(0.99);
         report.latency_max_ms = at(1.0);
         eprintln!(
-            "latency at {} events/s for {}s: {} alerts, p50 {} ms, p99 {} ms, max {} ms",
+            "latency at {} events/s for {}s, batches cut after {} ms: {} alerts, p50 {} ms, p99 {} ms, max {} ms",
             args.rate,
             args.latency_seconds,
+            args.batch_wait_ms,
             latencies.len(),
             report.latency_p50_ms,
             report.latency_p99_ms,
