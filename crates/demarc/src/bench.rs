@@ -50,9 +50,9 @@ pub struct BenchArgs {
     /// Length of the latency run
     #[arg(long, default_value_t = 20)]
     latency_seconds: u64,
-    /// `batch.max_wait_ms` of the latency run
-    #[arg(long, default_value_t = 100)]
-    batch_wait_ms: u64,
+    /// `batch.max_wait_ms` of the latency run (default: demarc's default)
+    #[arg(long)]
+    batch_wait_ms: Option<u64>,
     /// Write the figures as JSON here
     #[arg(long)]
     report: Option<PathBuf>,
@@ -240,7 +240,10 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
         config.alerts_stdout = false;
         config.alerts_file = Some(dir.path().join("alerts-latency.jsonl"));
-        config.batch_wait = Duration::from_millis(args.batch_wait_ms);
+        if let Some(ms) = args.batch_wait_ms {
+            config.batch_wait = Duration::from_millis(ms);
+        }
+        let batch_wait_ms = config.batch_wait.as_millis();
         let shared = Arc::new(Shared::default());
         let pipeline = Pipeline {
             config,
@@ -284,7 +287,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             "latency at {} events/s for {}s, batches cut after {} ms: {} alerts, p50 {} ms, p99 {} ms, max {} ms",
             args.rate,
             args.latency_seconds,
-            args.batch_wait_ms,
+            batch_wait_ms,
             latencies.len(),
             report.latency_p50_ms,
             report.latency_p99_ms,

@@ -96,8 +96,12 @@ fn default_max_records() -> Spanned<u64> {
 }
 
 fn default_max_wait_ms() -> Spanned<u64> {
-    Spanned::new(0..0, 100)
+    Spanned::new(0..0, DEFAULT_MAX_WAIT_MS)
 }
+
+/// Batches go to a worker only when one is idle, so a short wait costs nothing under
+/// load (batches grow while the workers are busy) and keeps alerts fast when quiet.
+const DEFAULT_MAX_WAIT_MS: u64 = 25;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -358,7 +362,7 @@ impl Config {
         if !(1..=60_000).contains(&batch_wait_ms) {
             return Err(at(
                 file.batch.max_wait_ms.span(),
-                "batch.max_wait_ms must be between 1 and 60000 (default 100)".into(),
+                "batch.max_wait_ms must be between 1 and 60000 (default 25)".into(),
             ));
         }
 
@@ -460,7 +464,7 @@ impl Config {
             topics,
             properties: BTreeMap::new(),
             batch_records: 10_000,
-            batch_wait: Duration::from_millis(100),
+            batch_wait: Duration::from_millis(DEFAULT_MAX_WAIT_MS),
             dead_letter_topic: "demarc-dead-letter".to_owned(),
             alerts_stdout: true,
             alerts_file: None,
@@ -506,7 +510,7 @@ mod tests {
         let config = parse(MINIMAL).expect("valid");
         assert_eq!(config.topics, vec!["cloudtrail"]);
         assert_eq!(config.batch_records, 10_000);
-        assert_eq!(config.batch_wait, Duration::from_millis(100));
+        assert_eq!(config.batch_wait, Duration::from_millis(25));
         assert_eq!(config.dead_letter_topic, "demarc-dead-letter");
         assert!(config.alerts_stdout);
         assert_eq!(

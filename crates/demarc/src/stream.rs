@@ -32,6 +32,7 @@ use demarc_normalize::{Normalizer, Options, Reject, Stats};
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::statistics::Statistics;
@@ -208,7 +209,10 @@ struct Done {
 
 /// Where offsets go once durable.
 pub trait Commit: Send + Sync {
-    fn commit(&self, offsets: &BTreeMap<(Arc<str>, i32), i64>) -> Result<()>;
+    /// Commits `offsets`. With `wait`, returns once the broker has answered (a revoke or
+    /// a stop is waiting); without, sends the commit and returns, and its outcome is
+    /// counted when the broker answers.
+    fn commit(&self, offsets: &BTreeMap<(Arc<str>, i32), i64>, wait: bool) -> Result<()>;
 }
 
 /// Where rejected messages go.
@@ -274,7 +278,7 @@ pub fn consumer_config(config: &Config) -> ClientConfig {
         .set("auto.offset.reset", "earliest")
         .set("statistics.interval.ms", "5000")
         .set("queued.max.messages.kbytes", "16384")
-        .set("fetch.wait.max.ms", "100")
+        .set("fetch.wait.max.ms", "10")
         .set("session.timeout.ms", "10000");
     for (key, value) in client_config(config).config_map() {
         client.set(key, value);
@@ -292,6 +296,8 @@ struct Context {
     metrics: Arc<Metrics>,
     shared: Arc<Shared>,
     batcher: Mutex<Batcher>,
+    /// When each background commit still unanswered was sent, oldest first.
+    commits_sent: Mutex<VecDeque<Instant>>,
 }
 
 struct Batcher {
@@ -373,6 +379,25 @@ impl ClientContext for Context {
 }
 
 impl ConsumerContext for Context {
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        let sent = self
+            .commits_sent
+            .lock()
+            .ok()
+            .and_then(|mut q| q.pop_front());
+        if let Some(sent) = sent {
+            self.metrics
+                .commit_seconds
+                .observe(sent.elapsed().as_secs_f64());
+        }
+        if let Err(error) = result {
+            // These offsets stay where they were; the next commit covers them, or the
+            // messages are read again after a restart, with the same alert ids.
+            self.metrics.commit_failures.inc();
+            tracing::warn!(%error, "offset commit failed");
+        }
+    }
+
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
             tracing::info!(partitions = partitions.count(), "partitions assigned");
@@ -399,12 +424,27 @@ impl ConsumerContext for Context {
 struct KafkaCommit(Arc<BaseConsumer<Context>>);
 
 impl Commit for KafkaCommit {
-    fn commit(&self, offsets: &BTreeMap<(Arc<str>, i32), i64>) -> Result<()> {
+    fn commit(&self, offsets: &BTreeMap<(Arc<str>, i32), i64>, wait: bool) -> Result<()> {
         let mut list = TopicPartitionList::new();
         for ((topic, partition), last) in offsets {
             list.add_partition_offset(topic, *partition, Offset::Offset(last + 1))?;
         }
-        self.0.commit(&list, CommitMode::Sync)?;
+        if wait {
+            let started = Instant::now();
+            self.0.commit(&list, CommitMode::Sync)?;
+            let context = self.0.context();
+            context
+                .metrics
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+        } else {
+            // Sent in the background, in order: the sink goes on with the next batches
+            // instead of waiting a round trip. The outcome arrives in `commit_callback`.
+            if let Ok(mut sent) = self.0.context().commits_sent.lock() {
+                sent.push_back(Instant::now());
+            }
+            self.0.commit(&list, CommitMode::Async)?;
+        }
         Ok(())
     }
 }
@@ -431,6 +471,7 @@ impl Pipeline {
                 next_seq: 0,
                 work: Some(work_tx),
             }),
+            commits_sent: Mutex::new(VecDeque::new()),
         };
         let consumer: Arc<BaseConsumer<Context>> = Arc::new(
             consumer_config(&self.config)
@@ -587,7 +628,7 @@ impl Pipeline {
     pub fn run_batches(&self, batches: Vec<Vec<Record>>) -> Result<Summary> {
         struct NoCommit;
         impl Commit for NoCommit {
-            fn commit(&self, _: &BTreeMap<(Arc<str>, i32), i64>) -> Result<()> {
+            fn commit(&self, _: &BTreeMap<(Arc<str>, i32), i64>, _: bool) -> Result<()> {
                 Ok(())
             }
         }
@@ -993,8 +1034,7 @@ impl Sink {
             batches,
             messages,
         } = std::mem::take(&mut self.uncommitted);
-        let started = Instant::now();
-        if let Err(error) = self.committer.commit(&offsets) {
+        if let Err(error) = self.committer.commit(&offsets, urgent) {
             // The offsets stay where they were: these messages are read again after a
             // restart or a rebalance, and their alerts repeat with the same ids.
             self.metrics.commit_failures.inc();
@@ -1002,9 +1042,6 @@ impl Sink {
         } else {
             self.summary.commits += 1;
         }
-        self.metrics
-            .commit_seconds
-            .observe(started.elapsed().as_secs_f64());
         self.shared.end(batches, messages);
         Ok(())
     }
