@@ -616,6 +616,8 @@ impl Pipeline {
             summary: Summary::default(),
             keep_latencies: self.keep_latencies,
             uncommitted: Uncommitted::default(),
+            sent: BTreeMap::new(),
+            unconfirmed: false,
         };
         let sink = std::thread::Builder::new()
             .name("demarc-sink".into())
@@ -851,6 +853,10 @@ struct Sink {
     summary: Summary,
     keep_latencies: bool,
     uncommitted: Uncommitted,
+    /// The highest offset committed so far per partition, and whether a background
+    /// commit has been sent since the last commit that was waited for.
+    sent: BTreeMap<(Arc<str>, i32), i64>,
+    unconfirmed: bool,
 }
 
 impl Sink {
@@ -896,6 +902,14 @@ impl Sink {
                 self.sink(ready)?;
             }
             self.commit_if_due(!open)?;
+        }
+        // Background commits may still be on their way: commit the same offsets once
+        // more and wait for the answer, so that a clean stop leaves nothing to re-read.
+        if self.unconfirmed
+            && let Err(error) = self.committer.commit(&self.sent, true)
+        {
+            self.metrics.commit_failures.inc();
+            tracing::warn!(error = format!("{error:#}"), "final offset commit failed");
         }
         Ok(())
     }
@@ -1034,7 +1048,14 @@ impl Sink {
             batches,
             messages,
         } = std::mem::take(&mut self.uncommitted);
-        if let Err(error) = self.committer.commit(&offsets, urgent) {
+        for (key, last) in &offsets {
+            let entry = self.sent.entry(key.clone()).or_insert(*last);
+            *entry = (*entry).max(*last);
+        }
+        let result = self.committer.commit(&offsets, urgent);
+        // A commit waited for confirms every earlier one (offsets only grow).
+        self.unconfirmed = !urgent || (self.unconfirmed && result.is_err());
+        if let Err(error) = result {
             // The offsets stay where they were: these messages are read again after a
             // restart or a rebalance, and their alerts repeat with the same ids.
             self.metrics.commit_failures.inc();
