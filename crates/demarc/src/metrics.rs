@@ -51,8 +51,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("demarc");
-        let metrics = Self {
+        let mut metrics = Self {
             messages: Counter::default(),
             events: Counter::default(),
             rejects: Family::default(),
@@ -69,73 +68,72 @@ impl Metrics {
             consumer_lag: Family::default(),
             consumer_errors: Counter::default(),
             healthy: AtomicBool::new(false),
-            registry: Registry::default(),
+            registry: Registry::with_prefix("demarc"),
         };
-        registry.register(
+        metrics.registry.register(
             "messages",
             "Kafka messages consumed",
             metrics.messages.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "events",
             "Audit events found in the messages (rows normalized plus events rejected)",
             metrics.events.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "rejects",
             "Input rejected and sent to the dead-letter topic, by reason",
             metrics.rejects.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "skipped",
             "Input recognised and deliberately not normalized, by reason",
             metrics.skipped.clone(),
         );
-        registry.register("alerts", "Alerts emitted, by rule", metrics.alerts.clone());
-        registry.register(
+        metrics
+            .registry
+            .register("alerts", "Alerts emitted, by rule", metrics.alerts.clone());
+        metrics.registry.register(
             "duplicate_alerts",
             "Alerts not emitted again because their id was emitted recently",
             metrics.duplicate_alerts.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "dead_letters",
             "Messages written to the dead-letter topic",
             metrics.dead_letters.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "batch_records",
             "Kafka messages per micro-batch",
             metrics.batch_records.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "alert_latency_seconds",
             "From the Kafka timestamp of the message to the alert written to every sink",
             metrics.alert_latency.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "commit_seconds",
             "Time to commit the offsets of durable batches",
             metrics.commit_seconds.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "commit_failures",
             "Offset commits that failed (the messages will be read again)",
             metrics.commit_failures.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "consumer_lag",
             "Messages behind the end of each partition, as librdkafka last reported",
             metrics.consumer_lag.clone(),
         );
-        registry.register(
+        metrics.registry.register(
             "consumer_errors",
             "Errors the Kafka consumer reported (connection, authorization…)",
             metrics.consumer_errors.clone(),
         );
-        Self {
-            registry,
-            ..metrics
-        }
+        metrics
     }
 
     /// The metrics in the Prometheus text format.
