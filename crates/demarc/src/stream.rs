@@ -169,9 +169,9 @@ struct DeadLetter {
 
 impl DeadLetter {
     /// The whole message, so that it can be replayed once fixed, with the first
-    /// reason and where it came from in headers.
-    fn new(record: &Record, rejects: &[Reject]) -> Self {
-        let first = &rejects[0];
+    /// reason and where it came from in headers; `None` without rejects.
+    fn new(record: &Record, rejects: &[Reject]) -> Option<Self> {
+        let first = rejects.first()?;
         let mut headers = vec![
             ("demarc.reason", first.reason.as_str().to_owned()),
             ("demarc.detail", first.detail.clone()),
@@ -186,11 +186,11 @@ impl DeadLetter {
         if let Some(o) = record.origin.offset {
             headers.push(("demarc.source.offset", o.to_string()));
         }
-        Self {
+        Some(Self {
             key: record.key.clone(),
             payload: record.payload.clone(),
             headers,
-        }
+        })
     }
 }
 
@@ -745,10 +745,7 @@ fn process(
     let mut produced: HashMap<(Arc<str>, i32, i64), i64> = HashMap::new();
     for record in &batch.records {
         normalizer.push(&record.payload, &record.origin);
-        let rejects = normalizer.take_rejects();
-        if !rejects.is_empty() {
-            dead.push(DeadLetter::new(record, &rejects));
-        }
+        dead.extend(DeadLetter::new(record, &normalizer.take_rejects()));
         if let (Some(p), Some(o), Some(ts)) = (
             record.origin.partition,
             record.origin.offset,
