@@ -9,22 +9,26 @@
 
 mod common;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use demarc_synth::CloudTrailGenerator;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::client::{ClientContext, DefaultClientContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::topic_partition_list::TopicPartitionList;
 
 const TOPIC: &str = "cloudtrail";
+const PARTITIONS: i32 = 3;
 
 fn tansu_binary() -> Option<PathBuf> {
     if let Some(path) = std::env::var_os("DEMARC_TANSU") {
@@ -153,11 +157,36 @@ fn events(n: usize) -> Vec<(String, String)> {
         .collect()
 }
 
-/// What `demarc backfill` finds in the same events: the reference.
-fn expected_alert_ids(events: &[(String, String)], dir: &Path) -> BTreeSet<String> {
+/// Where the broker acknowledged each event (by its index among those produced), or
+/// why it did not: the producer's delivery reports.
+#[derive(Default)]
+struct Deliveries(Mutex<BTreeMap<usize, Delivery>>);
+
+/// The partition and offset of a message, or the producer's error.
+type Delivery = Result<(i32, i64), String>;
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, index: usize) {
+        let outcome = match result {
+            Ok(message) => Ok((message.partition(), message.offset())),
+            Err((error, _)) => Err(error.to_string()),
+        };
+        if let Ok(mut map) = self.0.lock() {
+            map.insert(index, outcome);
+        }
+    }
+}
+
+/// What `demarc backfill` finds in the same events: the reference, each alert with the
+/// rule and the indexes of the events it came from.
+fn expected_alerts(events: &[&str], dir: &Path) -> BTreeMap<String, (String, Vec<usize>)> {
     let input = dir.join("events.ndjson");
     let mut file = std::fs::File::create(&input).expect("create");
-    for (_, value) in events {
+    for value in events {
         writeln!(file, "{value}").expect("write");
     }
     let alerts = dir.join("reference.jsonl");
@@ -172,7 +201,68 @@ fn expected_alert_ids(events: &[(String, String)], dir: &Path) -> BTreeSet<Strin
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    alert_ids(&alerts).into_iter().collect()
+    let text = std::fs::read_to_string(&alerts).expect("reference alerts");
+    text.lines()
+        .map(|line| {
+            let alert: serde_json::Value = serde_json::from_str(line).expect("an alert");
+            let id = alert["alert_id"].as_str().expect("alert_id").to_owned();
+            let rule = alert["rule_id"].as_str().expect("rule_id").to_owned();
+            let lines = alert["source"]
+                .as_array()
+                .expect("source")
+                .iter()
+                .map(|p| p["line"].as_u64().expect("line") as usize - 1)
+                .collect();
+            (id, (rule, lines))
+        })
+        .collect()
+}
+
+/// What the broker serves at `partition`/`offset`: whether it is `payload`.
+fn served(brokers: &str, partition: i32, offset: i64, payload: &str) -> String {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "demarc-e2e-inspect")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut list = TopicPartitionList::new();
+    if let Err(error) = list.add_partition_offset(TOPIC, partition, rdkafka::Offset::Offset(offset))
+    {
+        return format!("cannot ask: {error}");
+    }
+    if let Err(error) = consumer.assign(&list) {
+        return format!("cannot assign: {error}");
+    }
+    match consumer.poll(Duration::from_secs(10)) {
+        Some(Ok(m)) if m.offset() == offset && m.payload() == Some(payload.as_bytes()) => {
+            "the broker serves this event there".into()
+        }
+        Some(Ok(m)) => format!(
+            "the broker serves another message there (offset {}, {} bytes)",
+            m.offset(),
+            m.payload().map_or(0, <[u8]>::len)
+        ),
+        Some(Err(error)) => format!("fetch failed: {error}"),
+        None => "the broker served nothing in 10 s".into(),
+    }
+}
+
+/// The group's committed offsets, read without joining it.
+fn committed(brokers: &str, partitions: i32) -> String {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "demarc-e2e")
+        .create()
+        .expect("consumer");
+    let mut list = TopicPartitionList::new();
+    for p in 0..partitions {
+        list.add_partition(TOPIC, p);
+    }
+    match consumer.committed_offsets(list, Duration::from_secs(10)) {
+        Ok(list) => format!("{:?}", list.to_topic_map()),
+        Err(error) => format!("unknown: {error}"),
+    }
 }
 
 fn alert_ids(path: &Path) -> Vec<String> {
@@ -214,6 +304,7 @@ fn start_demarc(config: &Path, log: &Path) -> Child {
         .expect("log");
     Command::new(env!("CARGO_BIN_EXE_demarc"))
         .args(["run", "--config", config.to_str().expect("utf-8")])
+        .env("DEMARC_LOG", "info")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
@@ -224,7 +315,7 @@ fn start_demarc(config: &Path, log: &Path) -> Child {
 fn kill_9_three_times_mid_stream_loses_no_alert() {
     let Some(binary) = tansu() else { return };
     let broker = Broker::start(&binary);
-    broker.create_topic(TOPIC, 3);
+    broker.create_topic(TOPIC, PARTITIONS);
     broker.create_topic("demarc-dead-letter", 1);
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -234,20 +325,26 @@ fn kill_9_three_times_mid_stream_loses_no_alert() {
 
     // A real producer, at a steady 500 events/s, until demarc has been killed three
     // times: every kill lands with more events on the way.
-    let mut events = events(60_000);
+    let events = events(60_000);
     let stop = Arc::new(AtomicBool::new(false));
     let producer_thread = {
         let address = broker.address.clone();
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || {
-            let producer: BaseProducer = ClientConfig::new()
+            // One message per record batch: tansu 0.6 answers a fetch from an offset
+            // inside a batch with the batches that start after it (its dynostore
+            // `fetch` keeps the batches whose base offset is at least the one asked
+            // for), so a consumer resuming from a commit in the middle of a batch would
+            // never see the rest of that batch. A Kafka broker returns the whole batch.
+            let producer: BaseProducer<Deliveries> = ClientConfig::new()
                 .set("bootstrap.servers", &address)
                 .set("linger.ms", "5")
-                .create()
+                .set("batch.num.messages", "1")
+                .create_with_context(Deliveries::default())
                 .expect("producer");
             let started = Instant::now();
             let mut sent = 0;
-            for (key, value) in &events {
+            for (index, (key, value)) in events.iter().enumerate() {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
@@ -256,14 +353,29 @@ fn kill_9_three_times_mid_stream_loses_no_alert() {
                     std::thread::sleep(wait);
                 }
                 producer
-                    .send(BaseRecord::to(TOPIC).key(key).payload(value))
+                    .send(
+                        BaseRecord::with_opaque_to(TOPIC, index)
+                            .key(key)
+                            .payload(value),
+                    )
                     .expect("queued");
                 producer.poll(Duration::ZERO);
                 sent += 1;
             }
             producer.flush(Duration::from_secs(30)).expect("flushed");
-            events.truncate(sent);
-            events
+            let deliveries = std::mem::take(&mut *producer.context().0.lock().expect("lock"));
+            assert_eq!(deliveries.len(), sent, "a delivery report is missing");
+            // Only what the broker acknowledged can be expected to alert.
+            let failed: Vec<_> = deliveries
+                .values()
+                .filter_map(|d| d.as_ref().err())
+                .collect();
+            assert!(failed.is_empty(), "the broker refused events: {failed:?}");
+            let produced: Vec<(String, (i32, i64))> = deliveries
+                .into_iter()
+                .filter_map(|(index, d)| Some((events[index].1.clone(), d.ok()?)))
+                .collect();
+            produced
         })
     };
 
@@ -284,7 +396,8 @@ fn kill_9_three_times_mid_stream_loses_no_alert() {
     }
     stop.store(true, Ordering::Relaxed);
     let produced = producer_thread.join().expect("producer");
-    let expected = expected_alert_ids(&produced, dir.path());
+    let values: Vec<&str> = produced.iter().map(|(v, _)| v.as_str()).collect();
+    let expected = expected_alerts(&values, dir.path());
     assert!(
         expected.len() >= 20,
         "only {} expected alerts",
@@ -295,11 +408,33 @@ fn kill_9_three_times_mid_stream_loses_no_alert() {
     let deadline = Instant::now() + Duration::from_secs(120);
     let missing = loop {
         let seen: BTreeSet<String> = alert_ids(&alerts).into_iter().collect();
-        let missing: Vec<&String> = expected.difference(&seen).collect();
+        let missing: Vec<&String> = expected.keys().filter(|id| !seen.contains(*id)).collect();
         if missing.is_empty() || Instant::now() > deadline {
-            break missing.len();
+            break missing;
         }
         std::thread::sleep(Duration::from_millis(100));
+    };
+    // Where the missing alerts' events were, and what the group had committed.
+    let diagnosis = || {
+        let mut text = format!(
+            "committed offsets: {}\n",
+            committed(&broker.address, PARTITIONS)
+        );
+        for id in &missing {
+            let (rule, events) = &expected[*id];
+            text += &format!("missing {rule} {id}:\n");
+            for i in events {
+                let (payload, (p, o)) = &produced[*i];
+                let served = served(&broker.address, *p, *o, payload);
+                text += &format!("  event acknowledged at partition {p} offset {o}: {served}\n");
+            }
+        }
+        text + "demarc's log:\n" + &std::fs::read_to_string(&log).unwrap_or_default()
+    };
+    let missing_text = if missing.is_empty() {
+        String::new()
+    } else {
+        diagnosis()
     };
     // SIGTERM: drain, commit, exit 0.
     Command::new("kill")
@@ -307,13 +442,16 @@ fn kill_9_three_times_mid_stream_loses_no_alert() {
         .status()
         .expect("kill -TERM");
     let status = child.wait().expect("exits");
-    let log_text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert_eq!(missing, 0, "alerts lost; demarc's log:\n{log_text}");
-    assert!(status.success(), "exit after SIGTERM: {status}\n{log_text}");
+    assert!(missing.is_empty(), "alerts lost; {missing_text}");
+    assert!(
+        status.success(),
+        "exit after SIGTERM: {status}\n{}",
+        diagnosis()
+    );
     let delivered = alert_ids(&alerts);
     let unexpected: Vec<&String> = delivered
         .iter()
-        .filter(|id| !expected.contains(*id))
+        .filter(|id| !expected.contains_key(*id))
         .collect();
     assert!(
         unexpected.is_empty(),
