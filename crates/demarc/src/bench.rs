@@ -114,6 +114,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
                         key: Some(key.clone().into_bytes()),
                         payload: value.clone().into_bytes(),
                         produced_ms: None,
+                        received: Instant::now(),
                     })
                     .collect()
             })

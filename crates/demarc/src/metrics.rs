@@ -35,6 +35,7 @@ pub struct Metrics {
     pub dead_letters: Counter,
     pub batch_records: Histogram,
     pub alert_latency: Histogram,
+    pub alert_processing: Histogram,
     pub commit_seconds: Histogram,
     pub commit_failures: Counter,
     pub consumer_lag: Family<Labels, Gauge>,
@@ -63,6 +64,7 @@ impl Metrics {
             batch_records: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
             // 1 ms to about 33 s.
             alert_latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            alert_processing: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
             commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
             commit_failures: Counter::default(),
             consumer_lag: Family::default(),
@@ -112,6 +114,12 @@ impl Metrics {
             "alert_latency_seconds",
             "From the Kafka timestamp of the message to the alert written to every sink",
             metrics.alert_latency.clone(),
+        );
+        metrics.registry.register(
+            "alert_processing_seconds",
+            "From the message received from the broker to the alert written to every sink: \
+             demarc's own share of the alert latency",
+            metrics.alert_processing.clone(),
         );
         metrics.registry.register(
             "commit_seconds",

@@ -129,6 +129,8 @@ pub struct Record {
     pub payload: Vec<u8>,
     /// Kafka message timestamp, milliseconds since the epoch.
     pub produced_ms: Option<i64>,
+    /// When the consumer handed the message to demarc.
+    pub received: Instant,
 }
 
 /// A micro-batch and the offsets it covers.
@@ -200,11 +202,19 @@ struct Done {
     seq: u64,
     messages: u64,
     offsets: BTreeMap<(Arc<str>, i32), i64>,
-    /// Alerts with the earliest Kafka timestamp of the messages they came from.
-    alerts: Vec<(Alert, Option<i64>)>,
+    alerts: Vec<Fired>,
     dead: Vec<DeadLetter>,
     lake: Option<RecordBatch>,
     stats: Stats,
+}
+
+/// An alert and when the earliest of the messages it came from was produced and
+/// received.
+#[derive(Debug)]
+struct Fired {
+    alert: Alert,
+    produced_ms: Option<i64>,
+    received: Option<Instant>,
 }
 
 /// Where offsets go once durable.
@@ -237,6 +247,8 @@ pub struct Summary {
     pub commits: u64,
     /// Produce-to-alert latencies in milliseconds, when asked for.
     pub latencies_ms: Vec<i64>,
+    /// Receive-to-alert times in milliseconds (demarc's own share), when asked for.
+    pub processing_ms: Vec<i64>,
 }
 
 /// The pipeline's settings and resources, shared by `run`, `demo` and the benchmark.
@@ -400,25 +412,45 @@ impl ConsumerContext for Context {
 
     fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(partitions) = rebalance {
-            tracing::info!(partitions = partitions.count(), "partitions assigned");
+            tracing::info!(partitions = %describe(partitions), "partitions assigned");
             self.shared.assigned.store(true, Ordering::Relaxed);
         }
     }
 
     fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(partitions) = rebalance {
+            tracing::info!(partitions = %describe(partitions), "partitions revoked");
             // Finish what was read from these partitions and commit it before another
             // member takes them over; otherwise it would read them again.
             self.dispatch(true);
             if !self.shared.wait_idle(Duration::from_secs(60)) {
                 tracing::warn!(
-                    partitions = partitions.count(),
+                    partitions = %describe(partitions),
                     "partitions released before their batches were committed; the next \
                      owner reads them again"
                 );
             }
         }
     }
+}
+
+/// `topic[0,1,2] other[0]`, for the log.
+fn describe(partitions: &TopicPartitionList) -> String {
+    let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for element in partitions.elements() {
+        by_topic
+            .entry(element.topic().to_owned())
+            .or_default()
+            .push(element.partition());
+    }
+    let parts: Vec<String> = by_topic
+        .into_iter()
+        .map(|(topic, ps)| {
+            let ps: Vec<String> = ps.iter().map(i32::to_string).collect();
+            format!("{topic}[{}]", ps.join(","))
+        })
+        .collect();
+    parts.join(" ")
 }
 
 struct KafkaCommit(Arc<BaseConsumer<Context>>);
@@ -535,6 +567,7 @@ impl Pipeline {
                         key: message.key().map(<[u8]>::to_vec),
                         payload: message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
                         produced_ms: message.timestamp().to_millis(),
+                        received: Instant::now(),
                     };
                     let full = {
                         let mut b = context
@@ -742,16 +775,16 @@ fn process(
     lake: bool,
 ) -> Result<Done> {
     let mut dead = Vec::new();
-    let mut produced: HashMap<(Arc<str>, i32, i64), i64> = HashMap::new();
+    // When each message was produced and received, by its position.
+    let mut times: HashMap<Place, (Option<i64>, Instant)> = HashMap::new();
     for record in &batch.records {
         normalizer.push(&record.payload, &record.origin);
         dead.extend(DeadLetter::new(record, &normalizer.take_rejects()));
-        if let (Some(p), Some(o), Some(ts)) = (
-            record.origin.partition,
-            record.origin.offset,
-            record.produced_ms,
-        ) {
-            produced.insert((Arc::clone(&record.origin.source), p, o), ts);
+        if let (Some(p), Some(o)) = (record.origin.partition, record.origin.offset) {
+            times.insert(
+                (Arc::clone(&record.origin.source), p, o),
+                (record.produced_ms, record.received),
+            );
         }
     }
     let mut done = Done {
@@ -769,20 +802,23 @@ fn process(
         done.alerts = alerts
             .into_iter()
             .map(|alert| {
-                let earliest = alert
-                    .source
-                    .iter()
-                    .filter_map(|p| {
-                        let key = (
-                            Arc::clone(&p.origin.source),
-                            p.origin.partition?,
-                            p.origin.offset?,
-                        );
-                        produced.get(&key)
-                    })
-                    .min()
-                    .copied();
-                (alert, earliest)
+                let mut fired = Fired {
+                    produced_ms: None,
+                    received: None,
+                    alert,
+                };
+                for p in &fired.alert.source {
+                    let (Some(partition), Some(offset)) = (p.origin.partition, p.origin.offset)
+                    else {
+                        continue;
+                    };
+                    let key = (Arc::clone(&p.origin.source), partition, offset);
+                    if let Some((produced_ms, received)) = times.get(&key) {
+                        fired.produced_ms = earliest(fired.produced_ms, *produced_ms);
+                        fired.received = earliest(fired.received, Some(*received));
+                    }
+                }
+                fired
             })
             .collect();
         if lake {
@@ -790,6 +826,17 @@ fn process(
         }
     }
     Ok(done)
+}
+
+/// A message's topic, partition and offset.
+type Place = (Arc<str>, i32, i64);
+
+/// The earlier of two optional times, or whichever is known.
+fn earliest<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
 }
 
 fn difference(after: &Stats, before: &Stats) -> Stats {
@@ -917,7 +964,8 @@ impl Sink {
         self.write_dead_letters(&batches)?;
         let mut emitted = Vec::new();
         for batch in &batches {
-            for (alert, produced_ms) in &batch.alerts {
+            for fired in &batch.alerts {
+                let alert = &fired.alert;
                 if !self.recent.insert(&alert.alert_id) {
                     self.summary.duplicate_alerts += 1;
                     self.metrics.duplicate_alerts.inc();
@@ -927,7 +975,7 @@ impl Sink {
                 if let Some((lake, _, _)) = self.lake.as_mut() {
                     lake.add_alert(alert)?;
                 }
-                emitted.push((alert.rule_id.as_str(), *produced_ms));
+                emitted.push((alert.rule_id.as_str(), fired.produced_ms, fired.received));
             }
             if let (Some((lake, _, _)), Some(rows)) = (self.lake.as_mut(), batch.lake.as_ref()) {
                 lake.add_events(rows)?;
@@ -935,7 +983,8 @@ impl Sink {
         }
         self.alerts.sync()?;
         let now_ms = chrono::Utc::now().timestamp_millis();
-        for (rule, produced_ms) in emitted {
+        let now = Instant::now();
+        for (rule, produced_ms, received) in emitted {
             *self
                 .summary
                 .alerts_by_rule
@@ -950,6 +999,15 @@ impl Sink {
                 self.metrics.alert_latency.observe(ms as f64 / 1000.0);
                 if self.keep_latencies {
                     self.summary.latencies_ms.push(ms);
+                }
+            }
+            if let Some(received) = received {
+                let seconds = now.saturating_duration_since(received).as_secs_f64();
+                self.metrics.alert_processing.observe(seconds);
+                if self.keep_latencies {
+                    self.summary
+                        .processing_ms
+                        .push((seconds * 1000.0).round() as i64);
                 }
             }
         }

@@ -135,10 +135,25 @@ fn metrics_and_health_are_served_and_sigterm_exits_cleanly() {
         "demarc_messages_total",
         "demarc_events_total",
         "demarc_alert_latency_seconds_bucket",
+        "demarc_alert_processing_seconds_bucket",
         "demarc_batch_records_count",
         "demarc_commit_seconds_count",
     ] {
         assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+    }
+    // The alert counted above was timed, from the producer and from its receipt.
+    for histogram in [
+        "demarc_alert_latency_seconds",
+        "demarc_alert_processing_seconds",
+    ] {
+        let count = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{histogram}_count ")))
+            .and_then(|n| n.trim().parse::<f64>().ok());
+        assert!(
+            count.is_some_and(|n| n >= 1.0),
+            "{histogram} observed nothing:\n{metrics}"
+        );
     }
     let health = get(port, "/health").expect("health");
     assert!(
