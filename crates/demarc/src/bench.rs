@@ -7,7 +7,9 @@
 //! (c) `demarc run` (this binary, as a subprocess) draining them end to end, as a
 //!     fraction of (b), with its peak RSS while the whole backlog waits;
 //!
-//! plus produce-to-alert latency percentiles at a fixed offered rate.
+//! plus latency percentiles at a fixed offered rate: produce to receive for a bare
+//! consumer (the producer's and the broker's share), produce to alert for the pipeline,
+//! and receive to alert (demarc's own share).
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -63,6 +65,9 @@ struct Report {
     messages: usize,
     message_bytes: usize,
     pipeline_events_per_second: f64,
+    pipeline_small_batch_records: usize,
+    pipeline_small_batch_events_per_second: f64,
+    pipeline_small_batch_ms: f64,
     produce_messages_per_second: f64,
     bare_consumer_messages_per_second: f64,
     bare_consumer_defaults_messages_per_second: f64,
@@ -70,10 +75,14 @@ struct Report {
     demarc_run_fraction_of_bare: f64,
     demarc_run_peak_rss_bytes: u64,
     latency_rate: u32,
+    latency_bare_p50_ms: i64,
+    latency_bare_p99_ms: i64,
     latency_alerts: usize,
     latency_p50_ms: i64,
     latency_p99_ms: i64,
     latency_max_ms: i64,
+    latency_processing_p50_ms: i64,
+    latency_processing_p99_ms: i64,
 }
 
 pub fn run(args: &BenchArgs) -> Result<()> {
@@ -92,56 +101,35 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let rules = Arc::new(load_rules(None)?);
 
-    // (a) The pipeline alone.
+    // (a) The pipeline alone, in full batches; then in the small batches a steady
+    // stream at the latency run's rate gives (what arrives in one batch wait), which
+    // shows the fixed cost of a rule run.
     {
-        let mut config = Config::plain("unused:9092", "bench", vec!["bench".into()]);
-        config.alerts_stdout = false;
-        config.alerts_file = Some(dir.path().join("alerts-a.jsonl"));
-        let topic: Arc<str> = "bench".into();
-        let batches: Vec<Vec<Record>> = events
-            .chunks(config.batch_records)
-            .enumerate()
-            .map(|(b, chunk)| {
-                chunk
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (key, value))| Record {
-                        origin: Origin::kafka(
-                            Arc::clone(&topic),
-                            0,
-                            (b * config.batch_records + i) as i64,
-                        ),
-                        key: Some(key.clone().into_bytes()),
-                        payload: value.clone().into_bytes(),
-                        produced_ms: None,
-                        received: Instant::now(),
-                    })
-                    .collect()
-            })
-            .collect();
-        let pipeline = Pipeline {
-            config,
-            rules: Arc::clone(&rules),
-            metrics: Arc::new(Metrics::new()),
-            shared: Arc::new(Shared::default()),
-            print: Print::Json,
-            keep_latencies: false,
-        };
-        let started = Instant::now();
-        let summary = pipeline.run_batches(batches)?;
-        let seconds = started.elapsed().as_secs_f64();
-        report.pipeline_events_per_second = summary.stats.events_in as f64 / seconds;
+        let config = Config::plain("unused:9092", "bench", vec!["bench".into()]);
+        let full = config.batch_records;
+        let small = (u128::from(args.rate) * config.batch_wait.as_millis() / 1000).max(1) as usize;
+        let (rate, alerts, _) = pipeline_alone(&rules, &events, full, dir.path())?;
+        report.pipeline_events_per_second = rate;
         eprintln!(
-            "(a) pipeline alone: {} events in {seconds:.2}s = {:.0} events/s ({} alerts)",
-            summary.stats.events_in,
-            report.pipeline_events_per_second,
-            summary.alerts_by_rule.values().sum::<u64>()
+            "(a) pipeline alone: {} events in batches of {full} = {rate:.0} events/s ({alerts} alerts)",
+            events.len()
+        );
+        let sample = &events[..events.len().min(small * 400)];
+        let (rate, _, per_batch_ms) = pipeline_alone(&rules, sample, small, dir.path())?;
+        report.pipeline_small_batch_records = small;
+        report.pipeline_small_batch_events_per_second = rate;
+        report.pipeline_small_batch_ms = per_batch_ms;
+        eprintln!(
+            "(a) pipeline alone: {} events in batches of {small} = {rate:.0} events/s, \
+             {per_batch_ms:.1} ms per batch per worker",
+            sample.len()
         );
     }
 
     let broker = Tansu::start(&tansu, dir.path())?;
     broker.create_topic("bench", args.partitions)?;
     broker.create_topic("bench-latency", args.partitions)?;
+    broker.create_topic("bench-latency-bare", args.partitions)?;
     broker.create_topic("demarc-dead-letter", 1)?;
     let started = Instant::now();
     produce(&broker.address, "bench", &events, None)?;
@@ -230,10 +218,32 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
     }
 
-    // Latency at a fixed offered rate, in-process.
+    // Latency at a fixed offered rate, in-process: first a bare consumer on a fresh
+    // topic, then the pipeline on another, with the same events.
+    let total = (u64::from(args.rate) * args.latency_seconds) as usize;
+    let latency_events = generate(total, 0.02, 12);
     {
-        let total = (u64::from(args.rate) * args.latency_seconds) as usize;
-        let latency_events = generate(total, 0.02, 12);
+        let config = crate::stream::consumer_config(&Config::plain(
+            &broker.address,
+            "bench-latency-bare",
+            vec!["bench-latency-bare".into()],
+        ));
+        let mut latencies = bare_latency(
+            config,
+            &broker.address,
+            "bench-latency-bare",
+            &latency_events,
+            args.rate,
+        )?;
+        latencies.sort_unstable();
+        report.latency_bare_p50_ms = percentile(&latencies, 0.5);
+        report.latency_bare_p99_ms = percentile(&latencies, 0.99);
+        eprintln!(
+            "bare consumer at {} events/s for {}s, produce to receive: p50 {} ms, p99 {} ms",
+            args.rate, args.latency_seconds, report.latency_bare_p50_ms, report.latency_bare_p99_ms
+        );
+    }
+    {
         let mut config = Config::plain(
             &broker.address,
             "bench-latency",
@@ -278,21 +288,26 @@ pub fn run(args: &BenchArgs) -> Result<()> {
             bail!("no alert fired in the latency run");
         }
         latencies.sort_unstable();
-        let at = |q: f64| latencies[((latencies.len() - 1) as f64 * q).round() as usize];
+        summary.processing_ms.sort_unstable();
         report.latency_rate = args.rate;
         report.latency_alerts = latencies.len();
-        report.latency_p50_ms = at(0.5);
-        report.latency_p99_ms = at(0.99);
-        report.latency_max_ms = at(1.0);
+        report.latency_p50_ms = percentile(latencies, 0.5);
+        report.latency_p99_ms = percentile(latencies, 0.99);
+        report.latency_max_ms = percentile(latencies, 1.0);
+        report.latency_processing_p50_ms = percentile(&summary.processing_ms, 0.5);
+        report.latency_processing_p99_ms = percentile(&summary.processing_ms, 0.99);
         eprintln!(
-            "latency at {} events/s for {}s, batches cut after {} ms: {} alerts, p50 {} ms, p99 {} ms, max {} ms",
+            "pipeline at {} events/s for {}s, batches cut after {} ms: {} alerts; \
+             produce to alert p50 {} ms, p99 {} ms, max {} ms; receive to alert p50 {} ms, p99 {} ms",
             args.rate,
             args.latency_seconds,
             batch_wait_ms,
             latencies.len(),
             report.latency_p50_ms,
             report.latency_p99_ms,
-            report.latency_max_ms
+            report.latency_max_ms,
+            report.latency_processing_p50_ms,
+            report.latency_processing_p99_ms,
         );
     }
 
@@ -325,6 +340,111 @@ fn drain(config: ClientConfig, expected: usize) -> Result<(f64, usize, f64)> {
     Ok((received as f64 / seconds, bytes, seconds))
 }
 
+/// Runs `events` through normalize, every rule and an alert file in batches of
+/// `batch_records`, without a broker: events/s, alerts, and the time one worker spends
+/// on a batch.
+fn pipeline_alone(
+    rules: &Arc<demarc_detect::RuleSet>,
+    events: &[(String, String)],
+    batch_records: usize,
+    dir: &Path,
+) -> Result<(f64, u64, f64)> {
+    let mut config = Config::plain("unused:9092", "bench", vec!["bench".into()]);
+    config.alerts_stdout = false;
+    config.alerts_file = Some(dir.join(format!("alerts-a-{batch_records}.jsonl")));
+    let workers = config.workers;
+    let topic: Arc<str> = "bench".into();
+    let batches: Vec<Vec<Record>> = events
+        .chunks(batch_records)
+        .enumerate()
+        .map(|(b, chunk)| {
+            chunk
+                .iter()
+                .enumerate()
+                .map(|(i, (key, value))| Record {
+                    origin: Origin::kafka(Arc::clone(&topic), 0, (b * batch_records + i) as i64),
+                    key: Some(key.clone().into_bytes()),
+                    payload: value.clone().into_bytes(),
+                    produced_ms: None,
+                    received: Instant::now(),
+                })
+                .collect()
+        })
+        .collect();
+    let count = batches.len();
+    let pipeline = Pipeline {
+        config,
+        rules: Arc::clone(rules),
+        metrics: Arc::new(Metrics::new()),
+        shared: Arc::new(Shared::default()),
+        print: Print::Json,
+        keep_latencies: false,
+    };
+    let started = Instant::now();
+    let summary = pipeline.run_batches(batches)?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok((
+        summary.stats.events_in as f64 / seconds,
+        summary.alerts_by_rule.values().sum(),
+        seconds * 1000.0 * workers as f64 / count.max(1) as f64,
+    ))
+}
+
+/// The value at quantile `q` of sorted `values` (0 when empty).
+fn percentile(values: &[i64], q: f64) -> i64 {
+    if values.is_empty() {
+        return 0;
+    }
+    values[((values.len() - 1) as f64 * q).round() as usize]
+}
+
+/// Produce-to-receive latencies in milliseconds of a bare consumer on `topic` while
+/// `events` are produced at `rate`: what the producer and the broker alone take.
+fn bare_latency(
+    config: ClientConfig,
+    brokers: &str,
+    topic: &str,
+    events: &[(String, String)],
+    rate: u32,
+) -> Result<Vec<i64>> {
+    let consumer: BaseConsumer = config.create()?;
+    consumer.subscribe(&[topic])?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while consumer.assignment()?.count() == 0 {
+        if Instant::now() > deadline {
+            bail!("the bare consumer got no partitions of `{topic}` in 30 s");
+        }
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            message?;
+        }
+    }
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(|| produce(brokers, topic, events, Some(rate)));
+        let mut latencies = Vec::with_capacity(events.len());
+        let deadline = Instant::now() + Duration::from_secs(120 + events.len() as u64 / 1000);
+        while latencies.len() < events.len() && Instant::now() < deadline {
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                let message = message?;
+                let now_ms = chrono::Utc::now().timestamp_millis();
+                if let Some(ts) = rdkafka::Message::timestamp(&message).to_millis() {
+                    latencies.push((now_ms - ts).max(0));
+                }
+            }
+        }
+        producer
+            .join()
+            .map_err(|_| anyhow!("the producer thread panicked"))??;
+        if latencies.len() < events.len() {
+            bail!(
+                "the bare consumer got {} of {} messages",
+                latencies.len(),
+                events.len()
+            );
+        }
+        Ok(latencies)
+    })
+}
+
 fn generate(n: usize, violation_rate: f64, seed: u64) -> Vec<(String, String)> {
     let mut generator = CloudTrailGenerator::new(seed).with_violation_rate(violation_rate);
     (0..n)
@@ -348,7 +468,8 @@ fn produce(
 ) -> Result<()> {
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("linger.ms", if rate.is_some() { "1" } else { "20" })
+        // At a fixed rate, librdkafka's default linger (5 ms), as most producers run.
+        .set("linger.ms", if rate.is_some() { "5" } else { "20" })
         .set("queue.buffering.max.kbytes", "262144")
         .create()?;
     let started = Instant::now();
