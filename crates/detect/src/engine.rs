@@ -15,6 +15,7 @@ use datafusion::prelude::SessionConfig;
 use datafusion::prelude::SessionContext;
 use demarc_model::event_schema;
 
+use crate::prefilter::{BatchValues, Prefilter};
 use crate::rule::{RuleError, RuleFile, placeholders};
 use crate::{Error, Result};
 
@@ -31,6 +32,9 @@ pub struct RuleSet {
     /// Each rule's optimized plan, in the order of `rules`; a batch is bound to it by
     /// swapping the `events` scan, so SQL is parsed and optimized once per rule.
     plans: Vec<LogicalPlan>,
+    /// Each rule's column tests, to skip batches where it cannot match.
+    prefilters: Vec<Prefilter>,
+    use_prefilters: bool,
     state: SessionState,
 }
 
@@ -117,9 +121,12 @@ impl RuleSet {
         if !problems.is_empty() {
             return Err(Error::Rules(problems));
         }
+        let prefilters = plans.iter().map(Prefilter::from_plan).collect();
         Ok(Self {
             rules,
             plans,
+            prefilters,
+            use_prefilters: true,
             state: ctx.state(),
         })
     }
@@ -128,13 +135,49 @@ impl RuleSet {
         &self.rules
     }
 
-    /// Runs every rule over one batch of normalized events.
+    /// Runs every rule over one batch of normalized events. A rule whose column tests
+    /// no event of the batch passes (see [`Prefilter`]) matches nothing without being
+    /// run.
     pub async fn evaluate(&self, batch: RecordBatch) -> Result<Vec<Matches<'_>>> {
+        let runs = self.runnable(&batch);
         let mut all = Vec::with_capacity(self.rules.len());
-        for index in 0..self.rules.len() {
-            all.push(self.run(index, batch.clone()).await?);
+        for (index, run) in runs.into_iter().enumerate() {
+            if run {
+                all.push(self.run(index, batch.clone()).await?);
+            } else {
+                all.push(Matches {
+                    rule: &self.rules[index],
+                    rows: Vec::new(),
+                });
+            }
         }
         Ok(all)
+    }
+
+    /// Whether rules are skipped on batches where their column tests fail (the
+    /// default); without, every rule runs on every batch, for comparison.
+    pub fn with_prefilters(mut self, on: bool) -> Self {
+        self.use_prefilters = on;
+        self
+    }
+
+    /// For each rule, whether some event of `batch` may pass its column tests.
+    pub fn runnable(&self, batch: &RecordBatch) -> Vec<bool> {
+        if !self.use_prefilters {
+            return vec![true; self.rules.len()];
+        }
+        let mut seen = BatchValues::default();
+        self.prefilters
+            .iter()
+            .map(|p| p.may_match(batch, &mut seen))
+            .collect()
+    }
+
+    /// The column tests that decide whether a rule runs on a batch (`None`: no such
+    /// rule; empty: it runs on every batch).
+    pub fn prefilter(&self, id: &str) -> Option<&Prefilter> {
+        let index = self.rules.iter().position(|r| r.meta.id == id)?;
+        self.prefilters.get(index)
     }
 
     /// Runs the rule with this id alone over one batch (`None`: no such rule).

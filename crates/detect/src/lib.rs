@@ -11,6 +11,7 @@ mod alert;
 mod engine;
 mod fixtures;
 pub mod functions;
+mod prefilter;
 mod rule;
 
 use std::path::PathBuf;
@@ -20,6 +21,7 @@ pub use engine::{EVENTS_TABLE, Matches, RuleSet};
 pub use fixtures::{
     FixtureResult, MIN_FIXTURES, check_fixtures, check_rule_fixtures, load_fixtures,
 };
+pub use prefilter::Prefilter;
 pub use rule::{RuleError, RuleFile, placeholders};
 
 /// Why rules could not be loaded or run.
