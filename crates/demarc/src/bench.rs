@@ -447,16 +447,7 @@ fn bare_latency(
 
 fn generate(n: usize, violation_rate: f64, seed: u64) -> Vec<(String, String)> {
     let mut generator = CloudTrailGenerator::new(seed).with_violation_rate(violation_rate);
-    (0..n)
-        .map(|_| {
-            let event = generator.event();
-            let key = event["recipientAccountId"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned();
-            (key, event.to_string())
-        })
-        .collect()
+    (0..n).map(|_| generator.keyed_message()).collect()
 }
 
 /// Produces `events`, at `rate` per second if given, as fast as possible otherwise.

@@ -145,16 +145,7 @@ impl Drop for Broker {
 /// Generated CloudTrail events, one JSON document each, keyed by account.
 fn events(n: usize) -> Vec<(String, String)> {
     let mut generator = CloudTrailGenerator::new(7).with_violation_rate(0.01);
-    (0..n)
-        .map(|_| {
-            let event = generator.event();
-            let key = event["recipientAccountId"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned();
-            (key, event.to_string())
-        })
-        .collect()
+    (0..n).map(|_| generator.keyed_message()).collect()
 }
 
 /// Where the broker acknowledged each event (by its index among those produced), or

@@ -126,6 +126,17 @@ impl CloudTrailGenerator {
         self.labelled_event().0
     }
 
+    /// One event as a Kafka message would carry it: keyed by its account
+    /// (`recipientAccountId`), the JSON document as the value.
+    pub fn keyed_message(&mut self) -> (String, String) {
+        let event = self.event();
+        let key = event["recipientAccountId"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        (key, event.to_string())
+    }
+
     /// One event, with the rule it must trigger when it is an injected violation.
     pub fn labelled_event(&mut self) -> (Value, Option<&'static str>) {
         self.clock += self.rng.u64(0..3);
