@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The streaming benchmark: (a) pipeline alone, (b) a bare rdkafka consumer on a local
-# tansu broker, (c) `demarc run` end to end as a fraction of (b), and produce-to-alert
-# latency at a fixed rate. Needs `tansu` (cargo install tansu --locked --features
-# dynostore,libsql). BUILD=0 reuses the release binary.
+# Apache Kafka broker (4.x, KRaft, started from its Maven Central artifacts with the
+# machine's Java, as the end-to-end tests do), (c) `demarc run` end to end as a
+# fraction of (b), and produce-to-alert latency at a fixed rate. Needs Java 17+ and
+# Maven (once, to fetch Kafka). BUILD=0 reuses the release binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MESSAGES="${MESSAGES:-300000}"
@@ -10,9 +11,8 @@ RATE="${RATE:-5000}"
 SECONDS_AT_RATE="${SECONDS_AT_RATE:-20}"
 TARGET="${CARGO_TARGET_DIR:-target}"
 if [ "${BUILD:-1}" = 1 ]; then
-    cargo build --release --locked -p demarc
+    cargo build --release --locked -p demarc -p demarc-bench
 fi
-export PATH="$HOME/.cargo/bin:$PATH"
 mkdir -p "$HOME/.cache/demarc/bench"
-"$TARGET/release/demarc" bench-stream --messages "$MESSAGES" --rate "$RATE" \
+"$TARGET/release/demarc-bench" stream --messages "$MESSAGES" --rate "$RATE" \
     --latency-seconds "$SECONDS_AT_RATE" --report "$HOME/.cache/demarc/bench/stream.json"

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use demarc_pipeline::kafka::KafkaSettings;
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -187,17 +188,11 @@ struct NormalizeFile {
     max_event_bytes: Option<Spanned<usize>>,
 }
 
-/// A checked configuration, secrets resolved.
-#[derive(Clone)]
+/// A checked configuration, secrets resolved. Its `Debug` shows no property value.
+#[derive(Debug, Clone)]
 pub struct Config {
-    pub brokers: String,
-    pub group_id: String,
-    pub topics: Vec<String>,
-    /// librdkafka properties passed through, secrets included (never printed).
-    pub properties: BTreeMap<String, String>,
-    pub batch_records: usize,
-    pub batch_wait: Duration,
-    pub dead_letter_topic: String,
+    /// `[kafka]`, `[batch]` and `[dead_letter]`: the Kafka source.
+    pub kafka: KafkaSettings,
     pub alerts_stdout: bool,
     pub alerts_file: Option<PathBuf>,
     pub lake: Option<(PathBuf, Duration)>,
@@ -206,21 +201,6 @@ pub struct Config {
     pub rules_dir: Option<PathBuf>,
     pub workers: usize,
     pub max_event_bytes: usize,
-}
-
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Property values may be secrets: only their names are shown.
-        f.debug_struct("Config")
-            .field("brokers", &self.brokers)
-            .field("group_id", &self.group_id)
-            .field("topics", &self.topics)
-            .field("properties", &self.properties.keys().collect::<Vec<_>>())
-            .field("batch_records", &self.batch_records)
-            .field("batch_wait", &self.batch_wait)
-            .field("dead_letter_topic", &self.dead_letter_topic)
-            .finish_non_exhaustive()
-    }
 }
 
 /// A problem in a configuration file, with where it is.
@@ -439,13 +419,15 @@ impl Config {
         };
 
         Ok(Self {
-            brokers,
-            group_id,
-            topics,
-            properties,
-            batch_records: usize::try_from(batch_records).unwrap_or(usize::MAX),
-            batch_wait: Duration::from_millis(batch_wait_ms),
-            dead_letter_topic,
+            kafka: KafkaSettings {
+                brokers,
+                group_id,
+                topics,
+                properties,
+                batch_records: usize::try_from(batch_records).unwrap_or(usize::MAX),
+                batch_wait: Duration::from_millis(batch_wait_ms),
+                dead_letter_topic,
+            },
             alerts_stdout: file.alerts.stdout,
             alerts_file: file.alerts.file,
             lake,
@@ -459,13 +441,15 @@ impl Config {
     /// A configuration for brokers that need no settings (the demo's mock cluster).
     pub fn plain(brokers: &str, group_id: &str, topics: Vec<String>) -> Self {
         Self {
-            brokers: brokers.to_owned(),
-            group_id: group_id.to_owned(),
-            topics,
-            properties: BTreeMap::new(),
-            batch_records: 10_000,
-            batch_wait: Duration::from_millis(DEFAULT_MAX_WAIT_MS),
-            dead_letter_topic: "demarc-dead-letter".to_owned(),
+            kafka: KafkaSettings {
+                brokers: brokers.to_owned(),
+                group_id: group_id.to_owned(),
+                topics,
+                properties: BTreeMap::new(),
+                batch_records: 10_000,
+                batch_wait: Duration::from_millis(DEFAULT_MAX_WAIT_MS),
+                dead_letter_topic: "demarc-dead-letter".to_owned(),
+            },
             alerts_stdout: true,
             alerts_file: None,
             lake: None,
@@ -508,10 +492,10 @@ mod tests {
     #[test]
     fn minimal_config_gets_defaults() {
         let config = parse(MINIMAL).expect("valid");
-        assert_eq!(config.topics, vec!["cloudtrail"]);
-        assert_eq!(config.batch_records, 10_000);
-        assert_eq!(config.batch_wait, Duration::from_millis(25));
-        assert_eq!(config.dead_letter_topic, "demarc-dead-letter");
+        assert_eq!(config.kafka.topics, vec!["cloudtrail"]);
+        assert_eq!(config.kafka.batch_records, 10_000);
+        assert_eq!(config.kafka.batch_wait, Duration::from_millis(25));
+        assert_eq!(config.kafka.dead_letter_topic, "demarc-dead-letter");
         assert!(config.alerts_stdout);
         assert_eq!(
             config.metrics_listen,
@@ -554,12 +538,12 @@ mod tests {
         // PATH is set in every test environment.
         let text = text.replace("DEMARC_TEST_CONFIG_USER", "PATH");
         let config = Config::parse(&text, &path).expect("valid");
-        assert_eq!(config.properties["sasl.password"], "s3cret");
+        assert_eq!(config.kafka.properties["sasl.password"], "s3cret");
         assert_eq!(
-            config.properties["sasl.username"],
+            config.kafka.properties["sasl.username"],
             std::env::var("PATH").expect("PATH")
         );
-        assert_eq!(config.properties["fetch.wait.max.ms"], "50");
+        assert_eq!(config.kafka.properties["fetch.wait.max.ms"], "50");
         assert!(!format!("{config:?}").contains("s3cret"));
     }
 

@@ -13,10 +13,12 @@ use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
+use demarc_pipeline::Shared;
+use demarc_sink::Format;
+use demarc_synth::samples::{Message, split_events};
+
 use crate::config::Config;
-use crate::metrics::Metrics;
 use crate::run::{Service, load_rules, print_summary};
-use crate::stream::{Pipeline, Print, Shared};
 
 /// The topic the demo's events go to.
 pub const TOPIC: &str = "audit-logs";
@@ -126,10 +128,6 @@ const SAMPLES: &[(&str, &[u8])] = &[
     ),
 ];
 
-/// One message: the account or project as key (related events stay in one
-/// partition), one event as value.
-pub type Message = (String, String);
-
 /// The samples cut into one event per message, in time order within each file.
 pub fn sample_messages() -> Result<Vec<Message>> {
     let mut messages = Vec::new();
@@ -138,51 +136,6 @@ pub fn sample_messages() -> Result<Vec<Message>> {
         messages.extend(events);
     }
     Ok(messages)
-}
-
-/// Splits a file of audit logs (a `Records` file, an `entries` listing, a JSON array,
-/// NDJSON; gzip or not) into single events.
-pub fn split_events(bytes: &[u8]) -> Result<Vec<Message>> {
-    let text = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = String::new();
-        std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(bytes), &mut out)?;
-        out
-    } else {
-        String::from_utf8(bytes.to_vec())?
-    };
-    let documents: Vec<serde_json::Value> = if demarc_normalize::looks_like_ndjson(text.as_bytes())
-    {
-        text.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(serde_json::from_str)
-            .collect::<Result<_, _>>()?
-    } else {
-        vec![serde_json::from_str(&text)?]
-    };
-    let mut events = Vec::new();
-    for document in documents {
-        let items = match document {
-            serde_json::Value::Array(items) => items,
-            serde_json::Value::Object(mut map) => {
-                match map.remove("Records").or_else(|| map.remove("entries")) {
-                    Some(serde_json::Value::Array(items)) => items,
-                    Some(other) => vec![other],
-                    None => vec![serde_json::Value::Object(map)],
-                }
-            }
-            other => vec![other],
-        };
-        for item in items {
-            let key = item
-                .get("recipientAccountId")
-                .or_else(|| item.pointer("/resource/labels/project_id"))
-                .and_then(|v| v.as_str())
-                .unwrap_or("unknown")
-                .to_owned();
-            events.push((key, serde_json::to_string(&item)?));
-        }
-    }
-    Ok(events)
 }
 
 pub fn run(args: &DemoArgs) -> Result<()> {
@@ -195,30 +148,22 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let mut config = Config::plain(&brokers, "demarc-demo", vec![TOPIC.to_owned()]);
     config.metrics_listen = args.metrics;
     cluster
-        .create_topic(&config.dead_letter_topic, 1, 1)
+        .create_topic(&config.kafka.dead_letter_topic, 1, 1)
         .map_err(|e| anyhow!("cannot create the dead-letter topic: {e}"))?;
 
     let messages = sample_messages()?;
     let rules = Arc::new(load_rules(None)?);
-    let metrics = Arc::new(Metrics::new());
-    let shared = Arc::new(Shared::default());
-    let _service = Service::start(config.metrics_listen, &metrics, &shared)?;
+    let engine = crate::run::engine(&config, rules, true);
+    let shared = Arc::clone(&engine.shared);
+    let _service = Service::start(config.metrics_listen, &engine.metrics, &shared)?;
     eprintln!(
         "demarc demo: mock Kafka cluster at {brokers}; producing {} sample events to `{TOPIC}` \
          at {} events/s; {} rules",
         messages.len(),
         args.rate,
-        rules.rules().len()
+        engine.rules.rules().len()
     );
     let started = Instant::now();
-    let pipeline = Pipeline {
-        config,
-        rules,
-        metrics,
-        shared: Arc::clone(&shared),
-        print: Print::Human,
-        keep_latencies: true,
-    };
     let total = messages.len() as u64;
     let producer_thread = {
         let brokers = brokers.clone();
@@ -231,7 +176,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         let follow = args.follow;
         let brokers = brokers.clone();
         std::thread::spawn(move || {
-            while shared.messages_done.load(Ordering::Relaxed) < total {
+            while shared.records_done.load(Ordering::Relaxed) < total {
                 if shared.stop.load(Ordering::Relaxed) {
                     return;
                 }
@@ -248,7 +193,7 @@ pub fn run(args: &DemoArgs) -> Result<()> {
             }
         })
     };
-    let summary = pipeline.run();
+    let summary = crate::run::stream(&config, &engine, Format::Human);
     shared.stop.store(true, Ordering::Relaxed);
     let produced = producer_thread
         .join()

@@ -1,17 +1,15 @@
-//! The `demarc` binary: command line, configuration and wiring of the library crates.
+//! The `demarc` binary: command line, configuration loading, wiring of the library
+//! crates, progress and summaries. The pipeline is `demarc-pipeline`, the outputs
+//! `demarc-sink` and `demarc-lake`; nothing here processes an event.
 
 mod backfill;
-mod bench;
 mod config;
 mod demo;
-mod inputs;
-mod lake;
 mod metrics;
 mod normalize;
 mod output;
 mod rules;
 mod run;
-mod stream;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -40,9 +38,6 @@ enum Command {
     /// Run the streaming job on an in-process Kafka cluster fed with the bundled
     /// samples; needs nothing installed
     Demo(demo::DemoArgs),
-    /// Benchmark the streaming job against a local tansu broker
-    #[command(hide = true)]
-    BenchStream(bench::BenchArgs),
     /// Check a `demarc run` configuration file (and the rules it names) and exit
     Validate(run::ValidateArgs),
     /// Run every rule over archived audit logs: alerts as JSON lines, and optionally the
@@ -68,7 +63,6 @@ fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Demo(args) => demo::run(&args),
         Command::Validate(args) => run::validate(&args),
-        Command::BenchStream(args) => bench::run(&args),
         Command::Backfill(args) => backfill::run(&args),
         Command::Normalize(args) => normalize::run(&args),
         Command::Rules(command) => rules::run(&command),

@@ -12,8 +12,10 @@ use demarc_normalize::{Normalizer, Options, Reject, Stats};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::inputs::collect_files;
-use crate::output::{DeadLetterSink, EventSink, write_json};
+use demarc_pipeline::archive;
+use demarc_pipeline::dead_letter::{DeadLetters as _, RejectFile};
+
+use crate::output::{EventSink, write_json};
 
 #[derive(Debug, Args)]
 pub struct NormalizeArgs {
@@ -85,7 +87,11 @@ struct FileResult {
 
 pub fn run(args: &NormalizeArgs) -> Result<()> {
     let started = Instant::now();
-    let (files, ignored_files) = collect_files(&args.paths)?;
+    let archive::Inputs {
+        files,
+        ignored: ignored_files,
+        ..
+    } = archive::collect(&args.paths)?;
     if files.is_empty() {
         bail!("no files found under the given paths");
     }
@@ -98,7 +104,7 @@ pub fn run(args: &NormalizeArgs) -> Result<()> {
     let mut dead_letter = args
         .dead_letter
         .as_deref()
-        .map(DeadLetterSink::create)
+        .map(RejectFile::create)
         .transpose()?;
 
     // Files are normalized in parallel a chunk at a time and written in input order, so
@@ -120,15 +126,13 @@ pub fn run(args: &NormalizeArgs) -> Result<()> {
                 events.write(&batch)?;
             }
             if let Some(sink) = dead_letter.as_mut() {
-                for reject in &rejects {
-                    sink.write(reject)?;
-                }
+                sink.write_rejects(&rejects)?;
             }
             stats.merge(&file_stats);
         }
     }
     events.finish()?;
-    if let Some(sink) = dead_letter {
+    if let Some(mut sink) = dead_letter {
         sink.finish()?;
     }
 

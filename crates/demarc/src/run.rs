@@ -9,11 +9,17 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 use demarc_detect::RuleSet;
+use demarc_lake::Lake;
+use demarc_normalize::Options;
+use demarc_pipeline::kafka::{self, consumer_config};
+use demarc_pipeline::{Engine, LakeOutput, Metrics, Settings, Shared, Summary};
+use demarc_sink::{AlertSink, FileMode, Format};
 use rdkafka::consumer::BaseConsumer;
 
 use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::stream::{Pipeline, Print, Shared, Summary, consumer_config};
+
+/// Alert ids remembered to suppress repeats within one streaming process.
+const RECENT_ALERT_IDS: usize = 100_000;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -32,48 +38,86 @@ pub struct ValidateArgs {
 pub fn run(args: &RunArgs) -> Result<()> {
     let config = Config::load(&args.config)?;
     let rules = Arc::new(load_rules(config.rules_dir.as_deref())?);
-    let metrics = Arc::new(Metrics::new());
-    let shared = Arc::new(Shared::default());
-    let _service = Service::start(config.metrics_listen, &metrics, &shared)?;
+    let engine = engine(&config, rules, false);
+    let _service = Service::start(config.metrics_listen, &engine.metrics, &engine.shared)?;
     eprintln!(
         "demarc: {} rules, consuming {} from {} as group `{}`{}",
-        rules.rules().len(),
-        config.topics.join(", "),
-        config.brokers,
-        config.group_id,
+        engine.rules.rules().len(),
+        config.kafka.topics.join(", "),
+        config.kafka.brokers,
+        config.kafka.group_id,
         config
             .metrics_listen
             .map(|a| format!(", metrics on http://{a}/metrics"))
             .unwrap_or_default(),
     );
     let started = Instant::now();
-    let pipeline = Pipeline {
-        config,
-        rules,
-        metrics,
-        shared,
-        print: Print::Json,
-        keep_latencies: false,
-    };
-    let summary = pipeline.run()?;
+    let summary = stream(&config, &engine, Format::Json)?;
     print_summary(&summary, started);
     Ok(())
+}
+
+/// The engine of a streaming job as `config` says.
+pub fn engine(config: &Config, rules: Arc<RuleSet>, keep_latencies: bool) -> Engine {
+    let options = Options {
+        max_event_bytes: config.max_event_bytes,
+        // Alerts do not carry the original JSON; only the lake keeps it.
+        keep_raw: config.lake.is_some(),
+        ..Options::default()
+    };
+    Engine::new(
+        rules,
+        Settings {
+            keep_rows: config.lake.is_some(),
+            keep_latencies,
+            ..Settings::new(config.workers, options)
+        },
+    )
+}
+
+/// Runs the streaming job with the outputs `config` names, until `engine.shared.stop`.
+pub fn stream(config: &Config, engine: &Engine, format: Format) -> Result<Summary> {
+    let alerts = AlertSink::open(
+        config.alerts_stdout.then_some(format),
+        config
+            .alerts_file
+            .as_deref()
+            .map(|path| (path, FileMode::Append)),
+        RECENT_ALERT_IDS,
+    )?;
+    let lake = match &config.lake {
+        None => None,
+        Some((path, every)) => Some(LakeOutput {
+            lake: Lake::open(path, &run_name())?,
+            flush_every: Some(*every),
+        }),
+    };
+    Ok(kafka::run(&config.kafka, engine, alerts, lake)?)
+}
+
+/// Names this run's lake files.
+pub fn run_name() -> String {
+    format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S"),
+        std::process::id()
+    )
 }
 
 pub fn validate(args: &ValidateArgs) -> Result<()> {
     let config = Config::load(&args.config)?;
     // librdkafka checks every property name and value when a client is created; that
     // does not connect.
-    consumer_config(&config)
+    consumer_config(&config.kafka)
         .create::<BaseConsumer>()
         .with_context(|| format!("{}: [kafka.properties]", args.config.display()))?;
     let rules = load_rules(config.rules_dir.as_deref())?;
     println!(
         "{}: valid ({} topics, {} rules, group `{}`)",
         args.config.display(),
-        config.topics.len(),
+        config.kafka.topics.len(),
         rules.rules().len(),
-        config.group_id
+        config.kafka.group_id
     );
     Ok(())
 }
@@ -90,16 +134,15 @@ pub fn load_rules(dir: Option<&Path>) -> Result<RuleSet> {
 
 pub fn print_summary(summary: &Summary, started: Instant) {
     let stats = &summary.stats;
-    let alerts: u64 = summary.alerts_by_rule.values().sum();
     eprintln!(
         "{} messages, {} events ({} skipped, {} rejected, {} dead letters), {} alerts, \
          {} commits, {:.1}s",
-        summary.messages,
+        summary.records,
         stats.events_in,
         stats.skipped_total(),
         stats.rejected_total(),
         summary.dead_letters,
-        alerts,
+        summary.alerts(),
         summary.commits,
         started.elapsed().as_secs_f64(),
     );

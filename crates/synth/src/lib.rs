@@ -17,6 +17,7 @@
 use serde_json::{Value, json};
 
 mod gcp;
+pub mod samples;
 mod violations;
 
 pub use gcp::GcpGenerator;

@@ -13,17 +13,29 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
+use demarc_detect::RuleSet;
+use demarc_lake::Lake;
+use demarc_normalize::{Normalizer, Options};
+use demarc_sink::FileMode;
+use demarc_synth::samples::{Message as Event, split_events};
+
 use super::*;
-use crate::config::Config;
-use crate::demo::{Message as Event, split_events};
+use crate::engine::Settings;
 
 const TOPIC: &str = "audit";
 
 fn rules() -> Arc<RuleSet> {
     static RULES: std::sync::OnceLock<Arc<RuleSet>> = std::sync::OnceLock::new();
-    Arc::clone(
-        RULES.get_or_init(|| Arc::new(crate::run::load_rules(None).expect("built-in rules load"))),
-    )
+    Arc::clone(RULES.get_or_init(|| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        Arc::new(
+            runtime
+                .block_on(RuleSet::builtin())
+                .expect("built-in rules load"),
+        )
+    }))
 }
 
 /// Sample events with violations: the attack detonations and the GCP export.
@@ -88,35 +100,42 @@ fn produce(brokers: &str, events: &[Event]) {
     producer.flush(Duration::from_secs(10)).expect("flushed");
 }
 
-fn config(brokers: &str, alerts: &Path) -> Config {
-    let mut config = Config::plain(brokers, "demarc-test", vec![TOPIC.to_owned()]);
-    config.alerts_stdout = false;
-    config.alerts_file = Some(alerts.to_owned());
-    config.batch_records = 7;
-    config.batch_wait = Duration::from_millis(50);
-    config.workers = 2;
-    config
+fn settings(brokers: &str) -> KafkaSettings {
+    KafkaSettings {
+        brokers: brokers.to_owned(),
+        group_id: "demarc-test".to_owned(),
+        topics: vec![TOPIC.to_owned()],
+        properties: BTreeMap::new(),
+        batch_records: 7,
+        batch_wait: Duration::from_millis(50),
+        dead_letter_topic: "demarc-dead-letter".to_owned(),
+    }
 }
 
 /// Runs the pipeline until `until` messages are committed (or the time is up).
-fn run_until(config: Config, until: u64) -> Summary {
-    let shared = Arc::new(Shared::default());
-    let pipeline = Pipeline {
-        config,
-        rules: rules(),
-        metrics: Arc::new(Metrics::new()),
-        shared: Arc::clone(&shared),
-        print: Print::Json,
-        keep_latencies: true,
-    };
+fn run_until(brokers: &str, alerts: &Path, lake: Option<(&Path, Duration)>, until: u64) -> Summary {
+    let engine = Engine::new(
+        rules(),
+        Settings {
+            keep_latencies: true,
+            keep_rows: lake.is_some(),
+            ..Settings::new(2, Options::default())
+        },
+    );
+    let sink = AlertSink::open(None, Some((alerts, FileMode::Append)), 1000).expect("alert file");
+    let lake = lake.map(|(path, every)| LakeOutput {
+        lake: Lake::open(path, "test").expect("lake"),
+        flush_every: Some(every),
+    });
+    let shared = Arc::clone(&engine.shared);
     let watcher = std::thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(90);
-        while shared.messages_done.load(Ordering::Relaxed) < until && Instant::now() < deadline {
+        while shared.records_done.load(Ordering::Relaxed) < until && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         shared.stop.store(true, Ordering::Relaxed);
     });
-    let summary = pipeline.run().expect("pipeline runs");
+    let summary = run(&settings(brokers), &engine, sink, lake).expect("pipeline runs");
     watcher.join().expect("watcher");
     summary
 }
@@ -141,8 +160,8 @@ fn produced_events_become_alerts_and_offsets_are_committed() {
     produce(&brokers, &events);
     let dir = tempfile::tempdir().expect("tempdir");
     let alerts = dir.path().join("alerts.jsonl");
-    let summary = run_until(config(&brokers, &alerts), events.len() as u64);
-    assert_eq!(summary.messages, events.len() as u64);
+    let summary = run_until(&brokers, &alerts, None, events.len() as u64);
+    assert_eq!(summary.records, events.len() as u64);
     let got: BTreeSet<String> = alert_ids(&alerts).into_iter().collect();
     assert_eq!(got, expected);
     assert!(summary.commits > 0);
@@ -190,13 +209,13 @@ fn consumer_stopped_mid_stream_and_restarted_loses_no_alert() {
     let alerts = dir.path().join("alerts.jsonl");
     // The first run stops (as on SIGTERM) while the stream goes on; the second starts
     // in the same group from what the first committed.
-    let first = run_until(config(&brokers, &alerts), head.len() as u64);
-    assert_eq!(first.messages, head.len() as u64);
+    let first = run_until(&brokers, &alerts, None, head.len() as u64);
+    assert_eq!(first.records, head.len() as u64);
     produce(&brokers, tail);
     let before = alert_ids(&alerts).len();
-    let second = run_until(config(&brokers, &alerts), tail.len() as u64);
+    let second = run_until(&brokers, &alerts, None, tail.len() as u64);
     assert_eq!(
-        second.messages,
+        second.records,
         tail.len() as u64,
         "a clean stop commits everything it read: nothing is read twice"
     );
@@ -217,7 +236,7 @@ fn poisoned_message_goes_to_the_dead_letter_topic_and_the_stream_goes_on() {
     produce(&brokers, &events);
     let dir = tempfile::tempdir().expect("tempdir");
     let alerts = dir.path().join("alerts.jsonl");
-    let summary = run_until(config(&brokers, &alerts), events.len() as u64);
+    let summary = run_until(&brokers, &alerts, None, events.len() as u64);
     assert_eq!(summary.dead_letters, 1);
     let got: BTreeSet<String> = alert_ids(&alerts).into_iter().collect();
     assert_eq!(
@@ -264,21 +283,6 @@ fn poisoned_message_goes_to_the_dead_letter_topic_and_the_stream_goes_on() {
 }
 
 #[test]
-fn partial_last_line_is_removed_when_the_alert_file_is_opened() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("alerts.jsonl");
-    std::fs::write(&path, "{\"a\":1}\n{\"a\":2}\n{\"a\":").expect("write");
-    drop(open_jsonl(&path).expect("opens"));
-    assert_eq!(
-        std::fs::read_to_string(&path).expect("read"),
-        "{\"a\":1}\n{\"a\":2}\n"
-    );
-    std::fs::write(&path, "{\"a\"").expect("write");
-    drop(open_jsonl(&path).expect("opens"));
-    assert_eq!(std::fs::read_to_string(&path).expect("read"), "");
-}
-
-#[test]
 fn with_a_lake_offsets_wait_for_the_flush_and_the_events_land_in_parquet() {
     let (_cluster, brokers) = cluster();
     let events = events();
@@ -286,10 +290,13 @@ fn with_a_lake_offsets_wait_for_the_flush_and_the_events_land_in_parquet() {
     let dir = tempfile::tempdir().expect("tempdir");
     let alerts = dir.path().join("alerts.jsonl");
     let lake = dir.path().join("lake");
-    let mut config = config(&brokers, &alerts);
-    config.lake = Some((lake.clone(), Duration::from_secs(1)));
-    let summary = run_until(config, events.len() as u64);
-    assert_eq!(summary.messages, events.len() as u64);
+    let summary = run_until(
+        &brokers,
+        &alerts,
+        Some((&lake, Duration::from_secs(1))),
+        events.len() as u64,
+    );
+    assert_eq!(summary.records, events.len() as u64);
     // Batches of 7 messages, but one commit per lake flush.
     let batches = events.len().div_ceil(7) as u64;
     assert!(

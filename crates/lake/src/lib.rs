@@ -13,20 +13,86 @@
 //! the same date. Every file is written under `*.partial`, synced and renamed: a crash
 //! leaves no truncated file that looks finished. Each run writes new `part-<run>-…`
 //! files and never rewrites another run's.
+//!
+//! The lake owns the layout and the Parquet encoding of events. It depends on the model
+//! and on `demarc-sink` for its durable-file primitive only: never on Kafka, DataFusion
+//! or the pipeline, so that the investigation side (`demarc sql`, compaction) can use
+//! it without the streaming job.
 
 use std::collections::{BTreeMap, HashMap};
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
 use arrow::array::{AsArray, RecordBatch, UInt32Array};
 use arrow::datatypes::{Schema, TimestampMicrosecondType};
 use demarc_model::{Alert, column};
+use demarc_sink::PendingFile;
 use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 
-use crate::output::{PendingFile, parquet_properties};
+/// What went wrong writing the lake; what was added since the last flush is not durable.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot {action} `{}`", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write `{}`", path.display())]
+    Parquet {
+        path: PathBuf,
+        #[source]
+        source: parquet::errors::ParquetError,
+    },
+    #[error(transparent)]
+    File(#[from] demarc_sink::Error),
+    #[error("cannot partition the events")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("cannot encode an alert")]
+    Json(#[from] serde_json::Error),
+    #[error("events without {0}")]
+    Schema(&'static str),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_owned();
+    move |source| Error::Io {
+        action,
+        path,
+        source,
+    }
+}
+
+/// How event Parquet files are written: zstd, and neither dictionary nor statistics
+/// for the columns whose every value differs (ids and JSON documents), where building
+/// them only costs time: nobody prunes on the min and max of a JSON text.
+pub fn parquet_properties() -> WriterProperties {
+    let unique = [
+        column::EVENT_ID,
+        column::REQUEST,
+        column::RESPONSE,
+        column::ADDITIONAL,
+        column::RAW,
+    ];
+    unique
+        .into_iter()
+        .fold(
+            WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())),
+            |props, name| {
+                props
+                    .set_column_dictionary_enabled(ColumnPath::from(name), false)
+                    .set_column_statistics_enabled(ColumnPath::from(name), EnabledStatistics::None)
+            },
+        )
+        .build()
+}
 
 /// Rows of one partition written to one file once buffered.
 const FILE_ROWS: usize = 65_536;
@@ -57,8 +123,7 @@ pub struct Lake {
 impl Lake {
     /// A lake under `root` (created if missing); `run` names this run's files.
     pub fn open(root: &Path, run: &str) -> Result<Self> {
-        std::fs::create_dir_all(root)
-            .with_context(|| format!("cannot create the lake folder `{}`", root.display()))?;
+        std::fs::create_dir_all(root).map_err(io_error("create the lake folder", root))?;
         Ok(Self {
             root: root.to_owned(),
             run: run.to_owned(),
@@ -76,15 +141,15 @@ impl Lake {
         let time = batch
             .column_by_name(column::TIME)
             .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
-            .context("events without a microsecond `time` column")?;
+            .ok_or(Error::Schema("a microsecond `time` column"))?;
         let provider = batch
             .column_by_name(column::PROVIDER)
             .and_then(|c| c.as_string_opt::<i32>())
-            .context("events without a `provider` column")?;
+            .ok_or(Error::Schema("a `provider` column"))?;
         let mut rows: HashMap<(&str, i64), Vec<u32>> = HashMap::new();
         for row in 0..batch.num_rows() {
             let hour = time.value(row).div_euclid(MICROS_PER_HOUR);
-            let index = u32::try_from(row).context("a batch of more than 2^32 rows")?;
+            let index = u32::try_from(row).map_err(|_| Error::Schema("fewer than 2^32 rows"))?;
             rows.entry((provider.value(row), hour))
                 .or_default()
                 .push(index);
@@ -160,21 +225,24 @@ impl Lake {
         self.buffered_rows -= rows;
         let (provider, hour) = key;
         let start = chrono::DateTime::from_timestamp(hour.saturating_mul(3600), 0)
-            .context("event hour out of range")?;
+            .ok_or(Error::Schema("an event hour within chrono's range"))?;
         let dir = self
             .root
             .join("events")
             .join(format!("provider={provider}"))
             .join(format!("date={}", start.format("%Y-%m-%d")))
             .join(format!("hour={}", start.format("%H")));
-        std::fs::create_dir_all(&dir)
-            .with_context(|| format!("cannot create `{}`", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
         let path = dir.join(self.part_name("parquet"));
+        let parquet = |source| Error::Parquet {
+            path: path.clone(),
+            source,
+        };
         let schema = without_provider(&batches[0].schema());
         let (pending, file) = PendingFile::create(&path)?;
         let mut writer =
             ArrowWriter::try_new(file, Arc::clone(&schema), Some(parquet_properties()))
-                .context("cannot start the Parquet writer")?;
+                .map_err(parquet)?;
         for batch in batches {
             let columns = schema
                 .fields()
@@ -183,17 +251,13 @@ impl Lake {
                     batch
                         .column_by_name(f.name())
                         .cloned()
-                        .with_context(|| format!("no `{}` column", f.name()))
+                        .ok_or(Error::Schema("every column of the first batch"))
                 })
                 .collect::<Result<Vec<_>>>()?;
             let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
-            writer
-                .write(&batch)
-                .with_context(|| format!("cannot write `{}`", path.display()))?;
+            writer.write(&batch).map_err(parquet)?;
         }
-        let file = writer
-            .into_inner()
-            .with_context(|| format!("cannot finish `{}`", path.display()))?;
+        let file = writer.into_inner().map_err(parquet)?;
         pending.commit(&file)?;
         self.files += 1;
         Ok(())
@@ -202,20 +266,17 @@ impl Lake {
     fn write_alerts(&mut self) -> Result<()> {
         for (date, lines) in std::mem::take(&mut self.alerts) {
             let dir = self.root.join("alerts").join(format!("date={date}"));
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("cannot create `{}`", dir.display()))?;
+            std::fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
             let path = dir.join(self.part_name("jsonl"));
             let (pending, file) = PendingFile::create(&path)?;
             let mut writer = BufWriter::new(file);
             for line in lines {
-                writer.write_all(line.as_bytes())?;
-                writer.write_all(b"\n")?;
+                writer
+                    .write_all(line.as_bytes())
+                    .and_then(|()| writer.write_all(b"\n"))
+                    .map_err(io_error("write", pending.path()))?;
             }
-            let file: File = writer
-                .into_inner()
-                .map_err(|e| e.into_error())
-                .with_context(|| format!("cannot write `{}`", path.display()))?;
-            pending.commit(&file)?;
+            pending.commit_buffered(writer)?;
             self.files += 1;
         }
         self.buffered_alerts = 0;

@@ -1,9 +1,11 @@
-//! `demarc bench-stream` (hidden): the streaming benchmark, three figures in one run.
+//! `demarc-bench stream`: the streaming benchmark, three figures in one run
+//! (`bench/stream.sh` builds and runs it).
 //!
 //! (a) the pipeline alone: pre-loaded messages through normalize, every rule and the
 //!     alert file, no broker;
-//! (b) a bare rdkafka consumer draining the same messages from a local tansu broker:
-//!     that broker's ceiling on this machine;
+//! (b) a bare rdkafka consumer draining the same messages from a local Apache Kafka
+//!     broker (started by `demarc_tests::kafka`): that broker's ceiling on this
+//!     machine;
 //! (c) `demarc run` (this binary, as a subprocess) draining them end to end, as a
 //!     fraction of (b), with its peak RSS while the whole backlog waits;
 //!
@@ -11,35 +13,32 @@
 //! consumer (the producer's and the broker's share), produce to alert for the pipeline,
 //! and receive to alert (demarc's own share).
 
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Result, anyhow, bail};
 use clap::Args;
+use demarc_detect::RuleSet;
 use demarc_model::Origin;
-use demarc_synth::CloudTrailGenerator;
+use demarc_normalize::Options;
+use demarc_pipeline::dead_letter::Discard;
+use demarc_pipeline::kafka::{self, KafkaSettings, Offsets, consumer_config};
+use demarc_pipeline::{Acknowledge, Batch, Engine, Outputs, Payload, Record, Settings};
+use demarc_sink::{AlertSink, FileMode};
+use demarc_tests::demarc::scrape;
+use demarc_tests::free_port;
+use demarc_tests::kafka::Kafka;
+use demarc_tests::produce::{SteadyProducer, events as generate, produce_all};
 use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde::Serialize;
 
-use crate::config::Config;
-use crate::metrics::Metrics;
-use crate::run::load_rules;
-use crate::stream::{Pipeline, Print, Record, Shared};
-
 #[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// The tansu binary (default: `tansu` on PATH or in ~/.cargo/bin)
-    #[arg(long)]
-    tansu: Option<PathBuf>,
+pub struct StreamArgs {
     /// Messages (one CloudTrail event each) for (a), (b) and (c)
     #[arg(long, default_value_t = 300_000)]
     messages: usize,
@@ -85,12 +84,7 @@ struct Report {
     latency_processing_p99_ms: i64,
 }
 
-pub fn run(args: &BenchArgs) -> Result<()> {
-    let tansu = match &args.tansu {
-        Some(path) => path.clone(),
-        None => find_tansu()
-            .context("tansu not found: cargo install tansu --locked --features dynostore,libsql")?,
-    };
+pub fn run(args: &StreamArgs) -> Result<()> {
     let mut report = Report {
         messages: args.messages,
         ..Report::default()
@@ -99,15 +93,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     let events = generate(args.messages, 0.001, 11);
     report.message_bytes = events.iter().map(|(_, v)| v.len()).sum::<usize>() / events.len().max(1);
     let dir = tempfile::tempdir()?;
-    let rules = Arc::new(load_rules(None)?);
+    let rules = Arc::new(
+        tokio::runtime::Builder::new_current_thread()
+            .build()?
+            .block_on(RuleSet::builtin())?,
+    );
 
     // (a) The pipeline alone, in full batches; then in the small batches a steady
     // stream at the latency run's rate gives (what arrives in one batch wait), which
     // shows the fixed cost of a rule run.
     {
-        let config = Config::plain("unused:9092", "bench", vec!["bench".into()]);
-        let full = config.batch_records;
-        let small = (u128::from(args.rate) * config.batch_wait.as_millis() / 1000).max(1) as usize;
+        let defaults = settings("unused:9092", "bench", "bench");
+        let full = defaults.batch_records;
+        let small =
+            (u128::from(args.rate) * defaults.batch_wait.as_millis() / 1000).max(1) as usize;
         let (rate, alerts, _) = pipeline_alone(&rules, &events, full, dir.path())?;
         report.pipeline_events_per_second = rate;
         eprintln!(
@@ -126,27 +125,30 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
     }
 
-    let broker = Tansu::start(&tansu, dir.path())?;
-    broker.create_topic("bench", args.partitions)?;
-    broker.create_topic("bench-latency", args.partitions)?;
-    broker.create_topic("bench-latency-bare", args.partitions)?;
-    broker.create_topic("demarc-dead-letter", 1)?;
+    let broker = Kafka::start().map_err(|e| anyhow!("Apache Kafka did not start: {e}"))?;
+    for (topic, partitions) in [
+        ("bench", args.partitions),
+        ("bench-latency", args.partitions),
+        ("bench-latency-bare", args.partitions),
+        ("demarc-dead-letter", 1),
+    ] {
+        broker
+            .create_topic(topic, partitions)
+            .map_err(|e| anyhow!("{e}"))?;
+    }
     let started = Instant::now();
-    produce(&broker.address, "bench", &events, None)?;
+    produce_all(broker.client(), "bench", &events).map_err(|e| anyhow!("{e}"))?;
     report.produce_messages_per_second = events.len() as f64 / started.elapsed().as_secs_f64();
     eprintln!(
-        "produced {} messages to tansu at {:.0}/s",
+        "produced {} messages to Apache Kafka {} at {:.0}/s",
         events.len(),
+        demarc_tests::kafka::VERSION,
         report.produce_messages_per_second
     );
 
     // (b) A bare consumer, with demarc's consumer settings (the ceiling demarc is held
     // to) and with librdkafka's defaults.
-    let same = crate::stream::consumer_config(&Config::plain(
-        &broker.address,
-        "bench-bare",
-        vec!["bench".into()],
-    ));
+    let same = consumer_config(&settings(&broker.bootstrap, "bench-bare", "bench"));
     let (rate, bytes, seconds) = drain(same, events.len())?;
     report.bare_consumer_messages_per_second = rate;
     eprintln!(
@@ -156,7 +158,7 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     );
     let mut defaults = ClientConfig::new();
     defaults
-        .set("bootstrap.servers", &broker.address)
+        .set("bootstrap.servers", &broker.bootstrap)
         .set("group.id", "bench-bare-defaults")
         .set("auto.offset.reset", "earliest")
         .set("enable.auto.commit", "false");
@@ -166,19 +168,20 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 
     // (c) `demarc run`, a subprocess, on the same backlog.
     {
-        let metrics_port = free_port()?;
+        let metrics_port = free_port().map_err(|e| anyhow!("{e}"))?;
         let config = dir.path().join("bench.toml");
         std::fs::write(
             &config,
             format!(
                 "[kafka]\nbrokers = \"{}\"\ngroup_id = \"bench-demarc\"\ntopics = [\"bench\"]\n\
                  [alerts]\nstdout = false\nfile = \"{}\"\n[metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n",
-                broker.address,
+                broker.bootstrap,
                 dir.path().join("alerts-c.jsonl").display()
             ),
         )?;
         let started = Instant::now();
-        let mut child = Command::new(std::env::current_exe()?)
+        let demarc = demarc_tests::demarc::binary().map_err(|e| anyhow!("{e}"))?;
+        let mut child = Command::new(demarc)
             .args(["run", "--config"])
             .arg(&config)
             .stdout(Stdio::null())
@@ -221,16 +224,16 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     // Latency at a fixed offered rate, in-process: first a bare consumer on a fresh
     // topic, then the pipeline on another, with the same events.
     let total = (u64::from(args.rate) * args.latency_seconds) as usize;
-    let latency_events = generate(total, 0.02, 12);
+    let latency_events = Arc::new(generate(total, 0.02, 12));
     {
-        let config = crate::stream::consumer_config(&Config::plain(
-            &broker.address,
+        let config = consumer_config(&settings(
+            &broker.bootstrap,
             "bench-latency-bare",
-            vec!["bench-latency-bare".into()],
+            "bench-latency-bare",
         ));
         let mut latencies = bare_latency(
             config,
-            &broker.address,
+            &broker,
             "bench-latency-bare",
             &latency_events,
             args.rate,
@@ -244,37 +247,41 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         );
     }
     {
-        let mut config = Config::plain(
-            &broker.address,
-            "bench-latency",
-            vec!["bench-latency".into()],
-        );
-        config.alerts_stdout = false;
-        config.alerts_file = Some(dir.path().join("alerts-latency.jsonl"));
+        let mut kafka_settings = settings(&broker.bootstrap, "bench-latency", "bench-latency");
         if let Some(ms) = args.batch_wait_ms {
-            config.batch_wait = Duration::from_millis(ms);
+            kafka_settings.batch_wait = Duration::from_millis(ms);
         }
-        let batch_wait_ms = config.batch_wait.as_millis();
-        let shared = Arc::new(Shared::default());
-        let pipeline = Pipeline {
-            config,
-            rules: Arc::clone(&rules),
-            metrics: Arc::new(Metrics::new()),
-            shared: Arc::clone(&shared),
-            print: Print::Json,
-            keep_latencies: true,
-        };
-        let runner = std::thread::spawn(move || pipeline.run());
-        // Let the consumer join its group before the clock starts.
-        std::thread::sleep(Duration::from_secs(3));
-        produce(
-            &broker.address,
-            "bench-latency",
-            &latency_events,
-            Some(args.rate),
+        let batch_wait_ms = kafka_settings.batch_wait.as_millis();
+        let engine = Engine::new(
+            Arc::clone(&rules),
+            Settings {
+                keep_latencies: true,
+                ..Settings::new(workers(), Options::default())
+            },
+        );
+        let alerts = AlertSink::open(
+            None,
+            Some((&dir.path().join("alerts-latency.jsonl"), FileMode::Append)),
+            100_000,
         )?;
+        let shared = Arc::clone(&engine.shared);
+        let runner = std::thread::spawn(move || kafka::run(&kafka_settings, &engine, alerts, None));
+        // Let the consumer join its group before the clock starts.
+        let joining = Instant::now();
+        while !shared.assigned.load(Ordering::Relaxed)
+            && joining.elapsed() < Duration::from_secs(30)
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let producer = SteadyProducer::start(
+            broker.client(),
+            "bench-latency",
+            Arc::clone(&latency_events),
+            args.rate,
+        );
+        producer.wait().map_err(|e| anyhow!("{e}"))?;
         let deadline = Instant::now() + Duration::from_secs(120);
-        while shared.messages_done.load(Ordering::Relaxed) < total as u64
+        while shared.records_done.load(Ordering::Relaxed) < total as u64
             && Instant::now() < deadline
         {
             std::thread::sleep(Duration::from_millis(50));
@@ -313,9 +320,35 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 
     println!("{}", serde_json::to_string_pretty(&report)?);
     if let Some(path) = &args.report {
-        crate::output::write_json(path, &report)?;
+        std::fs::write(path, serde_json::to_string_pretty(&report)? + "\n")?;
     }
     Ok(())
+}
+
+/// demarc's Kafka settings with their defaults, for `topic` in `group`.
+fn settings(brokers: &str, group: &str, topic: &str) -> KafkaSettings {
+    KafkaSettings {
+        brokers: brokers.to_owned(),
+        group_id: group.to_owned(),
+        topics: vec![topic.to_owned()],
+        properties: BTreeMap::new(),
+        batch_records: 10_000,
+        batch_wait: Duration::from_millis(25),
+        dead_letter_topic: "demarc-dead-letter".to_owned(),
+    }
+}
+
+fn workers() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from)
+}
+
+/// Acknowledges nothing: the pipeline alone has no source.
+struct NoSource;
+
+impl Acknowledge<Offsets> for NoSource {
+    fn acknowledge(&mut self, _: &Offsets, _: bool) -> demarc_pipeline::Result<()> {
+        Ok(())
+    }
 }
 
 /// Drains `expected` messages of topic `bench` with a bare consumer; messages/s,
@@ -344,48 +377,48 @@ fn drain(config: ClientConfig, expected: usize) -> Result<(f64, usize, f64)> {
 /// `batch_records`, without a broker: events/s, alerts, and the time one worker spends
 /// on a batch.
 fn pipeline_alone(
-    rules: &Arc<demarc_detect::RuleSet>,
+    rules: &Arc<RuleSet>,
     events: &[(String, String)],
     batch_records: usize,
     dir: &Path,
 ) -> Result<(f64, u64, f64)> {
-    let mut config = Config::plain("unused:9092", "bench", vec!["bench".into()]);
-    config.alerts_stdout = false;
-    config.alerts_file = Some(dir.join(format!("alerts-a-{batch_records}.jsonl")));
-    let workers = config.workers;
+    let workers = workers();
     let topic: Arc<str> = "bench".into();
-    let batches: Vec<Vec<Record>> = events
+    let batches: Vec<Batch<Offsets>> = events
         .chunks(batch_records)
         .enumerate()
         .map(|(b, chunk)| {
-            chunk
-                .iter()
-                .enumerate()
-                .map(|(i, (key, value))| Record {
+            let mut batch = Batch::default();
+            for (i, (key, value)) in chunk.iter().enumerate() {
+                batch.push(Record {
                     origin: Origin::kafka(Arc::clone(&topic), 0, (b * batch_records + i) as i64),
                     key: Some(key.clone().into_bytes()),
-                    payload: value.clone().into_bytes(),
+                    payload: Payload::Bytes(value.clone().into_bytes()),
                     produced_ms: None,
-                    received: Instant::now(),
-                })
-                .collect()
+                    received: Some(Instant::now()),
+                });
+            }
+            batch
         })
         .collect();
     let count = batches.len();
-    let pipeline = Pipeline {
-        config,
-        rules: Arc::clone(rules),
-        metrics: Arc::new(Metrics::new()),
-        shared: Arc::new(Shared::default()),
-        print: Print::Json,
-        keep_latencies: false,
+    let engine = Engine::new(
+        Arc::clone(rules),
+        Settings::new(workers, Options::default()),
+    );
+    let alerts = dir.join(format!("alerts-a-{batch_records}.jsonl"));
+    let outputs = Outputs {
+        alerts: AlertSink::open(None, Some((&alerts, FileMode::Append)), 100_000)?,
+        lake: None,
+        dead_letters: Box::new(Discard),
+        acknowledge: Box::new(NoSource),
     };
     let started = Instant::now();
-    let summary = pipeline.run_batches(batches)?;
+    let summary = engine.run_batches(batches, outputs)?;
     let seconds = started.elapsed().as_secs_f64();
     Ok((
         summary.stats.events_in as f64 / seconds,
-        summary.alerts_by_rule.values().sum(),
+        summary.alerts(),
         seconds * 1000.0 * workers as f64 / count.max(1) as f64,
     ))
 }
@@ -402,9 +435,9 @@ fn percentile(values: &[i64], q: f64) -> i64 {
 /// `events` are produced at `rate`: what the producer and the broker alone take.
 fn bare_latency(
     config: ClientConfig,
-    brokers: &str,
+    broker: &Kafka,
     topic: &str,
-    events: &[(String, String)],
+    events: &Arc<Vec<(String, String)>>,
     rate: u32,
 ) -> Result<Vec<i64>> {
     let consumer: BaseConsumer = config.create()?;
@@ -418,8 +451,8 @@ fn bare_latency(
             message?;
         }
     }
-    std::thread::scope(|scope| {
-        let producer = scope.spawn(|| produce(brokers, topic, events, Some(rate)));
+    {
+        let producer = SteadyProducer::start(broker.client(), topic, Arc::clone(events), rate);
         let mut latencies = Vec::with_capacity(events.len());
         let deadline = Instant::now() + Duration::from_secs(120 + events.len() as u64 / 1000);
         while latencies.len() < events.len() && Instant::now() < deadline {
@@ -431,9 +464,7 @@ fn bare_latency(
                 }
             }
         }
-        producer
-            .join()
-            .map_err(|_| anyhow!("the producer thread panicked"))??;
+        producer.wait().map_err(|e| anyhow!("{e}"))?;
         if latencies.len() < events.len() {
             bail!(
                 "the bare consumer got {} of {} messages",
@@ -442,120 +473,6 @@ fn bare_latency(
             );
         }
         Ok(latencies)
-    })
-}
-
-fn generate(n: usize, violation_rate: f64, seed: u64) -> Vec<(String, String)> {
-    let mut generator = CloudTrailGenerator::new(seed).with_violation_rate(violation_rate);
-    (0..n).map(|_| generator.keyed_message()).collect()
-}
-
-/// Produces `events`, at `rate` per second if given, as fast as possible otherwise.
-fn produce(
-    brokers: &str,
-    topic: &str,
-    events: &[(String, String)],
-    rate: Option<u32>,
-) -> Result<()> {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        // At a fixed rate, librdkafka's default linger (5 ms), as most producers run.
-        .set("linger.ms", if rate.is_some() { "5" } else { "20" })
-        .set("queue.buffering.max.kbytes", "262144")
-        .create()?;
-    let started = Instant::now();
-    for (n, (key, value)) in events.iter().enumerate() {
-        if let Some(rate) = rate {
-            let due = Duration::from_secs_f64(n as f64 / f64::from(rate));
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                std::thread::sleep(wait);
-            }
-        }
-        let mut record = BaseRecord::to(topic).key(key).payload(value);
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    record = back;
-                    producer.poll(Duration::from_millis(5));
-                }
-            }
-        }
-        producer.poll(Duration::ZERO);
-    }
-    producer.flush(Duration::from_secs(120))?;
-    Ok(())
-}
-
-fn find_tansu() -> Option<PathBuf> {
-    let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths)
-        .chain(std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo/bin")))
-        .map(|dir| dir.join("tansu"))
-        .find(|p| p.is_file())
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-struct Tansu {
-    child: Child,
-    address: String,
-}
-
-impl Tansu {
-    fn start(binary: &Path, dir: &Path) -> Result<Self> {
-        let port = free_port()?;
-        let url = format!("tcp://127.0.0.1:{port}");
-        let log = std::fs::File::create(dir.join("tansu.log"))?;
-        let child = Command::new(binary)
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "memory://tansu/"])
-            .current_dir(dir)
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start `{}`", binary.display()))?;
-        let address = format!("127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(&address).is_err() {
-            if Instant::now() > deadline {
-                bail!("tansu did not listen on {address}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(Self { child, address })
-    }
-
-    fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.address)
-            .create()?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()?;
-        let results = runtime.block_on(admin.create_topics(
-            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
-            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-        ))?;
-        for result in results {
-            result.map_err(|(topic, e)| anyhow!("cannot create `{topic}`: {e}"))?;
-        }
-        Ok(())
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -569,18 +486,6 @@ fn stop(child: &mut Child) -> Result<()> {
         bail!("demarc run exited with {status} after SIGTERM");
     }
     Ok(())
-}
-
-/// A metric's value from the `/metrics` endpoint on `port`.
-fn scrape(port: u16, name: &str) -> Option<f64> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    text.lines()
-        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
 }
 
 /// Peak resident set of process `pid`.

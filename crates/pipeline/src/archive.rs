@@ -1,0 +1,435 @@
+//! The archive source: files and folders of audit logs (CloudTrail's S3 layout, GCS
+//! exports, any envelope, gzip or not) cut into batches of about `batch_rows` events.
+//!
+//! The source thread only lists and groups: a small file goes into a batch by path
+//! and is read by the worker that takes the batch, so reading and decompressing are
+//! spread over the workers. A large NDJSON file (plain or gzip) is read here in runs of
+//! whole lines, so its size never shows in memory. Batches are handed over in input
+//! order and written in that order, so alerts come out in the order of the input.
+//! Memory is bounded by the batches in flight, not by the size of the archive.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use demarc_model::Origin;
+use demarc_normalize::looks_like_ndjson;
+
+use crate::complete::{Acknowledge, Outputs, Summary};
+use crate::engine::{Batch, Dispatcher, Engine, Payload, Position, Record};
+use crate::{Error, Result};
+
+/// Extensions of files that sit beside logs in archives but are never logs. Everything
+/// else found in a directory is read, and its content decides what it is.
+const NOT_LOGS: [&str; 13] = [
+    "md", "txt", "tsv", "csv", "html", "pdf", "png", "jpg", "jpeg", "parquet", "sha256", "sh", "py",
+];
+
+/// JSON bytes per event, and JSON bytes per gzip byte, of CloudTrail archives: the
+/// estimate a batch is cut on before its files are read.
+const EVENT_BYTES: u64 = 1_400;
+const GZIP_RATIO: u64 = 5;
+
+/// Files in one batch at most, however small they are.
+const MAX_BATCH_FILES: usize = 4_096;
+
+/// The files to read.
+#[derive(Debug, Default, Clone)]
+pub struct Inputs {
+    pub files: Vec<PathBuf>,
+    /// Files left out by name (hidden, or an extension that is never a log).
+    pub ignored: u64,
+    /// Their size on disk.
+    pub bytes: u64,
+}
+
+/// Every file named, and every regular file under the named directories (sorted per
+/// directory) except hidden ones (`.name`) and those with an extension in
+/// [`NOT_LOGS`].
+pub fn collect(paths: &[PathBuf]) -> Result<Inputs> {
+    let mut inputs = Inputs::default();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(Error::io("read", path))?;
+        if meta.is_dir() {
+            walk(path, &mut inputs)?;
+        } else {
+            inputs.bytes += meta.len();
+            inputs.files.push(path.clone());
+        }
+    }
+    Ok(inputs)
+}
+
+fn walk(dir: &Path, inputs: &mut Inputs) -> Result<()> {
+    let mut entries = std::fs::read_dir(dir)
+        .and_then(|entries| {
+            entries
+                .map(|e| e.map(|e| e.path()))
+                .collect::<std::io::Result<Vec<_>>>()
+        })
+        .map_err(Error::io("list", dir))?;
+    entries.sort();
+    for path in entries {
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        let meta = std::fs::metadata(&path).map_err(Error::io("read", &path))?;
+        let not_a_log = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| NOT_LOGS.contains(&e.to_ascii_lowercase().as_str()));
+        if meta.is_dir() {
+            walk(&path, inputs)?;
+        } else if meta.is_file() && not_a_log {
+            inputs.ignored += 1;
+        } else if meta.is_file() {
+            inputs.bytes += meta.len();
+            inputs.files.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// How archives are cut.
+#[derive(Debug, Clone)]
+pub struct ArchiveSettings {
+    /// Events per batch the rules run over, estimated from the bytes.
+    pub batch_rows: usize,
+    /// Files at least this large are checked for NDJSON and then read in runs of lines
+    /// (gzip files from an eighth of it).
+    pub stream_above_bytes: u64,
+    /// Size of those runs of lines.
+    pub chunk_bytes: usize,
+    /// Events larger than this are rejected as oversize (a longer line is cut here).
+    pub max_event_bytes: usize,
+}
+
+/// What an archive batch covers: whole files done, and bytes read from disk.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    pub files: u64,
+    pub disk_bytes: u64,
+}
+
+impl Position for Progress {
+    fn merge(&mut self, later: Self) {
+        self.files += later.files;
+        self.disk_bytes += later.disk_bytes;
+    }
+}
+
+/// Called as each batch is written, in input order, with its progress and the run so
+/// far.
+pub type OnProgress = Box<dyn FnMut(&Progress, &Summary) + Send>;
+
+/// Archive progress, reported as batches are written. Nothing is committed anywhere:
+/// a backfill's outputs are complete only when the run ends.
+struct Report {
+    total: Arc<Mutex<Progress>>,
+    on_progress: OnProgress,
+}
+
+impl Acknowledge<Progress> for Report {
+    fn completed(&mut self, position: &Progress, summary: &Summary) {
+        if let Ok(mut total) = self.total.lock() {
+            total.merge(*position);
+        }
+        (self.on_progress)(position, summary);
+    }
+
+    fn acknowledge(&mut self, _position: &Progress, _wait: bool) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Reads `inputs` through the engine into `outputs` (whose acknowledgement is the
+/// progress report); what was done, and the progress in total.
+pub fn run(
+    inputs: Inputs,
+    settings: &ArchiveSettings,
+    engine: &Engine,
+    outputs: Outputs<Progress>,
+) -> Result<Summary> {
+    let (dispatcher, stages) = engine.start(outputs)?;
+    let mut source = Source {
+        settings,
+        dispatcher,
+        batch: Batch::default(),
+        estimate: 0,
+        target: settings.batch_rows.max(1) as u64 * EVENT_BYTES,
+        streamed: 0,
+    };
+    let read = source.read(inputs.files, engine);
+    // Close the queue: the workers finish, the completion stage writes the rest.
+    drop(source);
+    let summary = stages.join()?;
+    read?;
+    Ok(summary)
+}
+
+/// The outputs' acknowledgement for an archive run: `on_progress` for each batch, and
+/// the running total.
+pub fn progress(on_progress: OnProgress) -> (Box<dyn Acknowledge<Progress>>, Arc<Mutex<Progress>>) {
+    let total = Arc::new(Mutex::new(Progress::default()));
+    let report = Report {
+        total: Arc::clone(&total),
+        on_progress,
+    };
+    (Box::new(report), total)
+}
+
+struct Source<'a> {
+    settings: &'a ArchiveSettings,
+    dispatcher: Dispatcher<Progress>,
+    batch: Batch<Progress>,
+    /// JSON bytes the open batch is estimated to hold.
+    estimate: u64,
+    target: u64,
+    /// Bytes of the file being streamed already counted in batches.
+    streamed: u64,
+}
+
+impl Source<'_> {
+    fn read(&mut self, files: Vec<PathBuf>, engine: &Engine) -> Result<()> {
+        for path in files {
+            if engine.shared.stopping() {
+                break;
+            }
+            let disk_bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+            // A gzip file holds several times its size: checked from a smaller size.
+            let gzip = path
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
+            let threshold = if gzip {
+                self.settings.stream_above_bytes / 8
+            } else {
+                self.settings.stream_above_bytes
+            };
+            let handed = if disk_bytes >= threshold {
+                match self.stream_lines(&path) {
+                    Ok(Streamed::Done) => true,
+                    Ok(Streamed::NotNdjson) => self.push_file(path, disk_bytes, gzip),
+                    Ok(Streamed::Stopped) => false,
+                    // What was read of it is in the batches already; the rest of its
+                    // size goes with the report, so that the progress adds up.
+                    Err(error) => self.push(
+                        Origin::file(path.display().to_string()),
+                        Payload::Unreadable(error_text(&error)),
+                        Progress {
+                            files: 1,
+                            disk_bytes: disk_bytes.saturating_sub(self.streamed),
+                        },
+                        0,
+                    ),
+                }
+            } else {
+                self.push_file(path, disk_bytes, gzip)
+            };
+            if !handed {
+                // The workers are gone: an error is on its way to the user.
+                break;
+            }
+        }
+        self.flush();
+        Ok(())
+    }
+
+    fn push_file(&mut self, path: PathBuf, disk_bytes: u64, gzip: bool) -> bool {
+        let estimate = if gzip {
+            disk_bytes * GZIP_RATIO
+        } else {
+            disk_bytes
+        };
+        self.push(
+            Origin::file(path.display().to_string()),
+            Payload::File { path, disk_bytes },
+            Progress {
+                files: 1,
+                disk_bytes,
+            },
+            estimate,
+        )
+    }
+
+    /// Adds a record to the open batch, and hands the batch over when it is full;
+    /// false if the workers are gone.
+    fn push(
+        &mut self,
+        origin: Origin,
+        payload: Payload,
+        progress: Progress,
+        estimate: u64,
+    ) -> bool {
+        self.batch.push(Record {
+            origin,
+            key: None,
+            payload,
+            produced_ms: None,
+            received: None,
+        });
+        self.batch.position.merge(progress);
+        self.estimate += estimate;
+        if self.estimate >= self.target || self.batch.len() >= MAX_BATCH_FILES {
+            return self.flush();
+        }
+        true
+    }
+
+    fn flush(&mut self) -> bool {
+        self.estimate = 0;
+        let batch = std::mem::take(&mut self.batch);
+        batch.is_empty() || self.dispatcher.send(batch)
+    }
+
+    fn stream_lines(&mut self, path: &Path) -> Result<Streamed> {
+        let mut file = File::open(path).map_err(Error::io("open", path))?;
+        let mut magic = [0u8; 2];
+        let gzip =
+            file.read(&mut magic).map_err(Error::io("read", path))? == 2 && magic == [0x1f, 0x8b];
+        drop(file);
+        let count = Arc::new(AtomicU64::new(0));
+        let file = Counting {
+            inner: File::open(path).map_err(Error::io("open", path))?,
+            count: Arc::clone(&count),
+        };
+        let mut reader: Box<dyn Read> = if gzip {
+            Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
+                file,
+            )))
+        } else {
+            Box::new(file)
+        };
+        let origin = Origin::file(path.display().to_string());
+        // A line longer than this is passed on cut to this length, and the normalizer
+        // rejects it as `oversize`; the rest of it is skipped.
+        let longest = self.settings.max_event_bytes.saturating_add(1);
+        let chunk = self.settings.chunk_bytes.max(1);
+        let mut buffer: Vec<u8> = Vec::with_capacity(chunk * 2);
+        let mut first_line = 1u64;
+        self.streamed = 0;
+        let mut first = true;
+        let mut skipping = false;
+        loop {
+            let at_end = fill(&mut reader, &mut buffer, chunk).map_err(Error::io("read", path))?;
+            if first {
+                first = false;
+                if !looks_like_ndjson(&buffer) {
+                    return Ok(Streamed::NotNdjson);
+                }
+            }
+            if skipping {
+                // The tail of an overlong line: drop it up to its end.
+                match memchr::memchr(b'\n', &buffer) {
+                    Some(i) => {
+                        buffer.drain(..=i);
+                        first_line += 1;
+                        skipping = false;
+                    }
+                    None => {
+                        buffer.clear();
+                        if !at_end {
+                            continue;
+                        }
+                    }
+                }
+            }
+            let cut = if at_end {
+                buffer.len()
+            } else {
+                match memchr::memrchr(b'\n', &buffer) {
+                    Some(i) => i + 1,
+                    None if buffer.len() > longest => {
+                        skipping = true;
+                        longest
+                    }
+                    // Read on until the line ends.
+                    None => continue,
+                }
+            };
+            let rest = if skipping {
+                Vec::new()
+            } else {
+                buffer.split_off(cut)
+            };
+            buffer.truncate(cut);
+            let lines = memchr::memchr_iter(b'\n', &buffer).count() as u64;
+            let read = count.load(Ordering::Relaxed);
+            let bytes = std::mem::replace(&mut buffer, rest);
+            let estimate = bytes.len() as u64;
+            let progress = Progress {
+                files: u64::from(at_end),
+                disk_bytes: read - self.streamed,
+            };
+            self.streamed = read;
+            let handed = self.push(
+                origin.clone(),
+                Payload::Lines { bytes, first_line },
+                progress,
+                estimate,
+            );
+            first_line += lines;
+            if !handed {
+                return Ok(Streamed::Stopped);
+            }
+            if at_end {
+                return Ok(Streamed::Done);
+            }
+        }
+    }
+}
+
+enum Streamed {
+    Done,
+    NotNdjson,
+    /// The workers stopped taking work.
+    Stopped,
+}
+
+/// Counts the bytes read from the file on disk, for progress.
+struct Counting<R> {
+    inner: R,
+    count: Arc<AtomicU64>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Reads until `buffer` holds at least `target` bytes or the input ends; returns
+/// whether it ended.
+fn fill(reader: &mut dyn Read, buffer: &mut Vec<u8>, target: usize) -> std::io::Result<bool> {
+    let mut block = vec![0u8; 1 << 20];
+    while buffer.len() < target {
+        let n = reader.read(&mut block)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        buffer.extend_from_slice(&block[..n]);
+    }
+    Ok(false)
+}
+
+/// An error's message and causes, without the path (the record names it).
+fn error_text(error: &Error) -> String {
+    let mut text = match error {
+        Error::Io { source, .. } => source.to_string(),
+        other => other.to_string(),
+    };
+    let mut cause = std::error::Error::source(error).and_then(std::error::Error::source);
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}

@@ -1,0 +1,349 @@
+//! The completion stage: batches back in order, made durable, then acknowledged.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use arrow::array::RecordBatch;
+use demarc_lake::Lake;
+use demarc_model::Alert;
+use demarc_normalize::Stats;
+use demarc_sink::AlertSink;
+
+use crate::dead_letter::{DeadLetter, DeadLetters};
+use crate::engine::{Position, Shared};
+use crate::metrics::{Metrics, label};
+use crate::{Error, Result};
+
+/// A source's side of the acknowledgement rule.
+pub trait Acknowledge<P>: Send {
+    /// The batch at `position` (its own, not merged with earlier ones) has been written
+    /// to every output (the lake may still buffer it): progress, not yet durability.
+    /// `summary` is the run so far.
+    fn completed(&mut self, _position: &P, _summary: &Summary) {}
+
+    /// Everything up to `position` is durable. With `wait` (a revoke or the end is
+    /// waiting), returns once the acknowledgement itself is; without, may return as
+    /// soon as it is sent. An error is counted and logged, and the position stays
+    /// unacknowledged: its input comes again after a restart, with the same alert ids.
+    fn acknowledge(&mut self, position: &P, wait: bool) -> Result<()>;
+
+    /// The run is over: make sure what was acknowledged in the background arrived.
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// The lake of a run, and how often it is flushed (and the positions acknowledged):
+/// `None` flushes only at the end of the run.
+#[derive(Debug)]
+pub struct LakeOutput {
+    pub lake: Lake,
+    pub flush_every: Option<Duration>,
+}
+
+/// Where a run's results go.
+pub struct Outputs<P> {
+    pub alerts: AlertSink,
+    pub lake: Option<LakeOutput>,
+    pub dead_letters: Box<dyn DeadLetters>,
+    pub acknowledge: Box<dyn Acknowledge<P>>,
+}
+
+impl<P> std::fmt::Debug for Outputs<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outputs")
+            .field("alerts", &self.alerts)
+            .field("lake", &self.lake)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a run did, for its closing summary.
+#[derive(Debug, Default, Clone)]
+pub struct Summary {
+    /// Records (messages, files, runs of lines) taken in.
+    pub records: u64,
+    pub stats: Stats,
+    pub alerts_by_rule: BTreeMap<String, u64>,
+    /// Alerts not written again: their id was written recently (the same event read
+    /// twice).
+    pub duplicate_alerts: u64,
+    pub dead_letters: u64,
+    /// Acknowledgements that succeeded.
+    pub commits: u64,
+    /// Inputs that could not be read at all, with the reason, in input order.
+    pub unreadable: Vec<(String, String)>,
+    /// Lake files written.
+    pub lake_files: u64,
+    /// Produce-to-alert latencies in milliseconds, when asked for.
+    pub latencies_ms: Vec<i64>,
+    /// Receive-to-alert times in milliseconds (demarc's own share), when asked for.
+    pub processing_ms: Vec<i64>,
+}
+
+impl Summary {
+    pub fn alerts(&self) -> u64 {
+        self.alerts_by_rule.values().sum()
+    }
+}
+
+/// A batch after the workers: what must be made durable.
+#[derive(Debug)]
+pub(crate) struct Done<P> {
+    pub seq: u64,
+    pub records: u64,
+    pub position: P,
+    pub alerts: Vec<Fired>,
+    pub dead: Vec<DeadLetter>,
+    pub unreadable: Vec<(String, String)>,
+    pub rows: Option<RecordBatch>,
+    pub stats: Stats,
+}
+
+/// An alert, and when the earliest of the messages it came from was produced and
+/// received.
+#[derive(Debug)]
+pub(crate) struct Fired {
+    pub alert: Alert,
+    pub produced_ms: Option<i64>,
+    pub received: Option<Instant>,
+}
+
+/// Written, not yet acknowledged.
+#[derive(Debug, Default)]
+struct Unacknowledged<P> {
+    position: P,
+    batches: u64,
+    records: u64,
+}
+
+pub(crate) struct Completion<P> {
+    alerts: Option<AlertSink>,
+    lake: Option<(LakeOutput, Instant)>,
+    dead_letters: Box<dyn DeadLetters>,
+    acknowledge: Box<dyn Acknowledge<P>>,
+    metrics: Arc<Metrics>,
+    shared: Arc<Shared>,
+    summary: Summary,
+    keep_latencies: bool,
+    pending: Unacknowledged<P>,
+}
+
+impl<P: Position> Completion<P> {
+    pub fn new(
+        outputs: Outputs<P>,
+        metrics: Arc<Metrics>,
+        shared: Arc<Shared>,
+        keep_latencies: bool,
+    ) -> Self {
+        Self {
+            alerts: Some(outputs.alerts),
+            lake: outputs.lake.map(|l| (l, Instant::now())),
+            dead_letters: outputs.dead_letters,
+            acknowledge: outputs.acknowledge,
+            metrics,
+            shared,
+            summary: Summary::default(),
+            keep_latencies,
+            pending: Unacknowledged::default(),
+        }
+    }
+
+    pub fn run(mut self, done: &Receiver<Result<Done<P>>>) -> Result<Summary> {
+        let result = self.run_inner(done).and_then(|()| self.close());
+        if result.is_err() {
+            self.shared.fail();
+            // Let the workers finish: nothing more is acknowledged.
+            for _ in done.iter() {}
+        }
+        result.map(|()| self.summary)
+    }
+
+    fn run_inner(&mut self, done: &Receiver<Result<Done<P>>>) -> Result<()> {
+        let mut waiting: BTreeMap<u64, Done<P>> = BTreeMap::new();
+        let mut next = 0u64;
+        let mut open = true;
+        while open || !waiting.is_empty() {
+            match done.recv_timeout(Duration::from_millis(50)) {
+                Ok(d) => {
+                    let d = d?;
+                    waiting.insert(d.seq, d);
+                    // Take whatever else is ready, to acknowledge once for all of it.
+                    for d in done.try_iter() {
+                        let d = d?;
+                        waiting.insert(d.seq, d);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    open = false;
+                    if waiting.keys().next().is_some_and(|&k| k != next) {
+                        return Err(Error::Stage(format!(
+                            "batch {next} was lost between the workers and the completion stage"
+                        )));
+                    }
+                }
+            }
+            let mut ready = Vec::new();
+            while let Some(d) = waiting.remove(&next) {
+                ready.push(d);
+                next += 1;
+            }
+            if !ready.is_empty() {
+                self.write(ready)?;
+            }
+            self.acknowledge_if_due(!open)?;
+        }
+        Ok(())
+    }
+
+    /// The end of the run: the alert file put in place, background acknowledgements
+    /// confirmed, the lake's file count.
+    fn close(&mut self) -> Result<()> {
+        if let Some(alerts) = self.alerts.take() {
+            alerts.finish()?;
+        }
+        self.dead_letters.finish()?;
+        if let Err(error) = self.acknowledge.finish() {
+            self.metrics.commit_failures.inc();
+            tracing::warn!(error = %error_chain(&error), "final acknowledgement failed");
+        }
+        if let Some((lake, _)) = &self.lake {
+            self.summary.lake_files = lake.lake.files;
+        }
+        Ok(())
+    }
+
+    /// Makes a run of batches durable (dead letters acknowledged by their output,
+    /// alerts written and synced, events in the lake's buffer) and notes their
+    /// positions.
+    fn write(&mut self, batches: Vec<Done<P>>) -> Result<()> {
+        for batch in &batches {
+            if !batch.dead.is_empty() {
+                let written = self.dead_letters.write(&batch.dead)?;
+                self.summary.dead_letters += written;
+                self.metrics.dead_letters.inc_by(written);
+            }
+        }
+        let alerts = self
+            .alerts
+            .as_mut()
+            .ok_or_else(|| Error::Stage("alerts written after the end".into()))?;
+        let mut emitted = Vec::new();
+        for batch in &batches {
+            for fired in &batch.alerts {
+                let alert = &fired.alert;
+                if !alerts.write(alert)? {
+                    self.summary.duplicate_alerts += 1;
+                    self.metrics.duplicate_alerts.inc();
+                    continue;
+                }
+                if let Some((lake, _)) = self.lake.as_mut() {
+                    lake.lake.add_alert(alert)?;
+                }
+                emitted.push((alert.rule_id.as_str(), fired.produced_ms, fired.received));
+            }
+            if let (Some((lake, _)), Some(rows)) = (self.lake.as_mut(), batch.rows.as_ref()) {
+                lake.lake.add_events(rows)?;
+            }
+        }
+        alerts.sync()?;
+        self.count_alerts(&emitted);
+        self.shared.written(batches.len() as u64);
+        for batch in batches {
+            self.summary.records += batch.records;
+            self.summary.stats.merge(&batch.stats);
+            self.summary.unreadable.extend(batch.unreadable);
+            self.acknowledge.completed(&batch.position, &self.summary);
+            self.pending.position.merge(batch.position);
+            self.pending.batches += 1;
+            self.pending.records += batch.records;
+        }
+        Ok(())
+    }
+
+    fn count_alerts(&mut self, emitted: &[(&str, Option<i64>, Option<Instant>)]) {
+        let now_ms = chrono::Utc::now().timestamp_millis();
+        let now = Instant::now();
+        for &(rule, produced_ms, received) in emitted {
+            *self
+                .summary
+                .alerts_by_rule
+                .entry(rule.to_owned())
+                .or_default() += 1;
+            self.metrics
+                .alerts
+                .get_or_create(&label("rule", rule))
+                .inc();
+            if let Some(ts) = produced_ms {
+                let ms = (now_ms - ts).max(0);
+                self.metrics.alert_latency.observe(ms as f64 / 1000.0);
+                if self.keep_latencies {
+                    self.summary.latencies_ms.push(ms);
+                }
+            }
+            if let Some(received) = received {
+                let seconds = now.saturating_duration_since(received).as_secs_f64();
+                self.metrics.alert_processing.observe(seconds);
+                if self.keep_latencies {
+                    self.summary
+                        .processing_ms
+                        .push((seconds * 1000.0).round() as i64);
+                }
+            }
+        }
+    }
+
+    /// Acknowledges what is durable: at once without a lake; with a lake, when it is
+    /// due (or a revoke or the end is waiting), after flushing it.
+    fn acknowledge_if_due(&mut self, closing: bool) -> Result<()> {
+        let urgent = self.shared.take_flush_request() || closing;
+        if let Some((lake, last)) = self.lake.as_mut() {
+            let due = lake
+                .flush_every
+                .is_some_and(|every| last.elapsed() >= every);
+            if !urgent && !due {
+                return Ok(());
+            }
+            if self.pending.batches == 0 {
+                *last = Instant::now();
+                return Ok(());
+            }
+            lake.lake.flush()?;
+            *last = Instant::now();
+        }
+        if self.pending.batches == 0 {
+            return Ok(());
+        }
+        let Unacknowledged {
+            position,
+            batches,
+            records,
+        } = std::mem::take(&mut self.pending);
+        match self.acknowledge.acknowledge(&position, urgent) {
+            Ok(()) => self.summary.commits += 1,
+            Err(error) => {
+                // The position stays where it was: this input comes again after a
+                // restart or a rebalance, and its alerts repeat with the same ids.
+                self.metrics.commit_failures.inc();
+                tracing::warn!(error = %error_chain(&error), "acknowledgement failed");
+            }
+        }
+        self.shared.end(batches, records);
+        Ok(())
+    }
+}
+
+/// An error and its causes, on one line.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,572 @@
+//! The Kafka source: a consumer group member that cuts micro-batches, commits offsets
+//! once what they cover is durable, and sends rejected messages to a dead-letter topic.
+//!
+//! - The calling thread polls Kafka and cuts a batch at `batch_records` messages or
+//!   `batch_wait` after its first message, whichever comes first; a batch is handed
+//!   over only when a worker is idle, and grows (up to `batch_records`) while all are
+//!   busy, which spreads the cost of a rule run over more events exactly when that
+//!   matters.
+//! - The engine's completion stage produces the dead letters and waits for the broker
+//!   to acknowledge them, writes and syncs the alerts, flushes the lake when due, and
+//!   only then commits the highest offset of each partition (+1). A crash replays from
+//!   the last commit: alerts may repeat (with the same ids), none is lost.
+//! - On a partition revoke the partial batch is handed over and the revoke waits until
+//!   every batch in flight is committed before the partitions are released. On stop
+//!   (SIGTERM, SIGINT) the same, then a last commit waited for.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use demarc_model::Origin;
+use demarc_sink::AlertSink;
+use rdkafka::client::ClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::statistics::Statistics;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use crate::complete::{Acknowledge, LakeOutput, Outputs, Summary};
+use crate::dead_letter::{DeadLetter, DeadLetters};
+use crate::engine::{Batch, Dispatcher, Engine, Offer, Payload, Position, Record};
+use crate::metrics::Metrics;
+use crate::{Error, Result};
+
+/// The Kafka side of `demarc run`: where to read and how to cut batches.
+#[derive(Clone)]
+pub struct KafkaSettings {
+    pub brokers: String,
+    pub group_id: String,
+    pub topics: Vec<String>,
+    /// librdkafka properties passed through, secrets included (never printed).
+    pub properties: BTreeMap<String, String>,
+    pub batch_records: usize,
+    pub batch_wait: Duration,
+    pub dead_letter_topic: String,
+}
+
+impl std::fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Property values may be secrets: only their names are shown.
+        f.debug_struct("KafkaSettings")
+            .field("brokers", &self.brokers)
+            .field("group_id", &self.group_id)
+            .field("topics", &self.topics)
+            .field("properties", &self.properties.keys().collect::<Vec<_>>())
+            .field("batch_records", &self.batch_records)
+            .field("batch_wait", &self.batch_wait)
+            .field("dead_letter_topic", &self.dead_letter_topic)
+            .finish()
+    }
+}
+
+/// The highest offset read of each (topic, partition) in a batch.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Offsets(pub BTreeMap<(Arc<str>, i32), i64>);
+
+impl Offsets {
+    fn note(&mut self, topic: &Arc<str>, partition: i32, offset: i64) {
+        let last = self
+            .0
+            .entry((Arc::clone(topic), partition))
+            .or_insert(offset);
+        *last = (*last).max(offset);
+    }
+}
+
+impl Position for Offsets {
+    fn merge(&mut self, later: Self) {
+        for ((topic, partition), offset) in later.0 {
+            self.note(&topic, partition, offset);
+        }
+    }
+}
+
+/// The librdkafka settings shared by the consumer and the dead-letter producer.
+pub fn client_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", &settings.brokers);
+    for (key, value) in &settings.properties {
+        client.set(key, value);
+    }
+    client
+}
+
+/// The consumer's settings: demarc's own, over the user's defaults.
+pub fn consumer_config(settings: &KafkaSettings) -> ClientConfig {
+    let mut client = ClientConfig::new();
+    // Defaults the user may override: read a new group from the start, report lag,
+    // keep the prefetch queue small so that a backlog does not fill memory, and do not
+    // let a broker hold a fetch longer than a batch waits.
+    client
+        .set("auto.offset.reset", "earliest")
+        .set("statistics.interval.ms", "5000")
+        .set("queued.max.messages.kbytes", "16384")
+        .set("fetch.wait.max.ms", "10")
+        .set("session.timeout.ms", "10000");
+    for (key, value) in client_config(settings).config_map() {
+        client.set(key, value);
+    }
+    client
+        .set("group.id", &settings.group_id)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false");
+    client
+}
+
+/// Consumes the configured topics until `engine.shared.stop` is set, then drains,
+/// commits and returns what it did. An error means that something could not be made
+/// durable: nothing after the last commit is acknowledged.
+pub fn run(
+    settings: &KafkaSettings,
+    engine: &Engine,
+    alerts: AlertSink,
+    lake: Option<LakeOutput>,
+) -> Result<Summary> {
+    let dead_letters = KafkaDeadLetters {
+        producer: dead_letter_producer(settings)?,
+        topic: settings.dead_letter_topic.clone(),
+        runtime: tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(Error::Thread)?,
+    };
+    let context = Context {
+        metrics: Arc::clone(&engine.metrics),
+        shared: Arc::clone(&engine.shared),
+        batcher: Mutex::new(Batcher {
+            batch: Batch::default(),
+            dispatcher: None,
+        }),
+        commits_sent: Mutex::new(VecDeque::new()),
+    };
+    let consumer: Arc<BaseConsumer<Context>> = Arc::new(
+        consumer_config(settings)
+            .create_with_context(context)
+            .map_err(Error::kafka(
+                "create the Kafka consumer (check [kafka.properties])",
+            ))?,
+    );
+    let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
+    consumer
+        .subscribe(&topics)
+        .map_err(Error::kafka("subscribe to the topics"))?;
+    let outputs = Outputs {
+        alerts,
+        lake,
+        dead_letters: Box::new(dead_letters),
+        acknowledge: Box::new(KafkaCommit {
+            consumer: Arc::clone(&consumer),
+            sent: Offsets::default(),
+            unconfirmed: false,
+        }),
+    };
+    let (dispatcher, stages) = engine.start(outputs)?;
+    consumer.context().lock_batcher()?.dispatcher = Some(dispatcher);
+    engine.metrics.healthy.store(true, Ordering::Relaxed);
+
+    let polled = poll(settings, engine, &consumer);
+    // Hand over the partial batch, then close the queue: the workers finish, and the
+    // completion stage commits what they did.
+    let context = consumer.context();
+    context.dispatch(true);
+    if let Ok(mut b) = context.batcher.lock() {
+        b.dispatcher = None;
+    }
+    let summary = stages.join();
+    engine.metrics.healthy.store(false, Ordering::Relaxed);
+    let summary = summary?;
+    polled?;
+    Ok(summary)
+}
+
+fn poll(settings: &KafkaSettings, engine: &Engine, consumer: &BaseConsumer<Context>) -> Result<()> {
+    let context = consumer.context();
+    let wait = settings.batch_wait;
+    let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    while !engine.shared.stopping() {
+        let started = context.lock_batcher()?.batch.started;
+        let timeout = match started {
+            // Past the deadline with every worker busy: look again shortly.
+            Some(at) => wait
+                .saturating_sub(at.elapsed())
+                .max(Duration::from_millis(2)),
+            None => Duration::from_millis(100),
+        };
+        match consumer.poll(timeout) {
+            Some(Ok(message)) => {
+                engine.metrics.messages.inc();
+                let topic = match topics.get(message.topic()) {
+                    Some(t) => Arc::clone(t),
+                    None => {
+                        let t: Arc<str> = message.topic().into();
+                        topics.insert(message.topic().to_owned(), Arc::clone(&t));
+                        t
+                    }
+                };
+                let (partition, offset) = (message.partition(), message.offset());
+                let record = Record {
+                    origin: Origin::kafka(Arc::clone(&topic), partition, offset),
+                    key: message.key().map(<[u8]>::to_vec),
+                    payload: Payload::Bytes(
+                        message.payload().map(<[u8]>::to_vec).unwrap_or_default(),
+                    ),
+                    produced_ms: message.timestamp().to_millis(),
+                    received: Some(Instant::now()),
+                };
+                let full = {
+                    let mut b = context.lock_batcher()?;
+                    b.batch.position.note(&topic, partition, offset);
+                    b.batch.push(record);
+                    b.batch.len() >= settings.batch_records
+                };
+                if full && context.dispatch(true) == Handed::Gone {
+                    break;
+                }
+            }
+            Some(Err(error)) => {
+                engine.metrics.consumer_errors.inc();
+                tracing::warn!(%error, "Kafka consumer error");
+            }
+            None => {}
+        }
+        let due = context
+            .lock_batcher()?
+            .batch
+            .started
+            .is_some_and(|at| at.elapsed() >= wait);
+        if due && context.dispatch(false) == Handed::Gone {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The consumer's context: lag from the statistics, and the revoke protocol.
+struct Context {
+    metrics: Arc<Metrics>,
+    shared: Arc<crate::Shared>,
+    batcher: Mutex<Batcher>,
+    /// When each background commit still unanswered was sent, oldest first.
+    commits_sent: Mutex<VecDeque<Instant>>,
+}
+
+struct Batcher {
+    batch: Batch<Offsets>,
+    dispatcher: Option<Dispatcher<Offsets>>,
+}
+
+/// What became of the open batch.
+#[derive(Debug, PartialEq, Eq)]
+enum Handed {
+    /// Taken (or there was nothing to hand over).
+    Taken,
+    /// Every worker is busy: the batch stays open and keeps growing.
+    Busy,
+    /// The workers are gone: the pipeline is failing.
+    Gone,
+}
+
+impl Context {
+    fn lock_batcher(&self) -> Result<std::sync::MutexGuard<'_, Batcher>> {
+        self.batcher
+            .lock()
+            .map_err(|_| Error::Stage("a pipeline thread panicked".into()))
+    }
+
+    /// Hands the open batch to a worker. With `wait`, blocks until one takes it;
+    /// without, hands it over only if a worker is idle.
+    fn dispatch(&self, wait: bool) -> Handed {
+        let Ok(mut b) = self.batcher.lock() else {
+            return Handed::Gone;
+        };
+        if b.batch.is_empty() {
+            return Handed::Taken;
+        }
+        if b.dispatcher.is_none() {
+            return Handed::Gone;
+        }
+        let batch = std::mem::take(&mut b.batch);
+        if wait {
+            // Not blocked under the lock: the dispatcher is taken out while a worker
+            // is awaited, and put back after.
+            let Some(mut dispatcher) = b.dispatcher.take() else {
+                return Handed::Gone;
+            };
+            drop(b);
+            let taken = dispatcher.send(batch);
+            if let Ok(mut b) = self.batcher.lock() {
+                b.dispatcher = Some(dispatcher);
+            }
+            return if taken { Handed::Taken } else { Handed::Gone };
+        }
+        let Some(dispatcher) = b.dispatcher.as_mut() else {
+            return Handed::Gone;
+        };
+        match dispatcher.offer(batch) {
+            Offer::Taken => Handed::Taken,
+            Offer::Busy(batch) => {
+                b.batch = batch;
+                Handed::Busy
+            }
+            Offer::Gone => Handed::Gone,
+        }
+    }
+}
+
+impl ClientContext for Context {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, stats) in &statistics.topics {
+            for (partition, p) in &stats.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    self.metrics
+                        .consumer_lag
+                        .get_or_create(&vec![
+                            ("topic", topic.clone()),
+                            ("partition", partition.to_string()),
+                        ])
+                        .set(p.consumer_lag);
+                }
+            }
+        }
+    }
+}
+
+impl ConsumerContext for Context {
+    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+        let sent = self
+            .commits_sent
+            .lock()
+            .ok()
+            .and_then(|mut q| q.pop_front());
+        if let Some(sent) = sent {
+            self.metrics
+                .commit_seconds
+                .observe(sent.elapsed().as_secs_f64());
+        }
+        if let Err(error) = result {
+            // These offsets stay where they were; the next commit covers them, or the
+            // messages are read again after a restart, with the same alert ids.
+            self.metrics.commit_failures.inc();
+            tracing::warn!(%error, "offset commit failed");
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(partitions) = rebalance {
+            tracing::info!(partitions = %describe(partitions), "partitions assigned");
+            self.shared.assigned.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            tracing::info!(partitions = %describe(partitions), "partitions revoked");
+            // Finish what was read from these partitions and commit it before another
+            // member takes them over; otherwise it would read them again.
+            self.dispatch(true);
+            if !self.shared.wait_idle(Duration::from_secs(60)) {
+                tracing::warn!(
+                    partitions = %describe(partitions),
+                    "partitions released before their batches were committed; the next \
+                     owner reads them again"
+                );
+            }
+        }
+    }
+}
+
+/// `topic[0,1,2] other[0]`, for the log.
+fn describe(partitions: &TopicPartitionList) -> String {
+    let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+    for element in partitions.elements() {
+        by_topic
+            .entry(element.topic().to_owned())
+            .or_default()
+            .push(element.partition());
+    }
+    let parts: Vec<String> = by_topic
+        .into_iter()
+        .map(|(topic, ps)| {
+            let ps: Vec<String> = ps.iter().map(i32::to_string).collect();
+            format!("{topic}[{}]", ps.join(","))
+        })
+        .collect();
+    parts.join(" ")
+}
+
+/// Offsets committed to the group once durable.
+struct KafkaCommit {
+    consumer: Arc<BaseConsumer<Context>>,
+    /// The highest offsets committed so far, and whether a background commit has been
+    /// sent since the last commit that was waited for.
+    sent: Offsets,
+    unconfirmed: bool,
+}
+
+impl KafkaCommit {
+    /// Commits `offsets` of the partitions this member owns. Another member's
+    /// partitions are left alone: their offsets here are from before a revoke, and
+    /// committing them would move that member's commits backwards.
+    fn commit(&self, offsets: &Offsets, wait: bool) -> Result<()> {
+        let owned = self
+            .consumer
+            .assignment()
+            .map_err(Error::kafka("read the partition assignment"))?;
+        let mut list = TopicPartitionList::new();
+        for ((topic, partition), last) in &offsets.0 {
+            if owned.find_partition(topic, *partition).is_none() {
+                continue;
+            }
+            list.add_partition_offset(topic, *partition, Offset::Offset(last + 1))
+                .map_err(Error::kafka("list the offsets to commit"))?;
+        }
+        if list.count() == 0 {
+            return Ok(());
+        }
+        let context = self.consumer.context();
+        if wait {
+            let started = Instant::now();
+            self.consumer
+                .commit(&list, CommitMode::Sync)
+                .map_err(Error::kafka("commit offsets"))?;
+            context
+                .metrics
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+        } else {
+            // Sent in the background, in order: the completion stage goes on with the
+            // next batches instead of waiting a round trip. The outcome arrives in
+            // `commit_callback`.
+            if let Ok(mut sent) = context.commits_sent.lock() {
+                sent.push_back(Instant::now());
+            }
+            self.consumer
+                .commit(&list, CommitMode::Async)
+                .map_err(Error::kafka("commit offsets"))?;
+        }
+        Ok(())
+    }
+}
+
+impl Acknowledge<Offsets> for KafkaCommit {
+    fn acknowledge(&mut self, position: &Offsets, wait: bool) -> Result<()> {
+        self.sent.merge(position.clone());
+        let result = self.commit(position, wait);
+        // A commit waited for confirms every earlier one (offsets only grow).
+        self.unconfirmed = !wait || (self.unconfirmed && result.is_err());
+        result
+    }
+
+    /// Background commits may still be on their way: commit the same offsets once more
+    /// and wait for the answer, so that a clean stop leaves nothing to read again.
+    fn finish(&mut self) -> Result<()> {
+        if self.unconfirmed {
+            self.commit(&self.sent, true)?;
+            self.unconfirmed = false;
+        }
+        Ok(())
+    }
+}
+
+fn dead_letter_producer(settings: &KafkaSettings) -> Result<FutureProducer> {
+    let mut client = client_config(settings);
+    client.set("acks", "all").set("enable.idempotence", "true");
+    client.create().map_err(Error::kafka(
+        "create the dead-letter producer (check [kafka.properties])",
+    ))
+}
+
+/// The dead-letter topic: each rejected message whole, so that it can be replayed once
+/// fixed, with the first reason and where it came from in headers.
+struct KafkaDeadLetters {
+    producer: FutureProducer,
+    topic: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// The headers of a dead letter.
+fn headers(letter: &DeadLetter) -> Vec<(&'static str, String)> {
+    let mut headers = Vec::new();
+    if let Some(first) = letter.rejects.first() {
+        headers.extend([
+            ("demarc.reason", first.reason.as_str().to_owned()),
+            ("demarc.detail", first.detail.clone()),
+            ("demarc.rejects", letter.rejects.len().to_string()),
+            ("demarc.line", first.position.line.to_string()),
+            ("demarc.index", first.position.index.to_string()),
+        ]);
+    }
+    headers.push(("demarc.source.topic", letter.origin.source.to_string()));
+    if let Some(p) = letter.origin.partition {
+        headers.push(("demarc.source.partition", p.to_string()));
+    }
+    if let Some(o) = letter.origin.offset {
+        headers.push(("demarc.source.offset", o.to_string()));
+    }
+    headers
+}
+
+impl DeadLetters for KafkaDeadLetters {
+    fn write(&mut self, letters: &[DeadLetter]) -> Result<u64> {
+        let topic = &self.topic;
+        let mut deliveries = Vec::new();
+        for letter in letters {
+            let mut owned = OwnedHeaders::new();
+            for (name, value) in headers(letter) {
+                owned = owned.insert(Header {
+                    key: name,
+                    value: Some(value.as_bytes()),
+                });
+            }
+            let payload = letter.payload.as_deref().unwrap_or_default();
+            let mut record = FutureRecord::to(topic).payload(payload).headers(owned);
+            if let Some(key) = &letter.key {
+                record = record.key(key);
+            }
+            let delivery =
+                self.producer
+                    .send_result(record)
+                    .map_err(|(source, _)| Error::DeadLetter {
+                        topic: topic.clone(),
+                        source,
+                    })?;
+            deliveries.push(delivery);
+        }
+        let count = deliveries.len() as u64;
+        self.runtime.block_on(async {
+            for delivery in deliveries {
+                match delivery.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err((source, _))) => {
+                        return Err(Error::DeadLetter {
+                            topic: topic.clone(),
+                            source,
+                        });
+                    }
+                    Err(_) => {
+                        return Err(Error::Stage("the dead-letter producer was dropped".into()));
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(count)
+    }
+}
+
+impl std::fmt::Debug for KafkaDeadLetters {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaDeadLetters")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+//! Prometheus metrics of the pipeline, documented in `docs/operations.md`. The binary
+//! serves them (`/metrics`) with the health flag (`/health`).
+
+use std::sync::atomic::AtomicBool;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+pub type Labels = Vec<(&'static str, String)>;
+
+/// Every metric of `demarc run`, documented in `docs/operations.md`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub messages: Counter,
+    pub events: Counter,
+    pub rejects: Family<Labels, Counter>,
+    pub skipped: Family<Labels, Counter>,
+    pub alerts: Family<Labels, Counter>,
+    pub duplicate_alerts: Counter,
+    pub dead_letters: Counter,
+    pub batch_records: Histogram,
+    pub alert_latency: Histogram,
+    pub alert_processing: Histogram,
+    pub commit_seconds: Histogram,
+    pub commit_failures: Counter,
+    pub consumer_lag: Family<Labels, Gauge>,
+    pub consumer_errors: Counter,
+    /// Set while the pipeline runs; cleared when it stops or fails.
+    pub healthy: AtomicBool,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut metrics = Self {
+            messages: Counter::default(),
+            events: Counter::default(),
+            rejects: Family::default(),
+            skipped: Family::default(),
+            alerts: Family::default(),
+            duplicate_alerts: Counter::default(),
+            dead_letters: Counter::default(),
+            // 1 to 32,768 records.
+            batch_records: Histogram::new(exponential_buckets(1.0, 2.0, 16)),
+            // 1 ms to about 33 s.
+            alert_latency: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            alert_processing: Histogram::new(exponential_buckets(0.001, 2.0, 16)),
+            commit_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 16)),
+            commit_failures: Counter::default(),
+            consumer_lag: Family::default(),
+            consumer_errors: Counter::default(),
+            healthy: AtomicBool::new(false),
+            registry: Registry::with_prefix("demarc"),
+        };
+        metrics.registry.register(
+            "messages",
+            "Kafka messages consumed",
+            metrics.messages.clone(),
+        );
+        metrics.registry.register(
+            "events",
+            "Audit events found in the messages (rows normalized plus events rejected)",
+            metrics.events.clone(),
+        );
+        metrics.registry.register(
+            "rejects",
+            "Input rejected and sent to the dead-letter topic, by reason",
+            metrics.rejects.clone(),
+        );
+        metrics.registry.register(
+            "skipped",
+            "Input recognised and deliberately not normalized, by reason",
+            metrics.skipped.clone(),
+        );
+        metrics
+            .registry
+            .register("alerts", "Alerts emitted, by rule", metrics.alerts.clone());
+        metrics.registry.register(
+            "duplicate_alerts",
+            "Alerts not emitted again because their id was emitted recently",
+            metrics.duplicate_alerts.clone(),
+        );
+        metrics.registry.register(
+            "dead_letters",
+            "Messages written to the dead-letter topic",
+            metrics.dead_letters.clone(),
+        );
+        metrics.registry.register(
+            "batch_records",
+            "Kafka messages per micro-batch",
+            metrics.batch_records.clone(),
+        );
+        metrics.registry.register(
+            "alert_latency_seconds",
+            "From the Kafka timestamp of the message to the alert written to every sink",
+            metrics.alert_latency.clone(),
+        );
+        metrics.registry.register(
+            "alert_processing_seconds",
+            "From the message received from the broker to the alert written to every sink: \
+             demarc's own share of the alert latency",
+            metrics.alert_processing.clone(),
+        );
+        metrics.registry.register(
+            "commit_seconds",
+            "Time to commit the offsets of durable batches",
+            metrics.commit_seconds.clone(),
+        );
+        metrics.registry.register(
+            "commit_failures",
+            "Offset commits that failed (the messages will be read again)",
+            metrics.commit_failures.clone(),
+        );
+        metrics.registry.register(
+            "consumer_lag",
+            "Messages behind the end of each partition, as librdkafka last reported",
+            metrics.consumer_lag.clone(),
+        );
+        metrics.registry.register(
+            "consumer_errors",
+            "Errors the Kafka consumer reported (connection, authorization…)",
+            metrics.consumer_errors.clone(),
+        );
+        metrics
+    }
+
+    /// The metrics in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// A label set of one label.
+pub fn label(name: &'static str, value: impl Into<String>) -> Labels {
+    vec![(name, value.into())]
+}

@@ -1,0 +1,239 @@
+//! A worker: normalize a batch, run every rule over it, hand the result to the
+//! completion stage. Plain threads, each with its own normalizer and a single-threaded
+//! runtime for DataFusion: the work is CPU-bound and must not block an async runtime.
+
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::time::Instant;
+
+use demarc_model::Origin;
+use demarc_normalize::{EXCERPT_BYTES, Normalizer, Stats};
+
+use crate::complete::{Done, Fired};
+use crate::dead_letter::DeadLetter;
+use crate::engine::{Batch, Engine, Payload, Position};
+use crate::metrics::{Metrics, label};
+use crate::{Error, Result};
+
+/// The worker loop, until the work queue closes or a batch fails.
+pub(crate) fn run<P: Position>(
+    work: &Mutex<Receiver<Batch<P>>>,
+    done: &SyncSender<Result<Done<P>>>,
+    engine: &Engine,
+) -> Result<()> {
+    let _guard = engine.shared.fail_on_panic();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(Error::Thread)?;
+    let mut normalizer = Normalizer::new(engine.settings.options.clone());
+    let mut before = Stats::default();
+    loop {
+        let next = work
+            .lock()
+            .map_err(|_| Error::Stage("a worker thread panicked".into()))?
+            .recv();
+        let Ok(batch) = next else { return Ok(()) };
+        let seq = batch.seq;
+        // A panic on one batch must not leave the completion stage waiting for it for
+        // ever: it becomes the batch's failure, which stops the run unacknowledged.
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            process(&runtime, engine, &mut normalizer, batch)
+        }))
+        .unwrap_or_else(|_| {
+            Err(Error::Stage(format!(
+                "a worker panicked on batch {seq}; nothing from it on was acknowledged"
+            )))
+        });
+        let failed = result.is_err();
+        let result = result.map(|mut d| {
+            let after = normalizer.stats().clone();
+            d.stats = difference(&after, &before);
+            before = after;
+            count(&engine.metrics, &d.stats);
+            d
+        });
+        if failed {
+            // The normalizer may be half-way through a batch: start afresh.
+            normalizer = Normalizer::new(engine.settings.options.clone());
+            before = Stats::default();
+        }
+        if done.send(result).is_err() || failed {
+            return Ok(());
+        }
+    }
+}
+
+/// A Kafka message's topic, partition and offset.
+type Place = (Arc<str>, i32, i64);
+
+fn process<P: Position>(
+    runtime: &tokio::runtime::Runtime,
+    engine: &Engine,
+    normalizer: &mut Normalizer,
+    batch: Batch<P>,
+) -> Result<Done<P>> {
+    let max_input_bytes = engine.settings.options.max_input_bytes as u64;
+    let mut dead = Vec::new();
+    let mut unreadable = Vec::new();
+    // When each message was produced and received, by its position.
+    let mut times: HashMap<Place, (Option<i64>, Option<Instant>)> = HashMap::new();
+    let records = batch.records.len() as u64;
+    for record in batch.records {
+        match &record.payload {
+            Payload::Bytes(bytes) => normalizer.push(bytes, &record.origin),
+            Payload::Lines { bytes, first_line } => {
+                normalizer.push_lines(bytes, &record.origin, *first_line);
+            }
+            Payload::Unreadable(error) => {
+                unreadable.push((record.origin.source.to_string(), error.clone()));
+            }
+            Payload::File { path, disk_bytes } => {
+                let read = push_file(
+                    normalizer,
+                    &record.origin,
+                    path,
+                    *disk_bytes,
+                    max_input_bytes,
+                );
+                if let Err(error) = read {
+                    unreadable.push((path.display().to_string(), error.to_string()));
+                }
+            }
+        }
+        if let (Some(p), Some(o)) = (record.origin.partition, record.origin.offset) {
+            times.insert(
+                (Arc::clone(&record.origin.source), p, o),
+                (record.produced_ms, record.received),
+            );
+        }
+        let rejects = normalizer.take_rejects();
+        if !rejects.is_empty() {
+            let payload = match record.payload {
+                Payload::Bytes(bytes) => Some(bytes),
+                _ => None,
+            };
+            dead.push(DeadLetter {
+                origin: record.origin,
+                key: record.key,
+                payload,
+                rejects,
+            });
+        }
+    }
+    let mut done = Done {
+        seq: batch.seq,
+        records,
+        position: batch.position,
+        dead,
+        unreadable,
+        alerts: Vec::new(),
+        rows: None,
+        stats: Stats::default(),
+    };
+    let Some(rows) = normalizer.take_batch() else {
+        return Ok(done);
+    };
+    let detected_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let alerts = runtime
+        .block_on(engine.rules.alerts(rows.clone(), &detected_at))
+        .map_err(Error::Rules)?;
+    done.alerts = alerts
+        .into_iter()
+        .map(|alert| {
+            let mut fired = Fired {
+                produced_ms: None,
+                received: None,
+                alert,
+            };
+            for p in &fired.alert.source {
+                let (Some(partition), Some(offset)) = (p.origin.partition, p.origin.offset) else {
+                    continue;
+                };
+                let key = (Arc::clone(&p.origin.source), partition, offset);
+                if let Some((produced_ms, received)) = times.get(&key) {
+                    fired.produced_ms = earliest(fired.produced_ms, *produced_ms);
+                    fired.received = earliest(fired.received, *received);
+                }
+            }
+            fired
+        })
+        .collect();
+    if engine.settings.keep_rows {
+        done.rows = Some(rows);
+    }
+    Ok(done)
+}
+
+/// Reads a whole file into the normalizer; one too large to be read within the input
+/// limit is rejected as oversize from its first bytes. An error means it could not be
+/// read at all.
+fn push_file(
+    normalizer: &mut Normalizer,
+    origin: &Origin,
+    path: &std::path::Path,
+    disk_bytes: u64,
+    max_input_bytes: u64,
+) -> std::io::Result<()> {
+    use std::io::Read as _;
+    if disk_bytes > max_input_bytes {
+        let mut head = Vec::new();
+        std::fs::File::open(path)?
+            .take(EXCERPT_BYTES as u64)
+            .read_to_end(&mut head)?;
+        normalizer.reject_oversize_input(origin, disk_bytes, &head);
+        return Ok(());
+    }
+    let bytes = std::fs::read(path)?;
+    normalizer.push(&bytes, origin);
+    Ok(())
+}
+
+/// The earlier of two optional times, or whichever is known.
+fn earliest<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn difference(after: &Stats, before: &Stats) -> Stats {
+    let mut d = Stats {
+        inputs: after.inputs - before.inputs,
+        bytes: after.bytes - before.bytes,
+        events_in: after.events_in - before.events_in,
+        events_out: after.events_out - before.events_out,
+        ..Stats::default()
+    };
+    for (reason, n) in &after.skipped {
+        let n = n - before.skipped.get(reason).copied().unwrap_or(0);
+        if n > 0 {
+            d.skipped.insert(*reason, n);
+        }
+    }
+    for (reason, n) in &after.rejected {
+        let n = n - before.rejected.get(reason).copied().unwrap_or(0);
+        if n > 0 {
+            d.rejected.insert(*reason, n);
+        }
+    }
+    d
+}
+
+fn count(metrics: &Metrics, stats: &Stats) {
+    metrics.events.inc_by(stats.events_in);
+    for (reason, n) in &stats.rejected {
+        metrics
+            .rejects
+            .get_or_create(&label("reason", reason.as_str()))
+            .inc_by(*n);
+    }
+    for (reason, n) in &stats.skipped {
+        metrics
+            .skipped
+            .get_or_create(&label("reason", reason.as_str()))
+            .inc_by(*n);
+    }
+}

@@ -1,0 +1,144 @@
+//! Durable files: written whole under a temporary name and renamed into place, or
+//! appended to as JSON lines with a crash's cut-off last line removed on reopening.
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use crate::{Error, Result};
+
+/// A file being written under `<name>.partial`; [`PendingFile::commit`] syncs it and
+/// renames it to its name, and dropping it uncommitted removes it. A crash never leaves
+/// a truncated file that looks finished.
+#[derive(Debug)]
+pub struct PendingFile {
+    tmp: PathBuf,
+    dest: PathBuf,
+}
+
+impl PendingFile {
+    /// Creates `<dest>.partial`.
+    pub fn create(dest: &Path) -> Result<(Self, File)> {
+        let mut tmp = dest.as_os_str().to_owned();
+        tmp.push(".partial");
+        let tmp = PathBuf::from(tmp);
+        let file = File::create(&tmp).map_err(Error::io("create", &tmp))?;
+        Ok((
+            Self {
+                tmp,
+                dest: dest.to_owned(),
+            },
+            file,
+        ))
+    }
+
+    /// The temporary name, where the content is being written.
+    pub fn path(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// The name the file gets once committed.
+    pub fn destination(&self) -> &Path {
+        &self.dest
+    }
+
+    /// Syncs `file` (this pending file's handle) and renames it into place.
+    pub fn commit(self, file: &File) -> Result<()> {
+        file.sync_all().map_err(Error::io("sync", &self.tmp))?;
+        std::fs::rename(&self.tmp, &self.dest).map_err(Error::io("rename into place", &self.tmp))
+    }
+
+    /// Flushes `writer` (over this pending file's handle), then commits.
+    pub fn commit_buffered(self, writer: BufWriter<File>) -> Result<()> {
+        let file = writer
+            .into_inner()
+            .map_err(|e| Error::io("write", &self.tmp)(e.into_error()))?;
+        self.commit(&file)
+    }
+}
+
+impl Drop for PendingFile {
+    fn drop(&mut self) {
+        // After a successful commit the temporary name is gone and this finds nothing;
+        // after a failure it removes the incomplete file. Either way there is nothing
+        // to report.
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// Opens a JSON-lines file for appending. A line cut short by a crash is removed
+/// first: it was not synced when the process died, so the source position it came from
+/// was not acknowledged, and it comes again.
+pub fn open_jsonl(path: &Path) -> Result<File> {
+    let mut file = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(path)
+        .map_err(Error::io("open", path))?;
+    let len = file.metadata().map_err(Error::io("read", path))?.len();
+    if len == 0 {
+        return Ok(file);
+    }
+    let tail_len = len.min(1 << 20);
+    let mut tail = Vec::new();
+    file.seek(SeekFrom::Start(len - tail_len))
+        .and_then(|_| (&mut file).take(tail_len).read_to_end(&mut tail))
+        .map_err(Error::io("read", path))?;
+    if tail.last() == Some(&b'\n') {
+        return Ok(file);
+    }
+    let keep = match memchr::memrchr(b'\n', &tail) {
+        Some(i) => len - tail_len + i as u64 + 1,
+        None if tail_len == len => 0,
+        None => {
+            return Err(Error::NotAnAlertFile {
+                path: path.to_owned(),
+            });
+        }
+    };
+    tracing::warn!(
+        path = %path.display(),
+        bytes = len - keep,
+        "removing an incomplete last line left by a crash"
+    );
+    file.set_len(keep)
+        .and_then(|()| file.sync_data())
+        .map_err(Error::io("truncate", path))?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_last_line_is_removed_when_the_file_is_opened() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("alerts.jsonl");
+        std::fs::write(&path, "{\"a\":1}\n{\"a\":2}\n{\"a\":").expect("write");
+        drop(open_jsonl(&path).expect("opens"));
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "{\"a\":1}\n{\"a\":2}\n"
+        );
+        std::fs::write(&path, "{\"a\"").expect("write");
+        drop(open_jsonl(&path).expect("opens"));
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "");
+    }
+
+    #[test]
+    fn pending_file_appears_only_when_committed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = dir.path().join("out.json");
+        let (pending, file) = PendingFile::create(&dest).expect("create");
+        assert!(pending.path().exists());
+        drop(pending);
+        drop(file);
+        assert!(!dest.exists() && !dir.path().join("out.json.partial").exists());
+        let (pending, mut file) = PendingFile::create(&dest).expect("create");
+        std::io::Write::write_all(&mut file, b"done").expect("write");
+        pending.commit(&file).expect("commit");
+        assert_eq!(std::fs::read_to_string(&dest).expect("read"), "done");
+    }
+}
