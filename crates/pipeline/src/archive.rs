@@ -28,9 +28,11 @@ const NOT_LOGS: [&str; 13] = [
 ];
 
 /// JSON bytes per event, and JSON bytes per gzip byte, of CloudTrail archives: the
-/// estimate a batch is cut on before its files are read.
+/// estimate a batch is cut on before its files are read. Files of 750 generated events
+/// compress 6.7 to 1, files of 100-500 about 5 to 1; erring high keeps batches (and the
+/// memory of the workers) near `batch_rows`.
 const EVENT_BYTES: u64 = 1_400;
-const GZIP_RATIO: u64 = 5;
+const GZIP_RATIO: u64 = 7;
 
 /// Files in one batch at most, however small they are.
 const MAX_BATCH_FILES: usize = 4_096;
