@@ -333,6 +333,7 @@ fn settings(brokers: &str, group: &str, topic: &str) -> KafkaSettings {
         topics: vec![topic.to_owned()],
         properties: BTreeMap::new(),
         batch_records: 10_000,
+        batch_bytes: 16 << 20,
         batch_wait: Duration::from_millis(25),
         dead_letter_topic: "demarc-dead-letter".to_owned(),
     }

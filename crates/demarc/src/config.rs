@@ -81,6 +81,8 @@ struct Batch {
     max_records: Spanned<u64>,
     #[serde(default = "default_max_wait_ms")]
     max_wait_ms: Spanned<u64>,
+    #[serde(default = "default_max_bytes")]
+    max_bytes: Spanned<u64>,
 }
 
 impl Default for Batch {
@@ -88,8 +90,16 @@ impl Default for Batch {
         Self {
             max_records: default_max_records(),
             max_wait_ms: default_max_wait_ms(),
+            max_bytes: default_max_bytes(),
         }
     }
+}
+
+/// A batch's messages, at most (16 MiB).
+pub const DEFAULT_MAX_BYTES: u64 = 16 << 20;
+
+fn default_max_bytes() -> Spanned<u64> {
+    Spanned::new(0..0, DEFAULT_MAX_BYTES)
 }
 
 fn default_max_records() -> Spanned<u64> {
@@ -161,14 +171,24 @@ fn default_lake_flush_seconds() -> Spanned<u64> {
 struct MetricsFile {
     #[serde(default = "default_listen")]
     listen: Spanned<String>,
+    #[serde(default = "default_stall_seconds")]
+    stall_seconds: Spanned<u64>,
 }
 
 impl Default for MetricsFile {
     fn default() -> Self {
         Self {
             listen: default_listen(),
+            stall_seconds: default_stall_seconds(),
         }
     }
+}
+
+/// `/health` turns 503 after this long with work pending and nothing completed.
+pub const DEFAULT_STALL_SECONDS: u64 = 120;
+
+fn default_stall_seconds() -> Spanned<u64> {
+    Spanned::new(0..0, DEFAULT_STALL_SECONDS)
 }
 
 fn default_listen() -> Spanned<String> {
@@ -198,6 +218,8 @@ pub struct Config {
     pub lake: Option<(PathBuf, Duration)>,
     /// `None`: no metrics endpoint.
     pub metrics_listen: Option<SocketAddr>,
+    /// Work pending this long with nothing completed makes `/health` answer 503.
+    pub stall_limit: Duration,
     pub rules_dir: Option<PathBuf>,
     pub workers: usize,
     pub max_event_bytes: usize,
@@ -346,6 +368,17 @@ impl Config {
             ));
         }
 
+        let batch_bytes = *file.batch.max_bytes.get_ref();
+        if !((64 << 10)..=(256 << 20)).contains(&batch_bytes) {
+            return Err(at(
+                file.batch.max_bytes.span(),
+                format!(
+                    "batch.max_bytes must be between 65536 and 268435456 (default \
+                     {DEFAULT_MAX_BYTES}); it bounds memory with the worker count"
+                ),
+            ));
+        }
+
         let dead_letter_topic = file.dead_letter.topic.get_ref().trim().to_owned();
         if dead_letter_topic.is_empty() || topics.contains(&dead_letter_topic) {
             return Err(at(
@@ -394,6 +427,17 @@ impl Config {
             })?)
         };
 
+        let stall_seconds = *file.metrics.stall_seconds.get_ref();
+        if !(5..=86_400).contains(&stall_seconds) {
+            return Err(at(
+                file.metrics.stall_seconds.span(),
+                format!(
+                    "metrics.stall_seconds must be between 5 and 86400 (default \
+                     {DEFAULT_STALL_SECONDS})"
+                ),
+            ));
+        }
+
         let workers = match &file.normalize.workers {
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
             Some(n) if (1..=256).contains(n.get_ref()) => *n.get_ref(),
@@ -425,6 +469,7 @@ impl Config {
                 topics,
                 properties,
                 batch_records: usize::try_from(batch_records).unwrap_or(usize::MAX),
+                batch_bytes: usize::try_from(batch_bytes).unwrap_or(usize::MAX),
                 batch_wait: Duration::from_millis(batch_wait_ms),
                 dead_letter_topic,
             },
@@ -432,6 +477,7 @@ impl Config {
             alerts_file: file.alerts.file,
             lake,
             metrics_listen,
+            stall_limit: Duration::from_secs(stall_seconds),
             rules_dir: file.rules.dir,
             workers,
             max_event_bytes,
@@ -447,6 +493,7 @@ impl Config {
                 topics,
                 properties: BTreeMap::new(),
                 batch_records: 10_000,
+                batch_bytes: DEFAULT_MAX_BYTES as usize,
                 batch_wait: Duration::from_millis(DEFAULT_MAX_WAIT_MS),
                 dead_letter_topic: "demarc-dead-letter".to_owned(),
             },
@@ -454,6 +501,7 @@ impl Config {
             alerts_file: None,
             lake: None,
             metrics_listen: None,
+            stall_limit: Duration::from_secs(DEFAULT_STALL_SECONDS),
             rules_dir: None,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_event_bytes: demarc_normalize::Options::default().max_event_bytes,

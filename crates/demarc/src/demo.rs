@@ -155,7 +155,12 @@ pub fn run(args: &DemoArgs) -> Result<()> {
     let rules = Arc::new(load_rules(None)?);
     let engine = crate::run::engine(&config, rules, true);
     let shared = Arc::clone(&engine.shared);
-    let _service = Service::start(config.metrics_listen, &engine.metrics, &shared)?;
+    let _service = Service::start(
+        config.metrics_listen,
+        &engine.metrics,
+        &shared,
+        config.stall_limit,
+    )?;
     eprintln!(
         "demarc demo: mock Kafka cluster at {brokers}; producing {} sample events to `{TOPIC}` \
          at {} events/s; {} rules",

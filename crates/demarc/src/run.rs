@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
@@ -39,7 +39,12 @@ pub fn run(args: &RunArgs) -> Result<()> {
     let config = Config::load(&args.config)?;
     let rules = Arc::new(load_rules(config.rules_dir.as_deref())?);
     let engine = engine(&config, rules, false);
-    let _service = Service::start(config.metrics_listen, &engine.metrics, &engine.shared)?;
+    let _service = Service::start(
+        config.metrics_listen,
+        &engine.metrics,
+        &engine.shared,
+        config.stall_limit,
+    )?;
     eprintln!(
         "demarc: {} rules, consuming {} from {} as group `{}`{}",
         engine.rules.rules().len(),
@@ -184,13 +189,18 @@ impl Service {
         listen: Option<std::net::SocketAddr>,
         metrics: &Arc<Metrics>,
         shared: &Arc<Shared>,
+        stall_limit: Duration,
     ) -> Result<Self> {
         let listener = listen.map(crate::metrics::bind).transpose()?;
+        let health = crate::metrics::Health {
+            metrics: Arc::clone(metrics),
+            shared: Arc::clone(shared),
+            stall_limit,
+        };
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .enable_time()
             .build()?;
-        let metrics = Arc::clone(metrics);
         let shared = Arc::clone(shared);
         let thread = std::thread::Builder::new()
             .name("demarc-service".into())
@@ -199,7 +209,7 @@ impl Service {
                     if let Some(listener) = listener {
                         match tokio::net::TcpListener::from_std(listener) {
                             Ok(listener) => {
-                                tokio::spawn(crate::metrics::serve(listener, metrics));
+                                tokio::spawn(crate::metrics::serve(listener, health));
                             }
                             Err(error) => tracing::error!(%error, "metrics endpoint"),
                         }

@@ -243,25 +243,63 @@ impl RuleSet {
 }
 
 impl RuleSet {
-    /// Runs every rule over one batch and turns each matched row into an alert.
+    /// Runs every rule over one batch and turns each matched row into an alert; the
+    /// first rule that fails fails the whole batch (see [`RuleSet::alerts_each`]).
     pub async fn alerts(
         &self,
         batch: RecordBatch,
         detected_at: &str,
     ) -> Result<Vec<demarc_model::Alert>> {
+        let detected = self.alerts_each(batch, detected_at).await?;
+        match detected.failures.into_iter().next() {
+            Some(failure) => Err(failure.error),
+            None => Ok(detected.alerts),
+        }
+    }
+
+    /// Runs every rule over one batch, each on its own: a rule that fails on this batch
+    /// is reported in [`Detected::failures`] and the others' alerts are still given. An
+    /// error is one that no rule could have avoided (the batch itself is unusable).
+    pub async fn alerts_each(&self, batch: RecordBatch, detected_at: &str) -> Result<Detected> {
         let index_batch = batch.clone();
         let index = crate::alert::EventIndex::new(&index_batch)?;
-        let mut alerts = Vec::new();
-        for matches in self.evaluate(batch).await? {
-            alerts.extend(crate::alert::alerts(
-                matches.rule,
-                &matches.rows,
-                &index,
-                detected_at,
-            )?);
+        let mut detected = Detected::default();
+        for (i, run) in self.runnable(&batch).into_iter().enumerate() {
+            if !run {
+                continue;
+            }
+            let rule = &self.rules[i];
+            let alerts = match self.run(i, batch.clone()).await {
+                Ok(matches) => {
+                    crate::alert::alerts(matches.rule, &matches.rows, &index, detected_at)
+                }
+                Err(error) => Err(error),
+            };
+            match alerts {
+                Ok(alerts) => detected.alerts.extend(alerts),
+                Err(error) => detected.failures.push(RuleFailure {
+                    rule: rule.meta.id.clone(),
+                    error,
+                }),
+            }
         }
-        Ok(alerts)
+        Ok(detected)
     }
+}
+
+/// What the rules found in one batch, and which of them failed on it.
+#[derive(Debug, Default)]
+pub struct Detected {
+    pub alerts: Vec<demarc_model::Alert>,
+    pub failures: Vec<RuleFailure>,
+}
+
+/// A rule that could not run on a batch (a runtime error of its SQL on these events,
+/// such as a cast of a value that does not parse).
+#[derive(Debug)]
+pub struct RuleFailure {
+    pub rule: String,
+    pub error: Error,
 }
 
 /// Optimizer passes left out; see [`session`].

@@ -121,12 +121,15 @@ pub struct Lake {
 }
 
 impl Lake {
-    /// A lake under `root` (created if missing); `run` names this run's files.
+    /// A lake under `root` (created if missing); `run` names this run's files, with a
+    /// random part after it, so that no two processes on any hosts pick the same names
+    /// (and a file is never replaced: see [`PendingFile::create_new`]).
     pub fn open(root: &Path, run: &str) -> Result<Self> {
         std::fs::create_dir_all(root).map_err(io_error("create the lake folder", root))?;
+        let random = uuid::Uuid::new_v4().simple().to_string();
         Ok(Self {
             root: root.to_owned(),
-            run: run.to_owned(),
+            run: format!("{run}-{}", &random[..12]),
             next_part: 0,
             events: HashMap::new(),
             buffered_rows: 0,
@@ -239,7 +242,7 @@ impl Lake {
             source,
         };
         let schema = without_provider(&batches[0].schema());
-        let (pending, file) = PendingFile::create(&path)?;
+        let (pending, file) = PendingFile::create_new(&path)?;
         let mut writer =
             ArrowWriter::try_new(file, Arc::clone(&schema), Some(parquet_properties()))
                 .map_err(parquet)?;
@@ -268,7 +271,7 @@ impl Lake {
             let dir = self.root.join("alerts").join(format!("date={date}"));
             std::fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
             let path = dir.join(self.part_name("jsonl"));
-            let (pending, file) = PendingFile::create(&path)?;
+            let (pending, file) = PendingFile::create_new(&path)?;
             let mut writer = BufWriter::new(file);
             for line in lines {
                 writer
@@ -293,4 +296,42 @@ fn without_provider(schema: &Schema) -> Arc<Schema> {
         .cloned()
         .collect();
     Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use demarc_model::Origin;
+    use demarc_normalize::{Normalizer, Options};
+
+    #[test]
+    fn two_processes_with_the_same_run_name_never_overwrite_each_other() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut normalizer = Normalizer::new(Options::default());
+        normalizer.push(
+            br#"{"eventVersion":"1.08","eventTime":"2026-01-05T10:00:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","awsRegion":"us-east-1","eventID":"e-1","recipientAccountId":"111122223333"}"#,
+            &Origin::file("test"),
+        );
+        let batch = normalizer.take_batch().expect("a row");
+        // Same second, same PID (two containers): the old naming gave both the same
+        // file names, and the second rename replaced the first file.
+        let mut lakes = [
+            Lake::open(dir.path(), "20260105T100000-1").expect("lake"),
+            Lake::open(dir.path(), "20260105T100000-1").expect("lake"),
+        ];
+        for lake in &mut lakes {
+            lake.add_events(&batch).expect("add");
+            lake.flush().expect("flush");
+        }
+        let partition = dir
+            .path()
+            .join("events/provider=aws/date=2026-01-05/hour=10");
+        let mut names: Vec<String> = std::fs::read_dir(&partition)
+            .expect("partition")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names.iter().all(|n| n.ends_with(".parquet")), "{names:?}");
+    }
 }

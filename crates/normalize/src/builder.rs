@@ -155,6 +155,16 @@ impl EventBatchBuilder {
             .append_value(i32::try_from(position.index).unwrap_or(i32::MAX));
     }
 
+    /// The bytes of the largest string column so far (the original JSON, when kept, or
+    /// the request or response): Arrow's 32-bit offsets end at 2 GiB.
+    pub fn largest_column_bytes(&self) -> usize {
+        [&self.raw, &self.request, &self.response, &self.additional]
+            .iter()
+            .map(|b| b.values_slice().len())
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The rows so far as one batch; the builder starts empty again.
     pub fn finish(&mut self) -> RecordBatch {
         self.rows = 0;

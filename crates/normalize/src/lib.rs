@@ -159,6 +159,13 @@ impl Normalizer {
         self.builder.len()
     }
 
+    /// The bytes of the largest string column of the pending rows: take a batch well
+    /// before 2 GiB, where Arrow's 32-bit string offsets end (one input adds at most
+    /// [`Options::max_input_bytes`]).
+    pub fn pending_bytes(&self) -> usize {
+        self.builder.largest_column_bytes()
+    }
+
     /// The pending rows as one batch, or `None` if there are none.
     pub fn take_batch(&mut self) -> Option<RecordBatch> {
         (self.builder.len() > 0).then(|| self.builder.finish())
@@ -543,11 +550,17 @@ struct PubSubMessage<'a> {
 /// Decompression buffers up to this size are kept for the next input.
 const KEPT_GZIP_BUFFER: usize = 64 << 20;
 
+/// How many times its own size a gzip input is first given room to expand to, at
+/// most: CloudTrail and Cloud Logging files expand 5 to 20 times.
+const FIRST_GZIP_RATIO: usize = 32;
+
 /// Decompresses gzip `bytes` into `buffer` (which keeps its length, to be reused without
 /// zero-filling) and returns the length of the output. A single gzip member, as
-/// CloudTrail and Cloud Logging write, goes through libdeflate, sized by the member's
-/// own length trailer; concatenated members, and anything libdeflate refuses, go
-/// through flate2's streaming decoder, which also says what is wrong.
+/// CloudTrail and Cloud Logging write, goes through libdeflate, into a buffer sized by
+/// the member's own length trailer but never beyond [`FIRST_GZIP_RATIO`] times the
+/// input (a 30-byte input claiming 4 GiB gets 64 KiB), doubled while the output
+/// really is larger, up to `limit`; concatenated members, and anything libdeflate
+/// refuses, go through flate2's streaming decoder, which also says what is wrong.
 fn gunzip(
     bytes: &[u8],
     buffer: &mut Vec<u8>,
@@ -568,7 +581,10 @@ fn gunzip(
         u32::from_le_bytes(word)
     };
     let (trailer_crc, trailer_len) = (trailer(8), trailer(4));
-    let mut size = (trailer_len as usize).min(limit).max(1);
+    // The trailer is the input's own claim: believed only as far as an input of this
+    // size plausibly expands. Beyond that the buffer grows with the real output.
+    let plausible = bytes.len().saturating_mul(FIRST_GZIP_RATIO).max(64 << 10);
+    let mut size = (trailer_len as usize).min(plausible).min(limit).max(1);
     let mut decompressor = libdeflater::Decompressor::new();
     loop {
         if buffer.len() < size {

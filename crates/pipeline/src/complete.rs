@@ -98,7 +98,9 @@ pub(crate) struct Done<P> {
     pub alerts: Vec<Fired>,
     pub dead: Vec<DeadLetter>,
     pub unreadable: Vec<(String, String)>,
-    pub rows: Option<RecordBatch>,
+    /// The normalized events, when kept for the lake (more than one chunk only for a
+    /// batch too large for one Arrow column).
+    pub rows: Vec<RecordBatch>,
     pub stats: Stats,
 }
 
@@ -245,8 +247,10 @@ impl<P: Position> Completion<P> {
                 }
                 emitted.push((alert.rule_id.as_str(), fired.produced_ms, fired.received));
             }
-            if let (Some((lake, _)), Some(rows)) = (self.lake.as_mut(), batch.rows.as_ref()) {
-                lake.lake.add_events(rows)?;
+            if let Some((lake, _)) = self.lake.as_mut() {
+                for rows in &batch.rows {
+                    lake.lake.add_events(rows)?;
+                }
             }
         }
         alerts.sync()?;

@@ -13,13 +13,85 @@ use crate::{Error, Result};
 
 /// One record that had rejects: where it came from, its bytes when it was a message
 /// in memory (so that it can be replayed once fixed), and every reject with its reason
-/// and position.
+/// and position. Or a rule that failed on a batch: `rule_failure`, with the batch's
+/// first input as `origin` and a description of all of them as `payload`.
 #[derive(Debug)]
 pub struct DeadLetter {
     pub origin: Origin,
     pub key: Option<Vec<u8>>,
     pub payload: Option<Vec<u8>>,
     pub rejects: Vec<Reject>,
+    pub rule_failure: Option<RuleFailed>,
+}
+
+/// A rule that failed on a batch: its alerts for the batch are missing, the other
+/// rules' are not. `inputs` says where the batch's events came from, so that they can
+/// be run again once the rule is fixed.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RuleFailed {
+    pub rule: String,
+    pub error: String,
+    pub inputs: Vec<InputRange>,
+}
+
+/// The inputs of a batch from one source: a partition's first and last offsets, or a
+/// file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct InputRange {
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_offset: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_offset: Option<i64>,
+}
+
+impl InputRange {
+    /// The ranges covering `origins`, one per source and partition, in first-seen order.
+    pub fn covering<'a>(origins: impl IntoIterator<Item = &'a Origin>) -> Vec<Self> {
+        let mut ranges: Vec<Self> = Vec::new();
+        for origin in origins {
+            let same = ranges
+                .iter_mut()
+                .find(|r| *r.source == *origin.source && r.partition == origin.partition);
+            match same {
+                Some(range) => {
+                    if let Some(offset) = origin.offset {
+                        range.first_offset = range.first_offset.min(Some(offset)).or(Some(offset));
+                        range.last_offset = range.last_offset.max(Some(offset));
+                    }
+                }
+                None => ranges.push(Self {
+                    source: origin.source.to_string(),
+                    partition: origin.partition,
+                    first_offset: origin.offset,
+                    last_offset: origin.offset,
+                }),
+            }
+        }
+        ranges
+    }
+
+    /// `topic[2]@10..=20` or the file name, for logs.
+    pub fn describe(ranges: &[Self]) -> String {
+        let parts: Vec<String> = ranges
+            .iter()
+            .map(|r| match (r.partition, r.first_offset, r.last_offset) {
+                (Some(p), Some(a), Some(b)) => format!("{}[{p}]@{a}..={b}", r.source),
+                _ => r.source.clone(),
+            })
+            .collect();
+        parts.join(" ")
+    }
+}
+
+/// A rule failure's line in a reject file.
+#[derive(serde::Serialize)]
+struct RuleFailedLine<'a> {
+    reason: &'static str,
+    #[serde(flatten)]
+    failure: &'a RuleFailed,
 }
 
 /// A dead-letter output. `write` returns once the letters are durable there, with how
@@ -84,7 +156,23 @@ impl RejectFile {
 
 impl DeadLetters for RejectFile {
     fn write(&mut self, letters: &[DeadLetter]) -> Result<u64> {
-        self.write_rejects(letters.iter().flat_map(|l| &l.rejects))
+        let mut written = self.write_rejects(letters.iter().flat_map(|l| &l.rejects))?;
+        for failure in letters.iter().filter_map(|l| l.rule_failure.as_ref()) {
+            let (writer, pending) = self
+                .out
+                .as_mut()
+                .ok_or_else(|| Error::Stage("dead letters written after the end".into()))?;
+            let line = RuleFailedLine {
+                reason: "rule_failed",
+                failure,
+            };
+            serde_json::to_writer(&mut *writer, &line)
+                .map_err(std::io::Error::from)
+                .and_then(|()| writer.write_all(b"\n"))
+                .map_err(Error::io("write", pending.path()))?;
+            written += 1;
+        }
+        Ok(written)
     }
 
     fn finish(&mut self) -> Result<()> {

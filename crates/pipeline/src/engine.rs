@@ -55,11 +55,17 @@ pub struct Batch<P> {
     pub position: P,
     /// When its first record arrived.
     pub started: Option<Instant>,
+    /// The bytes of its records in memory.
+    pub bytes: usize,
 }
 
 impl<P: Position> Batch<P> {
     pub fn push(&mut self, record: Record) {
         self.started.get_or_insert_with(Instant::now);
+        self.bytes += match &record.payload {
+            Payload::Bytes(b) | Payload::Lines { bytes: b, .. } => b.len(),
+            Payload::File { .. } | Payload::Unreadable(_) => 0,
+        };
         self.records.push(record);
     }
 
@@ -96,6 +102,9 @@ struct Counts {
     inflight: u64,
     /// Batches handed to the workers and not yet written to the outputs.
     unwritten: u64,
+    /// When a batch was last written or acknowledged, or work began after none was
+    /// pending: the start of a stall when work is pending.
+    progress: Option<Instant>,
 }
 
 impl Shared {
@@ -108,6 +117,9 @@ impl Shared {
 
     pub(crate) fn begin(&self) {
         self.update(|c| {
+            if c.inflight == 0 {
+                c.progress = Some(Instant::now());
+            }
             c.inflight += 1;
             c.unwritten += 1;
         });
@@ -122,12 +134,30 @@ impl Shared {
     }
 
     pub(crate) fn written(&self, batches: u64) {
-        self.update(|c| c.unwritten = c.unwritten.saturating_sub(batches));
+        self.update(|c| {
+            c.unwritten = c.unwritten.saturating_sub(batches);
+            c.progress = Some(Instant::now());
+        });
     }
 
     pub(crate) fn end(&self, batches: u64, records: u64) {
         self.records_done.fetch_add(records, Ordering::Relaxed);
-        self.update(|c| c.inflight = c.inflight.saturating_sub(batches));
+        self.update(|c| {
+            c.inflight = c.inflight.saturating_sub(batches);
+            c.progress = Some(Instant::now());
+        });
+    }
+
+    /// How long work has been pending with nothing written or acknowledged, if that is
+    /// longer than `limit`: the pipeline is stalled (an output that blocks, a rule that
+    /// never ends).
+    pub fn stalled(&self, limit: Duration) -> Option<Duration> {
+        let counts = self.counts.lock().ok()?;
+        if counts.inflight == 0 {
+            return None;
+        }
+        let waited = counts.progress?.elapsed();
+        (waited > limit).then_some(waited)
     }
 
     /// Waits while more than `limit` batches are handed over and not yet written;
@@ -446,6 +476,24 @@ mod tests {
         fn merge(&mut self, later: Self) {
             self.0 += later.0;
         }
+    }
+
+    #[test]
+    fn pending_work_without_progress_is_a_stall() {
+        let shared = Shared::default();
+        let limit = Duration::from_millis(50);
+        assert_eq!(shared.stalled(limit), None, "nothing pending");
+        shared.begin();
+        assert_eq!(shared.stalled(limit), None, "just begun");
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(shared.stalled(limit).is_some(), "pending, nothing written");
+        shared.written(1);
+        assert_eq!(shared.stalled(limit), None, "written: progress");
+        std::thread::sleep(Duration::from_millis(80));
+        assert!(shared.stalled(limit).is_some(), "written, never acknowledged");
+        shared.end(1, 1);
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(shared.stalled(limit), None, "idle is not stalled");
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! The Kafka source: a consumer group member that cuts micro-batches, commits offsets
 //! once what they cover is durable, and sends rejected messages to a dead-letter topic.
 //!
-//! - The calling thread polls Kafka and cuts a batch at `batch_records` messages or
-//!   `batch_wait` after its first message, whichever comes first; a batch is handed
+//! - The calling thread polls Kafka and cuts a batch at `batch_records` messages,
+//!   `batch_bytes` bytes or `batch_wait` after its first message, whichever comes first; a batch is handed
 //!   over only when a worker is idle, and grows (up to `batch_records`) while all are
 //!   busy, which spreads the cost of a rule run over more events exactly when that
 //!   matters.
@@ -25,16 +25,22 @@ use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use crate::complete::{Acknowledge, LakeOutput, Outputs, Summary};
-use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::engine::{Batch, Dispatcher, Engine, Offer, Payload, Position, Record};
 use crate::metrics::Metrics;
 use crate::{Error, Result};
+
+mod dead_letters;
+
+pub use dead_letters::{ATTEMPTS as DEAD_LETTER_ATTEMPTS, check_connection};
+use dead_letters::{KafkaDeadLetters, check_topics};
+
+/// How long the start waits for the brokers to describe a topic.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The Kafka side of `demarc run`: where to read and how to cut batches.
 #[derive(Clone)]
@@ -45,6 +51,9 @@ pub struct KafkaSettings {
     /// librdkafka properties passed through, secrets included (never printed).
     pub properties: BTreeMap<String, String>,
     pub batch_records: usize,
+    /// A batch is also cut once its messages hold this many bytes: with the workers'
+    /// count, it bounds the memory of a backlog (see `docs/operations.md`).
+    pub batch_bytes: usize,
     pub batch_wait: Duration,
     pub dead_letter_topic: String,
 }
@@ -58,6 +67,7 @@ impl std::fmt::Debug for KafkaSettings {
             .field("topics", &self.topics)
             .field("properties", &self.properties.keys().collect::<Vec<_>>())
             .field("batch_records", &self.batch_records)
+            .field("batch_bytes", &self.batch_bytes)
             .field("batch_wait", &self.batch_wait)
             .field("dead_letter_topic", &self.dead_letter_topic)
             .finish()
@@ -84,6 +94,16 @@ impl Position for Offsets {
             self.note(&topic, partition, offset);
         }
     }
+}
+
+/// The topics named outright (not `^regex` patterns).
+fn named_topics(settings: &KafkaSettings) -> Vec<String> {
+    settings
+        .topics
+        .iter()
+        .filter(|t| !t.starts_with('^'))
+        .cloned()
+        .collect()
 }
 
 /// The librdkafka settings shared by the consumer and the dead-letter producer.
@@ -128,14 +148,9 @@ pub fn run(
     alerts: AlertSink,
     lake: Option<LakeOutput>,
 ) -> Result<Summary> {
-    let dead_letters = KafkaDeadLetters {
-        producer: dead_letter_producer(settings)?,
-        topic: settings.dead_letter_topic.clone(),
-        runtime: tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .map_err(Error::Thread)?,
-    };
+    let dead_letters = KafkaDeadLetters::new(settings, Arc::clone(&engine.metrics))?;
+    // A missing dead-letter topic fails the start, not the first reject.
+    dead_letters.check_topic(METADATA_TIMEOUT)?;
     let context = Context {
         metrics: Arc::clone(&engine.metrics),
         shared: Arc::clone(&engine.shared),
@@ -152,6 +167,13 @@ pub fn run(
                 "create the Kafka consumer (check [kafka.properties])",
             ))?,
     );
+    // A missing topic fails the start: a consumer of nothing would look healthy.
+    check_topics(
+        consumer.client(),
+        &named_topics(settings),
+        "topic",
+        METADATA_TIMEOUT,
+    )?;
     let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
     consumer
         .subscribe(&topics)
@@ -180,9 +202,52 @@ pub fn run(
     }
     let summary = stages.join();
     engine.metrics.healthy.store(false, Ordering::Relaxed);
+    let failed = match (&summary, &polled) {
+        (Err(error), _) | (_, Err(error)) => {
+            let problem = crate::complete::error_chain(error);
+            engine.metrics.set_problem(Some(problem));
+            true
+        }
+        _ => false,
+    };
+    // Leaving the group waits for the broker; after a failure, not for long.
+    close(
+        consumer,
+        if failed {
+            CLOSE_AFTER_FAILURE
+        } else {
+            CLOSE_CLEANLY
+        },
+    );
     let summary = summary?;
     polled?;
     Ok(summary)
+}
+
+/// How long a clean stop waits for the consumer to leave its group.
+const CLOSE_CLEANLY: Duration = Duration::from_secs(30);
+/// How long a failed run waits for it: the offsets are not committed anyway, and a
+/// process that hangs here would look alive while consuming nothing.
+const CLOSE_AFTER_FAILURE: Duration = Duration::from_secs(5);
+
+/// Closes the consumer (leaves the group, releases its partitions) on a thread of its
+/// own, waiting at most `limit`: `rd_kafka_consumer_close` can block for good with a
+/// rebalance pending, and the process must still end.
+fn close(consumer: Arc<BaseConsumer<Context>>, limit: Duration) {
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("demarc-close".into())
+        .spawn(move || {
+            drop(consumer);
+            let _ = closed_tx.send(());
+        });
+    if spawned.is_ok() && closed_rx.recv_timeout(limit).is_err() {
+        tracing::warn!(
+            seconds = limit.as_secs(),
+            "the Kafka consumer did not leave its group in time; the broker expires it \
+             after session.timeout.ms"
+        );
+    }
 }
 
 fn poll(settings: &KafkaSettings, engine: &Engine, consumer: &BaseConsumer<Context>) -> Result<()> {
@@ -223,7 +288,7 @@ fn poll(settings: &KafkaSettings, engine: &Engine, consumer: &BaseConsumer<Conte
                     let mut b = context.lock_batcher()?;
                     b.batch.position.note(&topic, partition, offset);
                     b.batch.push(record);
-                    b.batch.len() >= settings.batch_records
+                    b.batch.len() >= settings.batch_records || b.batch.bytes >= settings.batch_bytes
                 };
                 if full && context.dispatch(true) == Handed::Gone {
                     break;
@@ -471,100 +536,6 @@ impl Acknowledge<Offsets> for KafkaCommit {
             self.unconfirmed = false;
         }
         Ok(())
-    }
-}
-
-fn dead_letter_producer(settings: &KafkaSettings) -> Result<FutureProducer> {
-    let mut client = client_config(settings);
-    client.set("acks", "all").set("enable.idempotence", "true");
-    client.create().map_err(Error::kafka(
-        "create the dead-letter producer (check [kafka.properties])",
-    ))
-}
-
-/// The dead-letter topic: each rejected message whole, so that it can be replayed once
-/// fixed, with the first reason and where it came from in headers.
-struct KafkaDeadLetters {
-    producer: FutureProducer,
-    topic: String,
-    runtime: tokio::runtime::Runtime,
-}
-
-/// The headers of a dead letter.
-fn headers(letter: &DeadLetter) -> Vec<(&'static str, String)> {
-    let mut headers = Vec::new();
-    if let Some(first) = letter.rejects.first() {
-        headers.extend([
-            ("demarc.reason", first.reason.as_str().to_owned()),
-            ("demarc.detail", first.detail.clone()),
-            ("demarc.rejects", letter.rejects.len().to_string()),
-            ("demarc.line", first.position.line.to_string()),
-            ("demarc.index", first.position.index.to_string()),
-        ]);
-    }
-    headers.push(("demarc.source.topic", letter.origin.source.to_string()));
-    if let Some(p) = letter.origin.partition {
-        headers.push(("demarc.source.partition", p.to_string()));
-    }
-    if let Some(o) = letter.origin.offset {
-        headers.push(("demarc.source.offset", o.to_string()));
-    }
-    headers
-}
-
-impl DeadLetters for KafkaDeadLetters {
-    fn write(&mut self, letters: &[DeadLetter]) -> Result<u64> {
-        let topic = &self.topic;
-        let mut deliveries = Vec::new();
-        for letter in letters {
-            let mut owned = OwnedHeaders::new();
-            for (name, value) in headers(letter) {
-                owned = owned.insert(Header {
-                    key: name,
-                    value: Some(value.as_bytes()),
-                });
-            }
-            let payload = letter.payload.as_deref().unwrap_or_default();
-            let mut record = FutureRecord::to(topic).payload(payload).headers(owned);
-            if let Some(key) = &letter.key {
-                record = record.key(key);
-            }
-            let delivery =
-                self.producer
-                    .send_result(record)
-                    .map_err(|(source, _)| Error::DeadLetter {
-                        topic: topic.clone(),
-                        source,
-                    })?;
-            deliveries.push(delivery);
-        }
-        let count = deliveries.len() as u64;
-        self.runtime.block_on(async {
-            for delivery in deliveries {
-                match delivery.await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err((source, _))) => {
-                        return Err(Error::DeadLetter {
-                            topic: topic.clone(),
-                            source,
-                        });
-                    }
-                    Err(_) => {
-                        return Err(Error::Stage("the dead-letter producer was dropped".into()));
-                    }
-                }
-            }
-            Ok(())
-        })?;
-        Ok(count)
-    }
-}
-
-impl std::fmt::Debug for KafkaDeadLetters {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KafkaDeadLetters")
-            .field("topic", &self.topic)
-            .finish_non_exhaustive()
     }
 }
 

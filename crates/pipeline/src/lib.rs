@@ -70,6 +70,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A setting the brokers do not agree with, and what to change.
+    #[error("{0}")]
+    Config(String),
     #[error("cannot start a pipeline thread")]
     Thread(#[source] std::io::Error),
     /// A stage failed in a way that is a bug: a panic, a lost batch.

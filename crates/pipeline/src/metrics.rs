@@ -1,6 +1,7 @@
 //! Prometheus metrics of the pipeline, documented in `docs/operations.md`. The binary
 //! serves them (`/metrics`) with the health flag (`/health`).
 
+use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 
 use prometheus_client::encoding::text::encode;
@@ -30,8 +31,12 @@ pub struct Metrics {
     pub commit_failures: Counter,
     pub consumer_lag: Family<Labels, Gauge>,
     pub consumer_errors: Counter,
+    pub rule_errors: Family<Labels, Counter>,
+    pub dead_letter_retries: Counter,
     /// Set while the pipeline runs; cleared when it stops or fails.
     pub healthy: AtomicBool,
+    /// What is wrong, when something is: shown by `/health`.
+    problem: Mutex<Option<String>>,
 }
 
 impl Default for Metrics {
@@ -59,7 +64,10 @@ impl Metrics {
             commit_failures: Counter::default(),
             consumer_lag: Family::default(),
             consumer_errors: Counter::default(),
+            rule_errors: Family::default(),
+            dead_letter_retries: Counter::default(),
             healthy: AtomicBool::new(false),
+            problem: Mutex::new(None),
             registry: Registry::with_prefix("demarc"),
         };
         metrics.registry.register(
@@ -131,7 +139,30 @@ impl Metrics {
             "Errors the Kafka consumer reported (connection, authorization…)",
             metrics.consumer_errors.clone(),
         );
+        metrics.registry.register(
+            "rule_errors",
+            "Batches on which a rule failed to run, by rule (its alerts for the batch are \
+             missing; the batch is on the dead-letter output)",
+            metrics.rule_errors.clone(),
+        );
+        metrics.registry.register(
+            "dead_letter_retries",
+            "Dead letters sent again after the dead-letter topic refused them",
+            metrics.dead_letter_retries.clone(),
+        );
         metrics
+    }
+
+    /// Says what is wrong (`None`: nothing any more); `/health` shows it.
+    pub fn set_problem(&self, problem: Option<String>) {
+        if let Ok(mut p) = self.problem.lock() {
+            *p = problem;
+        }
+    }
+
+    /// What is wrong, if anything.
+    pub fn problem(&self) -> Option<String> {
+        self.problem.lock().ok().and_then(|p| p.clone())
     }
 
     /// The metrics in the Prometheus text format.

@@ -13,7 +13,8 @@ use demarc_model::Origin;
 use demarc_normalize::{EXCERPT_BYTES, Normalizer, Stats};
 
 use crate::complete::{Done, Fired};
-use crate::dead_letter::DeadLetter;
+use crate::dead_letter::{DeadLetter, InputRange, RuleFailed};
+use demarc_detect::RuleFailure;
 use crate::engine::{Batch, Engine, Payload, Position};
 use crate::metrics::{Metrics, label};
 use crate::{Error, Result};
@@ -66,6 +67,10 @@ pub(crate) fn run<P: Position>(
     }
 }
 
+/// Rows are taken from the normalizer as a separate chunk once a string column holds
+/// this much, so that no column nears Arrow's 2 GiB offset limit whatever the batch.
+const COLUMN_CUT_BYTES: usize = 512 << 20;
+
 /// A Kafka message's topic, partition and offset.
 type Place = (Arc<str>, i32, i64);
 
@@ -81,6 +86,8 @@ fn process<P: Position>(
     // When each message was produced and received, by its position.
     let mut times: HashMap<Place, (Option<i64>, Option<Instant>)> = HashMap::new();
     let records = batch.records.len() as u64;
+    let origins: Vec<Origin> = batch.records.iter().map(|r| r.origin.clone()).collect();
+    let mut chunks = Vec::new();
     for record in batch.records {
         match &record.payload {
             Payload::Bytes(bytes) => normalizer.push(bytes, &record.origin),
@@ -109,6 +116,9 @@ fn process<P: Position>(
                 (record.produced_ms, record.received),
             );
         }
+        if normalizer.pending_bytes() >= COLUMN_CUT_BYTES {
+            chunks.extend(normalizer.take_batch());
+        }
         let rejects = normalizer.take_rejects();
         if !rejects.is_empty() {
             let payload = match record.payload {
@@ -120,6 +130,7 @@ fn process<P: Position>(
                 key: record.key,
                 payload,
                 rejects,
+                rule_failure: None,
             });
         }
     }
@@ -130,19 +141,19 @@ fn process<P: Position>(
         dead,
         unreadable,
         alerts: Vec::new(),
-        rows: None,
+        rows: Vec::new(),
         stats: Stats::default(),
     };
-    let Some(rows) = normalizer.take_batch() else {
-        return Ok(done);
-    };
+    chunks.extend(normalizer.take_batch());
     let detected_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    let alerts = runtime
-        .block_on(engine.rules.alerts(rows.clone(), &detected_at))
-        .map_err(Error::Rules)?;
-    done.alerts = alerts
-        .into_iter()
-        .map(|alert| {
+    for rows in &chunks {
+        let detected = runtime
+            .block_on(engine.rules.alerts_each(rows.clone(), &detected_at))
+            .map_err(Error::Rules)?;
+        for failure in detected.failures {
+            done.dead.push(rule_failed(&engine.metrics, failure, &origins));
+        }
+        done.alerts.extend(detected.alerts.into_iter().map(|alert| {
             let mut fired = Fired {
                 produced_ms: None,
                 received: None,
@@ -159,12 +170,44 @@ fn process<P: Position>(
                 }
             }
             fired
-        })
-        .collect();
+        }));
+    }
     if engine.settings.keep_rows {
-        done.rows = Some(rows);
+        done.rows = chunks;
     }
     Ok(done)
+}
+
+/// A rule that failed on a batch: counted, logged with the batch's positions, and made
+/// a dead letter. The other rules' alerts for the batch still go out.
+fn rule_failed(metrics: &Metrics, failure: RuleFailure, origins: &[Origin]) -> DeadLetter {
+    let inputs = InputRange::covering(origins);
+    let error = crate::complete::error_chain(&failure.error);
+    metrics
+        .rule_errors
+        .get_or_create(&label("rule", failure.rule.as_str()))
+        .inc();
+    tracing::error!(
+        rule = %failure.rule,
+        inputs = %InputRange::describe(&inputs),
+        %error,
+        "a rule failed on a batch: its alerts for these events are missing"
+    );
+    let failed = RuleFailed {
+        rule: failure.rule,
+        error,
+        inputs,
+    };
+    DeadLetter {
+        origin: origins
+            .first()
+            .cloned()
+            .unwrap_or_else(|| Origin::file("")),
+        key: None,
+        payload: serde_json::to_vec(&failed).ok(),
+        rejects: Vec::new(),
+        rule_failure: Some(failed),
+    }
 }
 
 /// Reads a whole file into the normalizer; one too large to be read within the input

@@ -7,26 +7,45 @@ use std::path::{Path, PathBuf};
 
 use crate::{Error, Result};
 
-/// A file being written under `<name>.partial`; [`PendingFile::commit`] syncs it and
-/// renames it to its name, and dropping it uncommitted removes it. A crash never leaves
-/// a truncated file that looks finished.
+/// A file being written under `<name>.partial`; [`PendingFile::commit`] syncs it,
+/// renames it to its name and syncs the folder, and dropping it uncommitted removes it.
+/// A crash never leaves a truncated file that looks finished, and a committed file
+/// survives a power cut.
 #[derive(Debug)]
 pub struct PendingFile {
     tmp: PathBuf,
     dest: PathBuf,
+    /// Whether committing may replace an existing file of the same name.
+    replace: bool,
 }
 
 impl PendingFile {
-    /// Creates `<dest>.partial`.
+    /// Creates `<dest>.partial`, to replace `dest` if it exists.
     pub fn create(dest: &Path) -> Result<(Self, File)> {
+        Self::open(dest, true)
+    }
+
+    /// Creates `<dest>.partial`, for a file that must not exist yet: committing fails
+    /// rather than replace one (another process's lake file, say).
+    pub fn create_new(dest: &Path) -> Result<(Self, File)> {
+        Self::open(dest, false)
+    }
+
+    fn open(dest: &Path, replace: bool) -> Result<(Self, File)> {
         let mut tmp = dest.as_os_str().to_owned();
         tmp.push(".partial");
         let tmp = PathBuf::from(tmp);
-        let file = File::create(&tmp).map_err(Error::io("create", &tmp))?;
+        let file = if replace {
+            File::create(&tmp)
+        } else {
+            OpenOptions::new().write(true).create_new(true).open(&tmp)
+        }
+        .map_err(Error::io("create", &tmp))?;
         Ok((
             Self {
                 tmp,
                 dest: dest.to_owned(),
+                replace,
             },
             file,
         ))
@@ -42,10 +61,30 @@ impl PendingFile {
         &self.dest
     }
 
-    /// Syncs `file` (this pending file's handle) and renames it into place.
+    /// Syncs `file` (this pending file's handle), puts it in place and syncs the folder,
+    /// so that the new name is durable too.
     pub fn commit(self, file: &File) -> Result<()> {
         file.sync_all().map_err(Error::io("sync", &self.tmp))?;
-        std::fs::rename(&self.tmp, &self.dest).map_err(Error::io("rename into place", &self.tmp))
+        if self.replace {
+            std::fs::rename(&self.tmp, &self.dest)
+                .map_err(Error::io("rename into place", &self.tmp))?;
+        } else {
+            // A link fails if the name is taken, where a rename would replace it.
+            match std::fs::hard_link(&self.tmp, &self.dest) {
+                Ok(()) => {
+                    std::fs::remove_file(&self.tmp).map_err(Error::io("remove", &self.tmp))?;
+                }
+                // A file system without hard links: look, then rename.
+                Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists && !self.dest.exists() => {
+                    std::fs::rename(&self.tmp, &self.dest)
+                        .map_err(Error::io("rename into place", &self.tmp))?;
+                }
+                Err(e) => {
+                    return Err(Error::io("put in place (without replacing)", &self.dest)(e));
+                }
+            }
+        }
+        sync_parent(&self.dest)
     }
 
     /// Flushes `writer` (over this pending file's handle), then commits.
@@ -66,6 +105,18 @@ impl Drop for PendingFile {
     }
 }
 
+/// Syncs the folder holding `path`, so that a name just created or renamed there
+/// survives a power cut.
+pub fn sync_parent(path: &Path) -> Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    File::open(parent)
+        .and_then(|dir| dir.sync_all())
+        .map_err(Error::io("sync the folder", parent))
+}
+
 /// Opens a JSON-lines file for appending. A line cut short by a crash is removed
 /// first: it was not synced when the process died, so the source position it came from
 /// was not acknowledged, and it comes again.
@@ -78,6 +129,8 @@ pub fn open_jsonl(path: &Path) -> Result<File> {
         .map_err(Error::io("open", path))?;
     let len = file.metadata().map_err(Error::io("read", path))?.len();
     if len == 0 {
+        // Perhaps just created: its name must be as durable as the lines to come.
+        sync_parent(path)?;
         return Ok(file);
     }
     let tail_len = len.min(1 << 20);
@@ -140,5 +193,21 @@ mod tests {
         std::io::Write::write_all(&mut file, b"done").expect("write");
         pending.commit(&file).expect("commit");
         assert_eq!(std::fs::read_to_string(&dest).expect("read"), "done");
+    }
+
+    #[test]
+    fn a_new_file_never_replaces_one_of_the_same_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = dir.path().join("part.parquet");
+        std::fs::write(&dest, "someone else's").expect("write");
+        let (pending, mut file) = PendingFile::create_new(&dest).expect("create");
+        std::io::Write::write_all(&mut file, b"mine").expect("write");
+        let error = pending.commit(&file).expect_err("the name is taken");
+        assert!(error.to_string().contains("without replacing"), "{error}");
+        assert_eq!(
+            std::fs::read_to_string(&dest).expect("read"),
+            "someone else's"
+        );
+        assert!(!dir.path().join("part.parquet.partial").exists());
     }
 }

@@ -8,6 +8,7 @@ pub fn repo() -> PathBuf {
 }
 
 /// `demarc ARGS...`, run from the repository root.
+#[allow(dead_code)] // Not every test binary runs it this way.
 pub fn demarc(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_demarc"))
         .args(args)

@@ -107,6 +107,7 @@ fn settings(brokers: &str) -> KafkaSettings {
         topics: vec![TOPIC.to_owned()],
         properties: BTreeMap::new(),
         batch_records: 7,
+        batch_bytes: 16 << 20,
         batch_wait: Duration::from_millis(50),
         dead_letter_topic: "demarc-dead-letter".to_owned(),
     }
@@ -114,6 +115,15 @@ fn settings(brokers: &str) -> KafkaSettings {
 
 /// Runs the pipeline until `until` messages are committed (or the time is up).
 fn run_until(brokers: &str, alerts: &Path, lake: Option<(&Path, Duration)>, until: u64) -> Summary {
+    run_with(&settings(brokers), alerts, lake, until).expect("pipeline runs")
+}
+
+fn run_with(
+    settings: &KafkaSettings,
+    alerts: &Path,
+    lake: Option<(&Path, Duration)>,
+    until: u64,
+) -> Result<Summary> {
     let engine = Engine::new(
         rules(),
         Settings {
@@ -135,9 +145,46 @@ fn run_until(brokers: &str, alerts: &Path, lake: Option<(&Path, Duration)>, unti
         }
         shared.stop.store(true, Ordering::Relaxed);
     });
-    let summary = run(&settings(brokers), &engine, sink, lake).expect("pipeline runs");
+    let summary = run(settings, &engine, sink, lake);
+    engine.shared.stop.store(true, Ordering::Relaxed);
     watcher.join().expect("watcher");
     summary
+}
+
+/// Every message on the dead-letter topic, waiting until there are `count`.
+fn dead_letters(brokers: &str, count: usize) -> Vec<rdkafka::message::OwnedMessage> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "dead-letter-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer
+        .subscribe(&["demarc-dead-letter"])
+        .expect("subscribe");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut messages = Vec::new();
+    while messages.len() < count {
+        assert!(
+            Instant::now() < deadline,
+            "{} dead letters arrived of {count}",
+            messages.len()
+        );
+        if let Some(result) = consumer.poll(Duration::from_millis(200)) {
+            messages.push(result.expect("message").detach());
+        }
+    }
+    messages
+}
+
+/// A header of a message, as text.
+fn header(message: &rdkafka::message::OwnedMessage, name: &str) -> Option<String> {
+    message
+        .headers()?
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .map(|v| String::from_utf8_lossy(v).into_owned())
 }
 
 fn alert_ids(path: &Path) -> Vec<String> {
@@ -324,4 +371,76 @@ fn with_a_lake_offsets_wait_for_the_flush_and_the_events_land_in_parquet() {
     }
     assert!(parquet >= 2, "events of both providers: {parquet} files");
     assert!(alert_files >= 1);
+}
+
+#[test]
+fn a_burst_of_garbage_and_a_dead_letter_too_large_for_the_producer_all_reach_the_topic() {
+    let (_cluster, brokers) = cluster();
+    let mut events = events();
+    let garbage: Vec<Event> = (0..40)
+        .map(|i| (format!("junk-{i}"), format!("not json {i}")))
+        .collect();
+    events.splice(2..2, garbage);
+    // Over the 100 kB this run lets its producer send: an excerpt goes instead.
+    let big = format!("{{\"Records\": [{}", "x".repeat(300_000));
+    events.insert(5, ("big".to_owned(), big.clone()));
+    let expected = expected_alert_ids(&events);
+    produce(&brokers, &events);
+
+    let mut settings = settings(&brokers);
+    settings.batch_records = 1000;
+    settings.properties.extend([
+        // Fewer than the burst: a full queue must wait, not fail.
+        ("queue.buffering.max.messages".to_owned(), "10".to_owned()),
+        ("message.max.bytes".to_owned(), "100000".to_owned()),
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alerts = dir.path().join("alerts.jsonl");
+    let summary = run_with(&settings, &alerts, None, events.len() as u64)
+        .expect("the dead letters are produced");
+    assert_eq!(summary.dead_letters, 41);
+    let got: BTreeSet<String> = alert_ids(&alerts).into_iter().collect();
+    assert_eq!(got, expected);
+
+    let letters = dead_letters(&brokers, 41);
+    let cut: Vec<_> = letters
+        .iter()
+        .filter(|m| header(m, "demarc.truncated").is_some())
+        .collect();
+    assert_eq!(cut.len(), 1, "one letter is cut");
+    let cut = cut[0];
+    assert_eq!(cut.key(), Some(b"big".as_slice()));
+    let payload = cut.payload().expect("excerpt");
+    assert!(payload.len() < 100_000 && payload.len() > 50_000, "{}", payload.len());
+    assert!(big.as_bytes().starts_with(payload), "the excerpt is the first bytes");
+    assert_eq!(header(cut, "demarc.original.bytes"), Some(big.len().to_string()));
+    assert_eq!(header(cut, "demarc.excerpt.bytes"), Some(payload.len().to_string()));
+    assert_eq!(header(cut, "demarc.source.topic").as_deref(), Some(TOPIC));
+    assert!(header(cut, "demarc.source.offset").is_some());
+    let whole = letters
+        .iter()
+        .filter(|m| m.payload().is_some_and(|p| p.starts_with(b"not json")))
+        .count();
+    assert_eq!(whole, 40, "the small letters go whole");
+}
+
+#[test]
+fn a_missing_topic_fails_the_start_and_says_which() {
+    let (_cluster, brokers) = cluster();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alerts = dir.path().join("alerts.jsonl");
+    let mut missing_letters = settings(&brokers);
+    missing_letters.dead_letter_topic = "no-such-dead-letters".to_owned();
+    let error = run_with(&missing_letters, &alerts, None, 0).expect_err("no dead-letter topic");
+    assert_eq!(
+        error.to_string(),
+        "the dead-letter topic `no-such-dead-letters` does not exist: create it"
+    );
+    let mut missing_source = settings(&brokers);
+    missing_source.topics = vec!["no-such-topic".to_owned()];
+    let error = run_with(&missing_source, &alerts, None, 0).expect_err("no source topic");
+    assert_eq!(
+        error.to_string(),
+        "the topic `no-such-topic` does not exist: create it"
+    );
 }
