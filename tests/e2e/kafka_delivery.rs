@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use demarc_tests::demarc::{Expected, Member, MemberSettings, reference_alerts};
 use demarc_tests::kafka::Kafka;
-use demarc_tests::produce::{Place, Produced, SteadyProducer, events};
+use demarc_tests::produce::{Place, Produced, SteadyProducer, events, produce_one};
 
 const TOPIC: &str = "cloudtrail";
 const PARTITIONS: i32 = 6;
@@ -35,7 +35,10 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 
 fn broker() -> Kafka {
     let kafka = Kafka::start().unwrap_or_else(|e| panic!("Apache Kafka did not start: {e}"));
-    kafka.create_topic(TOPIC, PARTITIONS).expect("topic");
+    // Messages of up to 4 MB; the dead-letter topic keeps the broker's 1 MB default.
+    kafka
+        .create_topic_with(TOPIC, PARTITIONS, &[("max.message.bytes", "4000000")])
+        .expect("topic");
     kafka
         .create_topic(DEAD_LETTER_TOPIC, 1)
         .expect("dead-letter topic");
@@ -82,10 +85,12 @@ fn delivered(members: &[&Member]) -> BTreeSet<String> {
     members.iter().flat_map(|m| m.alert_ids()).collect()
 }
 
-/// The reference alerts of the acknowledged events, with where each event went.
+/// The reference alerts of the acknowledged events (and of `extra` messages produced
+/// one by one), with where each event went.
 fn expected(
     events: &[(String, String)],
     produced: &Produced,
+    extra: &[Poison],
     dir: &std::path::Path,
 ) -> (BTreeMap<String, Expected>, Vec<Place>) {
     // Batches of several records, so that restarts resume from commits inside them.
@@ -95,8 +100,14 @@ fn expected(
         produced.records_per_batch
     );
     let placed = &produced.placed;
-    let values: Vec<&str> = placed.iter().map(|(i, _)| events[*i].1.as_str()).collect();
-    let places = placed.iter().map(|(_, p)| *p).collect();
+    let mut values: Vec<&str> = placed.iter().map(|(i, _)| events[*i].1.as_str()).collect();
+    let mut places: Vec<Place> = placed.iter().map(|(_, p)| *p).collect();
+    for poison in extra {
+        if let Ok(text) = std::str::from_utf8(&poison.value) {
+            values.push(text);
+            places.push(poison.place);
+        }
+    }
     let expected = reference_alerts(&values, dir).expect("reference alerts");
     assert!(
         expected.len() >= 20,
@@ -180,6 +191,117 @@ fn diagnosis(
     text
 }
 
+/// A message demarc must reject, and where the broker put it.
+struct Poison {
+    name: &'static str,
+    value: Vec<u8>,
+    place: Place,
+}
+
+/// The poison messages: not JSON; gzip cut short; and a CloudTrail file of over 1 MB
+/// (more than the dead-letter topic takes) holding violations, one broken event and
+/// ordinary events.
+fn poison_values() -> Vec<(&'static str, Vec<u8>)> {
+    use std::io::Write as _;
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gzip.write_all(
+        events(20, 0.0, 31)
+            .into_iter()
+            .map(|e| e.1)
+            .collect::<Vec<_>>()
+            .join("\n")
+            .as_bytes(),
+    )
+    .expect("gzip");
+    let gzip = gzip.finish().expect("gzip");
+    let truncated = gzip[..gzip.len() / 2].to_vec();
+
+    let mut records: Vec<String> = events(20, 0.5, 32).into_iter().map(|e| e.1).collect();
+    records.push("{\"eventVersion\": \"1.08\", \"eventTime\": \"yesterday\"}".to_owned());
+    let filler = events(2000, 0.0, 33);
+    let mut size: usize = records.iter().map(String::len).sum();
+    for (_, value) in filler {
+        if size > 1_200_000 {
+            break;
+        }
+        size += value.len() + 1;
+        records.push(value);
+    }
+    let big = format!("{{\"Records\":[{}]}}", records.join(","));
+    assert!(big.len() > 1_200_000, "{} bytes", big.len());
+    vec![
+        ("not-json", b"this is not JSON at all".to_vec()),
+        ("truncated-gzip", truncated),
+        ("big", big.into_bytes()),
+    ]
+}
+
+/// Every poison message is on the dead-letter topic: whole, or the big one as a marked
+/// excerpt of its first bytes, each with its source position.
+fn assert_dead_lettered(kafka: &Kafka, poison: &[Poison]) {
+    use rdkafka::message::{Headers as _, Message as _};
+    let letters = kafka
+        .read_all(DEAD_LETTER_TOPIC, Duration::from_secs(3))
+        .expect("dead letters");
+    let header = |m: &rdkafka::message::OwnedMessage, name: &str| -> Option<String> {
+        m.headers()?
+            .iter()
+            .find(|h| h.key == name)
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    for p in poison {
+        let found = letters.iter().find(|m| {
+            header(m, "demarc.source.partition") == Some(p.place.partition.to_string())
+                && header(m, "demarc.source.offset") == Some(p.place.offset.to_string())
+        });
+        let Some(letter) = found else {
+            panic!(
+                "poison message {} at {:?} is not on the dead-letter topic ({} letters there)",
+                p.name,
+                p.place,
+                letters.len()
+            );
+        };
+        let payload = letter.payload().unwrap_or_default();
+        if header(letter, "demarc.truncated").is_some() {
+            assert_eq!(p.name, "big", "only the big message is cut");
+            assert!(p.value.starts_with(payload) && payload.len() >= 900_000);
+            assert_eq!(
+                header(letter, "demarc.original.bytes"),
+                Some(p.value.len().to_string())
+            );
+        } else {
+            assert_eq!(payload, p.value.as_slice(), "{} whole", p.name);
+        }
+    }
+}
+
+/// Waits until the group's commits reach the end of every partition: lag 0.
+fn assert_lag_reaches_zero(kafka: &Kafka, group: &str) {
+    let highs = kafka
+        .high_watermarks(TOPIC, PARTITIONS)
+        .expect("high watermarks");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let committed = kafka
+            .committed(group, TOPIC, PARTITIONS)
+            .unwrap_or_default();
+        // A partition nothing was produced to has no commit and no lag.
+        if highs
+            .iter()
+            .all(|(p, high)| *high == 0 || committed.get(p).is_some_and(|c| c >= high))
+        {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lag never reached 0: committed {committed:?}, ends {highs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// What was durable when a member had just been killed: the group's commits, read
 /// first, then the alert files.
 struct Snapshot {
@@ -187,6 +309,9 @@ struct Snapshot {
     alerts: BTreeSet<String>,
 }
 
+/// Also: poison messages among the events (not JSON, a truncated gzip, a CloudTrail file
+/// of over 1 MB with violations and a broken event) reach the dead-letter topic, the
+/// violations in the big one alert, and the group's lag reaches 0.
 #[test]
 fn two_members_one_killed_ten_times_loses_no_alert_and_commits_only_what_is_durable() {
     let _serial = one_at_a_time();
@@ -203,7 +328,15 @@ fn two_members_one_killed_ten_times_loses_no_alert_and_commits_only_what_is_dura
     wait_consumed(&mut b);
 
     let mut snapshots = Vec::new();
+    let mut poison_left = poison_values();
+    let mut poison = Vec::new();
     for kill in 0..10u64 {
+        if kill % 3 == 1
+            && let Some((name, value)) = poison_left.pop()
+        {
+            let place = produce_one(kafka.client(), TOPIC, name, &value).expect("poison");
+            poison.push(Poison { name, value, place });
+        }
         wait_consumed(&mut a);
         // Land each kill at a different point of a batch's life.
         std::thread::sleep(Duration::from_millis(30 + 97 * (kill % 5)));
@@ -225,13 +358,16 @@ fn two_members_one_killed_ten_times_loses_no_alert_and_commits_only_what_is_dura
         a.restart().expect("restart a");
     }
     wait_consumed(&mut a);
+    assert_eq!(poison.len(), 3, "every poison message produced");
     let produced = producer.finish().expect("every event acknowledged");
-    let (expected, places) = expected(&events, &produced, dir.path());
+    let (expected, places) = expected(&events, &produced, &poison, dir.path());
 
     let lost = lost(&kafka, group, &[&a, &b], &expected, &places);
+    assert!(lost.is_none(), "{}", lost.unwrap_or_default());
+    assert_lag_reaches_zero(&kafka, group);
+    assert_dead_lettered(&kafka, &poison);
     let status_a = a.terminate().expect("terminate a");
     let status_b = b.terminate().expect("terminate b");
-    assert!(lost.is_none(), "{}", lost.unwrap_or_default());
     assert!(
         status_a.success() && status_b.success(),
         "exit after SIGTERM: a {status_a}, b {status_b}\n{}{}",
@@ -331,7 +467,7 @@ fn rolling_restart_loses_nothing_and_never_moves_a_commit_backwards() {
     );
     std::thread::sleep(Duration::from_secs(3));
     let produced = producer.finish().expect("every event acknowledged");
-    let (expected, places) = expected(&events, &produced, dir.path());
+    let (expected, places) = expected(&events, &produced, &[], dir.path());
 
     let lost = lost(&kafka, group, &[&a, &b], &expected, &places);
     // B reads on past the last alert: let it commit the end of every partition.
@@ -390,4 +526,84 @@ fn rolling_restart_loses_nothing_and_never_moves_a_commit_backwards() {
         uncommitted.first()
     );
     assert_only_expected(&[&a, &b], &expected);
+}
+
+/// A configuration for `topic`, alerts to a file.
+fn config(kafka: &Kafka, dir: &std::path::Path, name: &str, topic: &str) -> std::path::PathBuf {
+    let path = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &path,
+        format!(
+            "[kafka]\nbrokers = \"{}\"\ngroup_id = \"demarc-e2e-{name}\"\ntopics = [\"{topic}\"]\n\
+             [dead_letter]\ntopic = \"{DEAD_LETTER_TOPIC}\"\n\
+             [alerts]\nstdout = false\nfile = \"{}\"\n[metrics]\nlisten = \"off\"\n",
+            kafka.bootstrap,
+            dir.join(format!("{name}-alerts.jsonl")).display()
+        ),
+    )
+    .expect("write config");
+    path
+}
+
+fn demarc(args: &[&str], config: &std::path::Path) -> std::process::Command {
+    let mut command =
+        std::process::Command::new(demarc_tests::demarc::binary().expect("demarc binary"));
+    command
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .stdin(std::process::Stdio::null());
+    command
+}
+
+#[test]
+fn a_missing_topic_fails_validate_connect_and_ends_run_with_the_reason() {
+    let _serial = one_at_a_time();
+    let kafka = broker();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = config(&kafka, dir.path(), "good", TOPIC);
+    let out = demarc(&["validate", "--connect"], &good)
+        .output()
+        .expect("validate runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let missing = config(&kafka, dir.path(), "missing", "no-such-topic");
+    let out = demarc(&["validate", "--connect"], &missing)
+        .output()
+        .expect("validate runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("the topic `no-such-topic` does not exist"),
+        "{stderr}"
+    );
+
+    // `demarc run` on it: gone within a minute, saying why, not consuming nothing.
+    let started = Instant::now();
+    let mut child = demarc(&["run"], &missing)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("demarc run starts");
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("demarc run on a missing topic still ran after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+        .expect("stderr");
+    assert!(!status.success(), "{status}: {stderr}");
+    assert!(
+        stderr.contains("the topic `no-such-topic` does not exist: create it"),
+        "{stderr}"
+    );
 }

@@ -201,12 +201,26 @@ impl Kafka {
 
     /// Creates a topic with one replica.
     pub fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
+        self.create_topic_with(name, partitions, &[])
+    }
+
+    /// Creates a topic with topic-level settings (`max.message.bytes`…).
+    pub fn create_topic_with(
+        &self,
+        name: &str,
+        partitions: i32,
+        configs: &[(&str, &str)],
+    ) -> Result<()> {
+        let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+        for (key, value) in configs {
+            topic = topic.set(key, value);
+        }
         let admin: AdminClient<DefaultClientContext> = self.client().create()?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()?;
         let results = runtime.block_on(admin.create_topics(
-            &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
+            &[topic],
             &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
         ))?;
         for result in results {
@@ -236,6 +250,34 @@ impl Kafka {
     /// The offsets `group` has committed on `topic` (the next offset to read, per
     /// partition), read without joining the group. Partitions without a commit are
     /// left out.
+    /// Every message of `topic` (all partitions), read from the start until none has
+    /// come for `quiet`.
+    pub fn read_all(
+        &self,
+        topic: &str,
+        quiet: Duration,
+    ) -> Result<Vec<rdkafka::message::OwnedMessage>> {
+        let consumer: BaseConsumer = self
+            .client()
+            .set(
+                "group.id",
+                format!("demarc-tests-reader-{}", std::process::id()),
+            )
+            .set("auto.offset.reset", "earliest")
+            .set("enable.auto.commit", "false")
+            .create()?;
+        consumer.subscribe(&[topic])?;
+        let mut messages = Vec::new();
+        let mut last = Instant::now();
+        while last.elapsed() < quiet {
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                messages.push(message?.detach());
+                last = Instant::now();
+            }
+        }
+        Ok(messages)
+    }
+
     pub fn committed(
         &self,
         group: &str,

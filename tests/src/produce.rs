@@ -223,3 +223,25 @@ pub fn produce_all(client: ClientConfig, topic: &str, events: &[(String, String)
     producer.flush(Duration::from_secs(120))?;
     Ok(())
 }
+
+/// Produces one message and waits for the broker: where it went. The producer takes
+/// messages of up to 4 MB (the topic must too).
+pub fn produce_one(client: ClientConfig, topic: &str, key: &str, value: &[u8]) -> Result<Place> {
+    let producer: rdkafka::producer::FutureProducer = client
+        .clone()
+        .set("message.max.bytes", "4000000")
+        .create()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()?;
+    let record = rdkafka::producer::FutureRecord::to(topic)
+        .key(key)
+        .payload(value);
+    let delivery = runtime
+        .block_on(producer.send(record, Duration::from_secs(30)))
+        .map_err(|(e, _)| format!("cannot produce to `{topic}`: {e}"))?;
+    Ok(Place {
+        partition: delivery.partition,
+        offset: delivery.offset,
+    })
+}

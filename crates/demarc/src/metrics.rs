@@ -104,7 +104,11 @@ fn respond(request: &Request<Incoming>, health: &Health) -> Response<Full<Bytes>
         ),
         "/health" => match health.check() {
             Ok(()) => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
-            Err(why) => (StatusCode::SERVICE_UNAVAILABLE, "text/plain", format!("{why}\n")),
+            Err(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("{why}\n"),
+            ),
         },
         _ => (
             StatusCode::NOT_FOUND,

@@ -33,6 +33,10 @@ pub struct ValidateArgs {
     /// The configuration file (see docs/config.md)
     #[arg(long, short)]
     config: PathBuf,
+    /// Also connect to the brokers: the topics and the dead-letter topic must exist and
+    /// be visible with these credentials
+    #[arg(long)]
+    connect: bool,
 }
 
 pub fn run(args: &RunArgs) -> Result<()> {
@@ -116,13 +120,37 @@ pub fn validate(args: &ValidateArgs) -> Result<()> {
     consumer_config(&config.kafka)
         .create::<BaseConsumer>()
         .with_context(|| format!("{}: [kafka.properties]", args.config.display()))?;
+    // The dead-letter producer has settings of its own (idempotence): a clash among
+    // them fails here, not at the first reject.
+    kafka::dead_letter_config(&config.kafka)
+        .create::<rdkafka::producer::BaseProducer>()
+        .with_context(|| {
+            format!(
+                "{}: [kafka.properties], as the dead-letter producer uses them",
+                args.config.display()
+            )
+        })?;
+    if args.connect {
+        kafka::check_connection(&config.kafka, Duration::from_secs(30)).with_context(|| {
+            format!(
+                "{}: connecting to {}",
+                args.config.display(),
+                config.kafka.brokers
+            )
+        })?;
+    }
     let rules = load_rules(config.rules_dir.as_deref())?;
     println!(
-        "{}: valid ({} topics, {} rules, group `{}`)",
+        "{}: valid ({} topics, {} rules, group `{}`){}",
         args.config.display(),
         config.kafka.topics.len(),
         rules.rules().len(),
-        config.kafka.group_id
+        config.kafka.group_id,
+        if args.connect {
+            "; the brokers answer and the topics exist"
+        } else {
+            ""
+        }
     );
     Ok(())
 }

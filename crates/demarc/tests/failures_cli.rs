@@ -62,7 +62,10 @@ fn closed_stdout_ends_the_process_non_zero_within_seconds() {
         drop(lines);
         let status = exits_within(&mut child, Duration::from_secs(30), "closed stdout");
         let stderr = stderr_of(&mut child);
-        assert!(!status.success(), "round {round}: exited {status}\n{stderr}");
+        assert!(
+            !status.success(),
+            "round {round}: exited {status}\n{stderr}"
+        );
         assert!(
             stderr.contains("error:") && stderr.contains("pipe"),
             "round {round}: {stderr}"
@@ -106,7 +109,10 @@ fn metrics_answer_while_many_connections_hang_half_open() {
         .expect("prlimit runs demarc");
     let deadline = Instant::now() + Duration::from_secs(60);
     while get(port, "/metrics").is_none() {
-        assert!(Instant::now() < deadline, "the metrics endpoint never answered");
+        assert!(
+            Instant::now() < deadline,
+            "the metrics endpoint never answered"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 

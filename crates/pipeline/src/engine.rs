@@ -117,7 +117,7 @@ impl Shared {
 
     pub(crate) fn begin(&self) {
         self.update(|c| {
-            if c.inflight == 0 {
+            if c.unwritten == 0 {
                 c.progress = Some(Instant::now());
             }
             c.inflight += 1;
@@ -148,12 +148,13 @@ impl Shared {
         });
     }
 
-    /// How long work has been pending with nothing written or acknowledged, if that is
-    /// longer than `limit`: the pipeline is stalled (an output that blocks, a rule that
-    /// never ends).
+    /// How long batches have been waiting to be written out with nothing written or
+    /// acknowledged, if that is longer than `limit`: the pipeline is stalled (an output
+    /// that blocks, a rule that never ends). Batches written and waiting for a lake
+    /// flush are not a stall.
     pub fn stalled(&self, limit: Duration) -> Option<Duration> {
         let counts = self.counts.lock().ok()?;
-        if counts.inflight == 0 {
+        if counts.unwritten == 0 {
             return None;
         }
         let waited = counts.progress?.elapsed();
@@ -487,11 +488,19 @@ mod tests {
         assert_eq!(shared.stalled(limit), None, "just begun");
         std::thread::sleep(Duration::from_millis(80));
         assert!(shared.stalled(limit).is_some(), "pending, nothing written");
+        shared.begin();
         shared.written(1);
         assert_eq!(shared.stalled(limit), None, "written: progress");
         std::thread::sleep(Duration::from_millis(80));
-        assert!(shared.stalled(limit).is_some(), "written, never acknowledged");
-        shared.end(1, 1);
+        assert!(shared.stalled(limit).is_some(), "one still not written");
+        shared.written(1);
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(
+            shared.stalled(limit),
+            None,
+            "written, waiting for a lake flush"
+        );
+        shared.end(2, 2);
         std::thread::sleep(Duration::from_millis(80));
         assert_eq!(shared.stalled(limit), None, "idle is not stalled");
     }

@@ -36,7 +36,9 @@ use crate::{Error, Result};
 
 mod dead_letters;
 
-pub use dead_letters::{ATTEMPTS as DEAD_LETTER_ATTEMPTS, check_connection};
+pub use dead_letters::{
+    ATTEMPTS as DEAD_LETTER_ATTEMPTS, check_connection, producer_config as dead_letter_config,
+};
 use dead_letters::{KafkaDeadLetters, check_topics};
 
 /// How long the start waits for the brokers to describe a topic.
@@ -148,9 +150,8 @@ pub fn run(
     alerts: AlertSink,
     lake: Option<LakeOutput>,
 ) -> Result<Summary> {
+    // A missing dead-letter topic fails the start (below), not the first reject.
     let dead_letters = KafkaDeadLetters::new(settings, Arc::clone(&engine.metrics))?;
-    // A missing dead-letter topic fails the start, not the first reject.
-    dead_letters.check_topic(METADATA_TIMEOUT)?;
     let context = Context {
         metrics: Arc::clone(&engine.metrics),
         shared: Arc::clone(&engine.shared),
@@ -159,6 +160,7 @@ pub fn run(
             dispatcher: None,
         }),
         commits_sent: Mutex::new(VecDeque::new()),
+        refusals: Refusals::default(),
     };
     let consumer: Arc<BaseConsumer<Context>> = Arc::new(
         consumer_config(settings)
@@ -168,12 +170,21 @@ pub fn run(
             ))?,
     );
     // A missing topic fails the start: a consumer of nothing would look healthy.
-    check_topics(
+    // Through the consumer, whose context records why the brokers refuse it (a wrong
+    // password, say): that is the error to show, not the timeout it causes.
+    let checked = check_topics(
         consumer.client(),
         &named_topics(settings),
         "topic",
         METADATA_TIMEOUT,
-    )?;
+    )
+    .and_then(|()| dead_letters.check_topic(METADATA_TIMEOUT));
+    if let Err(error) = checked {
+        return Err(match consumer.context().fatal() {
+            Some(problem) => Error::Fatal(problem),
+            None => error,
+        });
+    }
     let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
     consumer
         .subscribe(&topics)
@@ -255,6 +266,9 @@ fn poll(settings: &KafkaSettings, engine: &Engine, consumer: &BaseConsumer<Conte
     let wait = settings.batch_wait;
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
     while !engine.shared.stopping() {
+        if let Some(problem) = context.fatal() {
+            return Err(Error::Fatal(problem));
+        }
         let started = context.lock_batcher()?.batch.started;
         let timeout = match started {
             // Past the deadline with every worker busy: look again shortly.
@@ -296,6 +310,9 @@ fn poll(settings: &KafkaSettings, engine: &Engine, consumer: &BaseConsumer<Conte
             }
             Some(Err(error)) => {
                 engine.metrics.consumer_errors.inc();
+                if is_fatal(&error) {
+                    return Err(Error::Fatal(format!("the Kafka consumer failed: {error}")));
+                }
                 tracing::warn!(%error, "Kafka consumer error");
             }
             None => {}
@@ -319,6 +336,61 @@ struct Context {
     batcher: Mutex<Batcher>,
     /// When each background commit still unanswered was sent, oldest first.
     commits_sent: Mutex<VecDeque<Instant>>,
+    /// An error no retry mends (authentication, authorization, a fenced member): the
+    /// run stops with it.
+    refusals: Refusals,
+}
+
+/// The first error of a client that retrying does not mend, kept to be said.
+#[derive(Debug, Default)]
+pub(crate) struct Refusals(Mutex<Option<String>>);
+
+impl Refusals {
+    pub(crate) fn first(&self) -> Option<String> {
+        self.0.lock().ok().and_then(|f| f.clone())
+    }
+
+    /// Keeps `error` if it is fatal; whether it was.
+    fn note(&self, error: &rdkafka::error::KafkaError, reason: &str) -> bool {
+        if !is_fatal(error) {
+            return false;
+        }
+        tracing::error!(%error, reason, "Kafka client error that retrying does not mend");
+        if let Ok(mut first) = self.0.lock() {
+            first.get_or_insert_with(|| format!("Kafka refused this client: {reason} ({error})"));
+        }
+        true
+    }
+}
+
+impl ClientContext for Refusals {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if !self.note(&error, reason) {
+            tracing::warn!(%error, reason, "Kafka client error");
+        }
+    }
+}
+
+impl ConsumerContext for Refusals {}
+
+/// Errors that retrying does not mend: the process must stop and say why, not look
+/// healthy while consuming nothing.
+fn is_fatal(error: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode as Code;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            Code::Fatal
+                | Code::Authentication
+                | Code::SaslAuthenticationFailed
+                | Code::TopicAuthorizationFailed
+                | Code::GroupAuthorizationFailed
+                | Code::ClusterAuthorizationFailed
+                | Code::FencedInstanceId
+                | Code::UnknownTopicOrPartition
+                | Code::UnknownTopic
+        )
+    )
 }
 
 struct Batcher {
@@ -384,7 +456,18 @@ impl Context {
     }
 }
 
+impl Context {
+    fn fatal(&self) -> Option<String> {
+        self.refusals.first()
+    }
+}
+
 impl ClientContext for Context {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.metrics.consumer_errors.inc();
+        self.refusals.error(error, reason);
+    }
+
     fn stats(&self, statistics: Statistics) {
         for (topic, stats) in &statistics.topics {
             for (partition, p) in &stats.partitions {

@@ -70,6 +70,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An error that retrying does not mend (authentication, authorization, a fenced
+    /// static member, a topic gone).
+    #[error("{0}")]
+    Fatal(String),
     /// A setting the brokers do not agree with, and what to change.
     #[error("{0}")]
     Config(String),

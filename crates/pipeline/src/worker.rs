@@ -14,10 +14,10 @@ use demarc_normalize::{EXCERPT_BYTES, Normalizer, Stats};
 
 use crate::complete::{Done, Fired};
 use crate::dead_letter::{DeadLetter, InputRange, RuleFailed};
-use demarc_detect::RuleFailure;
 use crate::engine::{Batch, Engine, Payload, Position};
 use crate::metrics::{Metrics, label};
 use crate::{Error, Result};
+use demarc_detect::RuleFailure;
 
 /// The worker loop, until the work queue closes or a batch fails.
 pub(crate) fn run<P: Position>(
@@ -151,7 +151,8 @@ fn process<P: Position>(
             .block_on(engine.rules.alerts_each(rows.clone(), &detected_at))
             .map_err(Error::Rules)?;
         for failure in detected.failures {
-            done.dead.push(rule_failed(&engine.metrics, failure, &origins));
+            done.dead
+                .push(rule_failed(&engine.metrics, failure, &origins));
         }
         done.alerts.extend(detected.alerts.into_iter().map(|alert| {
             let mut fired = Fired {
@@ -199,10 +200,7 @@ fn rule_failed(metrics: &Metrics, failure: RuleFailure, origins: &[Origin]) -> D
         inputs,
     };
     DeadLetter {
-        origin: origins
-            .first()
-            .cloned()
-            .unwrap_or_else(|| Origin::file("")),
+        origin: origins.first().cloned().unwrap_or_else(|| Origin::file("")),
         key: None,
         payload: serde_json::to_vec(&failed).ok(),
         rejects: Vec::new(),

@@ -123,7 +123,9 @@ fn a_rule_failing_on_a_batch_costs_only_its_own_alerts_and_is_reported() {
     assert_eq!(line["reason"], "rule_failed");
     assert_eq!(line["rule"], "t-casts");
     assert!(
-        line["error"].as_str().is_some_and(|e| e.contains("not a number")),
+        line["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not a number")),
         "{line}"
     );
     assert_eq!(

@@ -209,7 +209,8 @@ impl KafkaDeadLetters {
 
     /// The next cut of a letter the topic refused as too large, or the failure.
     fn shrink(&self, cut: Cut, payload: usize, error: &KafkaError) -> Result<Cut> {
-        cut.smaller(payload).ok_or_else(|| self.failed(error.clone()))
+        cut.smaller(payload)
+            .ok_or_else(|| self.failed(error.clone()))
     }
 
     fn failed(&self, source: KafkaError) -> Error {
@@ -253,14 +254,12 @@ fn too_large(error: &KafkaError) -> bool {
 /// The dead-letter producer: every write acknowledged by all in-sync replicas,
 /// idempotent, and a bounded time for librdkafka's own retries.
 pub(crate) fn producer(settings: &KafkaSettings) -> Result<FutureProducer> {
-    producer_config(settings)
-        .create()
-        .map_err(Error::kafka(
-            "create the dead-letter producer (check [kafka.properties])",
-        ))
+    producer_config(settings).create().map_err(Error::kafka(
+        "create the dead-letter producer (check [kafka.properties])",
+    ))
 }
 
-pub(crate) fn producer_config(settings: &KafkaSettings) -> ClientConfig {
+pub fn producer_config(settings: &KafkaSettings) -> ClientConfig {
     let mut client = ClientConfig::new();
     // Defaults the user may override: a refused letter stops the run after about a
     // minute and a half, not five (librdkafka's default); and a missing dead-letter
@@ -343,14 +342,22 @@ pub(crate) fn check_topics<C: rdkafka::client::ClientContext>(
 
 /// Checks, with the brokers, what `demarc run` needs from them: the source topics
 /// (when named, not patterns) and the dead-letter topic exist and are visible, and the
-/// dead-letter producer can be built.
+/// dead-letter producer can be built. A refusal (a wrong password) is said as such.
 pub fn check_connection(settings: &KafkaSettings, timeout: Duration) -> Result<()> {
-    let consumer: BaseConsumer = super::consumer_config(settings)
-        .create()
+    let consumer: BaseConsumer<super::Refusals> = super::consumer_config(settings)
+        .create_with_context(super::Refusals::default())
         .map_err(Error::kafka(
             "create the Kafka consumer (check [kafka.properties])",
         ))?;
-    check_topics(consumer.client(), &super::named_topics(settings), "topic", timeout)?;
+    let checked = check_topics(
+        consumer.client(),
+        &super::named_topics(settings),
+        "topic",
+        timeout,
+    );
+    if let Err(error) = checked {
+        return Err(consumer.context().first().map_or(error, Error::Fatal));
+    }
     let letters = KafkaDeadLetters::new(settings, Arc::new(Metrics::new()))?;
     letters.check_topic(timeout)?;
     Ok(())
@@ -363,8 +370,14 @@ mod tests {
     #[test]
     fn cuts_get_smaller_until_one_kib() {
         assert_eq!(Cut::Whole.smaller(2 << 20), Some(Cut::First(64 << 10)));
-        assert_eq!(Cut::First(900_000).smaller(2 << 20), Some(Cut::First(64 << 10)));
-        assert_eq!(Cut::First(64 << 10).smaller(2 << 20), Some(Cut::First(1 << 10)));
+        assert_eq!(
+            Cut::First(900_000).smaller(2 << 20),
+            Some(Cut::First(64 << 10))
+        );
+        assert_eq!(
+            Cut::First(64 << 10).smaller(2 << 20),
+            Some(Cut::First(1 << 10))
+        );
         assert_eq!(Cut::First(1 << 10).smaller(2 << 20), None);
         // A small letter refused as too large is cut below its size.
         assert_eq!(Cut::Whole.smaller(10_000), Some(Cut::First(1 << 10)));

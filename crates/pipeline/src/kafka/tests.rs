@@ -411,10 +411,23 @@ fn a_burst_of_garbage_and_a_dead_letter_too_large_for_the_producer_all_reach_the
     let cut = cut[0];
     assert_eq!(cut.key(), Some(b"big".as_slice()));
     let payload = cut.payload().expect("excerpt");
-    assert!(payload.len() < 100_000 && payload.len() > 50_000, "{}", payload.len());
-    assert!(big.as_bytes().starts_with(payload), "the excerpt is the first bytes");
-    assert_eq!(header(cut, "demarc.original.bytes"), Some(big.len().to_string()));
-    assert_eq!(header(cut, "demarc.excerpt.bytes"), Some(payload.len().to_string()));
+    assert!(
+        payload.len() < 100_000 && payload.len() > 50_000,
+        "{}",
+        payload.len()
+    );
+    assert!(
+        big.as_bytes().starts_with(payload),
+        "the excerpt is the first bytes"
+    );
+    assert_eq!(
+        header(cut, "demarc.original.bytes"),
+        Some(big.len().to_string())
+    );
+    assert_eq!(
+        header(cut, "demarc.excerpt.bytes"),
+        Some(payload.len().to_string())
+    );
     assert_eq!(header(cut, "demarc.source.topic").as_deref(), Some(TOPIC));
     assert!(header(cut, "demarc.source.offset").is_some());
     let whole = letters
