@@ -607,3 +607,81 @@ fn a_missing_topic_fails_validate_connect_and_ends_run_with_the_reason() {
         "{stderr}"
     );
 }
+
+/// A configuration for the broker's SASL/PLAIN listener, the password from the
+/// environment.
+fn sasl_config(kafka: &Kafka, dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("sasl.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[kafka]\nbrokers = \"{}\"\ngroup_id = \"demarc-e2e-sasl\"\ntopics = [\"{TOPIC}\"]\n\
+             [kafka.properties]\n\"security.protocol\" = \"SASL_PLAINTEXT\"\n\
+             \"sasl.mechanism\" = \"PLAIN\"\n\"sasl.username\" = \"{}\"\n\
+             \"sasl.password\" = {{ env = \"DEMARC_KAFKA_PASSWORD\" }}\n\
+             [dead_letter]\ntopic = \"{DEAD_LETTER_TOPIC}\"\n\
+             [alerts]\nstdout = false\nfile = \"{}\"\n[metrics]\nlisten = \"off\"\n",
+            kafka.sasl_bootstrap,
+            demarc_tests::kafka::SASL_USER,
+            dir.join("sasl-alerts.jsonl").display()
+        ),
+    )
+    .expect("write config");
+    path
+}
+
+/// Waits up to `limit` for `child` to exit: its status and standard error.
+fn exit_of(
+    mut child: std::process::Child,
+    limit: Duration,
+    what: &str,
+) -> (std::process::ExitStatus, String) {
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("{what}: still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut stderr);
+    }
+    (status, stderr)
+}
+
+#[test]
+fn a_wrong_password_ends_the_process_with_the_reason_and_the_right_one_connects() {
+    let _serial = one_at_a_time();
+    let kafka = broker();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = sasl_config(&kafka, dir.path());
+
+    let out = demarc(&["validate", "--connect"], &config)
+        .env("DEMARC_KAFKA_PASSWORD", demarc_tests::kafka::SASL_PASSWORD)
+        .output()
+        .expect("validate runs");
+    assert!(
+        out.status.success(),
+        "the right password is refused:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let child = demarc(&["run"], &config)
+        .env("DEMARC_KAFKA_PASSWORD", "not-the-password")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("demarc run starts");
+    let (status, stderr) = exit_of(child, Duration::from_secs(90), "run with a wrong password");
+    assert!(!status.success(), "{status}: {stderr}");
+    let last = stderr.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error:") && last.contains("Invalid username or password"),
+        "the last line does not say the password was refused:\n{stderr}"
+    );
+}

@@ -28,12 +28,18 @@ pub const VERSION: &str = "4.1.1";
 /// folder, so one fixed id serves them all.
 const CLUSTER_ID: &str = "ZGVtYXJjLXRlc3QtYnJrMQ";
 
+/// The one user of the SASL/PLAIN listener, and its password.
+pub const SASL_USER: &str = "demarc";
+pub const SASL_PASSWORD: &str = "demarc-test-secret";
+
 /// One running broker.
 #[derive(Debug)]
 pub struct Kafka {
     child: Child,
     /// `127.0.0.1:PORT`, for `bootstrap.servers`.
     pub bootstrap: String,
+    /// A second listener that wants SASL/PLAIN: [`SASL_USER`] with [`SASL_PASSWORD`].
+    pub sasl_bootstrap: String,
     dir: tempfile::TempDir,
 }
 
@@ -63,6 +69,7 @@ impl Kafka {
         let dir = tempfile::Builder::new().prefix("demarc-kafka-").tempdir()?;
         let port = free_port()?;
         let controller = free_port()?;
+        let sasl = free_port()?;
         let properties = dir.path().join("server.properties");
         std::fs::write(
             &properties,
@@ -70,10 +77,16 @@ impl Kafka {
                 "process.roles=broker,controller\n\
                  node.id=1\n\
                  controller.quorum.bootstrap.servers=127.0.0.1:{controller}\n\
-                 listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller}\n\
-                 advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+                 listeners=PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl},\
+                 CONTROLLER://127.0.0.1:{controller}\n\
+                 advertised.listeners=PLAINTEXT://127.0.0.1:{port},SASL_PLAINTEXT://127.0.0.1:{sasl}\n\
                  controller.listener.names=CONTROLLER\n\
-                 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT\n\
+                 listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,\
+                 SASL_PLAINTEXT:SASL_PLAINTEXT\n\
+                 sasl.enabled.mechanisms=PLAIN\n\
+                 listener.name.sasl_plaintext.plain.sasl.jaas.config=\
+                 org.apache.kafka.common.security.plain.PlainLoginModule required \
+                 user_{SASL_USER}=\"{SASL_PASSWORD}\";\n\
                  inter.broker.listener.name=PLAINTEXT\n\
                  log.dirs={}\n\
                  num.partitions=1\n\
@@ -126,6 +139,7 @@ impl Kafka {
         let mut kafka = Self {
             child,
             bootstrap: format!("127.0.0.1:{port}"),
+            sasl_bootstrap: format!("127.0.0.1:{sasl}"),
             dir,
         };
         kafka.wait_ready(Duration::from_secs(90))?;

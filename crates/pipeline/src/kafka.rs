@@ -111,11 +111,18 @@ fn named_topics(settings: &KafkaSettings) -> Vec<String> {
 /// The librdkafka settings shared by the consumer and the dead-letter producer.
 pub fn client_config(settings: &KafkaSettings) -> ClientConfig {
     let mut client = ClientConfig::new();
+    apply_settings(&mut client, settings);
+    client
+}
+
+/// Sets the brokers and the user's properties on `client`, over what it has. (Never
+/// copied from another `ClientConfig`: its `config_map` hides secrets behind a
+/// placeholder, which would then be sent as the password.)
+pub(crate) fn apply_settings(client: &mut ClientConfig, settings: &KafkaSettings) {
     client.set("bootstrap.servers", &settings.brokers);
     for (key, value) in &settings.properties {
         client.set(key, value);
     }
-    client
 }
 
 /// The consumer's settings: demarc's own, over the user's defaults.
@@ -130,9 +137,7 @@ pub fn consumer_config(settings: &KafkaSettings) -> ClientConfig {
         .set("queued.max.messages.kbytes", "16384")
         .set("fetch.wait.max.ms", "10")
         .set("session.timeout.ms", "10000");
-    for (key, value) in client_config(settings).config_map() {
-        client.set(key, value);
-    }
+    apply_settings(&mut client, settings);
     client
         .set("group.id", &settings.group_id)
         .set("enable.auto.commit", "false")
@@ -180,10 +185,7 @@ pub fn run(
     )
     .and_then(|()| dead_letters.check_topic(METADATA_TIMEOUT));
     if let Err(error) = checked {
-        return Err(match consumer.context().fatal() {
-            Some(problem) => Error::Fatal(problem),
-            None => error,
-        });
+        return Err(refusal(&consumer).map_or(error, Error::Fatal));
     }
     let topics: Vec<&str> = settings.topics.iter().map(String::as_str).collect();
     consumer
@@ -339,6 +341,37 @@ struct Context {
     /// An error no retry mends (authentication, authorization, a fenced member): the
     /// run stops with it.
     refusals: Refusals,
+}
+
+/// Why the brokers refuse `consumer`, if they do: its error events are served by a
+/// poll (before a subscription, a poll reads no message).
+pub(crate) fn refusal<C: ConsumerContext + HasRefusals>(
+    consumer: &BaseConsumer<C>,
+) -> Option<String> {
+    for _ in 0..10 {
+        if let Some(problem) = consumer.context().refusals().first() {
+            return Some(problem);
+        }
+        let _ = consumer.poll(Duration::from_millis(10));
+    }
+    consumer.context().refusals().first()
+}
+
+/// A context that keeps the fatal errors of its client.
+pub(crate) trait HasRefusals {
+    fn refusals(&self) -> &Refusals;
+}
+
+impl HasRefusals for Refusals {
+    fn refusals(&self) -> &Refusals {
+        self
+    }
+}
+
+impl HasRefusals for Context {
+    fn refusals(&self) -> &Refusals {
+        &self.refusals
+    }
 }
 
 /// The first error of a client that retrying does not mend, kept to be said.

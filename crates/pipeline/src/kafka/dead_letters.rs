@@ -22,7 +22,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 
-use super::{KafkaSettings, client_config};
+use super::{KafkaSettings, apply_settings};
 use crate::dead_letter::{DeadLetter, DeadLetters};
 use crate::metrics::Metrics;
 use crate::{Error, Result};
@@ -267,9 +267,7 @@ pub fn producer_config(settings: &KafkaSettings) -> ClientConfig {
     client
         .set("message.timeout.ms", "30000")
         .set("allow.auto.create.topics", "false");
-    for (key, value) in client_config(settings).config_map() {
-        client.set(key, value);
-    }
+    apply_settings(&mut client, settings);
     client.set("acks", "all").set("enable.idempotence", "true");
     client
 }
@@ -356,7 +354,7 @@ pub fn check_connection(settings: &KafkaSettings, timeout: Duration) -> Result<(
         timeout,
     );
     if let Err(error) = checked {
-        return Err(consumer.context().first().map_or(error, Error::Fatal));
+        return Err(super::refusal(&consumer).map_or(error, Error::Fatal));
     }
     let letters = KafkaDeadLetters::new(settings, Arc::new(Metrics::new()))?;
     letters.check_topic(timeout)?;

@@ -457,3 +457,21 @@ fn a_missing_topic_fails_the_start_and_says_which() {
         "the topic `no-such-topic` does not exist: create it"
     );
 }
+
+#[test]
+fn secrets_reach_the_clients_as_given() {
+    let mut settings = settings("127.0.0.1:1");
+    settings
+        .properties
+        .insert("sasl.password".to_owned(), "s3cret-value".to_owned());
+    for (client, config) in [
+        ("consumer", consumer_config(&settings)),
+        ("dead-letter producer", dead_letter_config(&settings)),
+    ] {
+        assert_eq!(
+            config.get("sasl.password").expect("set"),
+            "s3cret-value",
+            "{client}"
+        );
+    }
+}
