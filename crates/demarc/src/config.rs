@@ -17,10 +17,15 @@ use toml::Spanned;
 const SECRET_PROPERTIES: &[&str] = &[
     "sasl.password",
     "sasl.oauthbearer.client.secret",
+    // librdkafka's alias of the one above.
+    "sasl.oauthbearer.client.credentials.client.secret",
     "sasl.oauthbearer.config",
+    "sasl.oauthbearer.assertion.private.key.passphrase",
+    "sasl.oauthbearer.assertion.private.key.pem",
     "ssl.key.password",
     "ssl.key.pem",
     "ssl.keystore.password",
+    "ssl.truststore.password",
     "ssl_key",
 ];
 
@@ -213,6 +218,8 @@ struct NormalizeFile {
 pub struct Config {
     /// `[kafka]`, `[batch]` and `[dead_letter]`: the Kafka source.
     pub kafka: KafkaSettings,
+    /// The line of each `[kafka.properties]` entry, to name it in errors found later.
+    pub property_lines: BTreeMap<String, usize>,
     pub alerts_stdout: bool,
     pub alerts_file: Option<PathBuf>,
     pub lake: Option<(PathBuf, Duration)>,
@@ -301,6 +308,7 @@ impl Config {
         }
 
         let mut properties = BTreeMap::new();
+        let mut property_lines = BTreeMap::new();
         for (name, value) in &file.kafka.properties {
             let key = name.get_ref().as_str();
             if OWNED_PROPERTIES.contains(&key) {
@@ -350,6 +358,25 @@ impl Config {
                     content.trim_end_matches(['\r', '\n']).to_owned()
                 }
             };
+            // librdkafka checks the name and the value now, so that the error names
+            // this line; the value is not repeated (it may be a secret).
+            let mut alone = rdkafka::ClientConfig::new();
+            alone.set(key, &resolved);
+            if let Err(error) = alone.create_native_config() {
+                let why = match &error {
+                    rdkafka::error::KafkaError::ClientConfig(_, description, _, _) => {
+                        description.clone()
+                    }
+                    other => other.to_string(),
+                };
+                return Err(at(
+                    name.span(),
+                    format!(
+                        "librdkafka refuses `{key}`: {why} (see librdkafka's CONFIGURATION.md)"
+                    ),
+                ));
+            }
+            property_lines.insert(key.to_owned(), line_of(text, name.span().start));
             properties.insert(key.to_owned(), resolved);
         }
 
@@ -385,6 +412,27 @@ impl Config {
                 file.dead_letter.topic.span(),
                 "dead_letter.topic must be a topic name other than the input topics".into(),
             ));
+        }
+
+        // A pattern that also matches the dead-letter topic would read demarc's own dead
+        // letters back, and reject them again, for ever.
+        for topic in topics.iter().filter(|t| t.starts_with('^')) {
+            let pattern = regex::Regex::new(topic).map_err(|e| {
+                at(
+                    file.kafka.topics.span(),
+                    format!("kafka.topics: `{topic}` is not a valid pattern: {e}"),
+                )
+            })?;
+            if pattern.is_match(&dead_letter_topic) {
+                return Err(at(
+                    file.kafka.topics.span(),
+                    format!(
+                        "kafka.topics: the pattern `{topic}` also matches the dead-letter topic \
+                         `{dead_letter_topic}`, whose messages demarc would read back: narrow \
+                         the pattern or rename dead_letter.topic"
+                    ),
+                ));
+            }
         }
 
         if !file.alerts.stdout && file.alerts.file.is_none() {
@@ -473,6 +521,7 @@ impl Config {
                 batch_wait: Duration::from_millis(batch_wait_ms),
                 dead_letter_topic,
             },
+            property_lines,
             alerts_stdout: file.alerts.stdout,
             alerts_file: file.alerts.file,
             lake,
@@ -497,6 +546,7 @@ impl Config {
                 batch_wait: Duration::from_millis(DEFAULT_MAX_WAIT_MS),
                 dead_letter_topic: "demarc-dead-letter".to_owned(),
             },
+            property_lines: BTreeMap::new(),
             alerts_stdout: true,
             alerts_file: None,
             lake: None,
@@ -566,6 +616,52 @@ mod tests {
         assert!(message.starts_with("demarc.toml:6: "), "{message}");
         assert!(message.contains("env = "), "{message}");
         assert!(!message.contains("hunter2"), "{message}");
+        // Every alias of a secret, too.
+        for key in [
+            "sasl.oauthbearer.client.credentials.client.secret",
+            "sasl.oauthbearer.assertion.private.key.passphrase",
+            "ssl.keystore.password",
+        ] {
+            let text = format!("{MINIMAL}[kafka.properties]\n\"{key}\" = \"hunter2\"\n");
+            let message = error(&text);
+            assert!(message.starts_with("demarc.toml:6: "), "{key}: {message}");
+            assert!(message.contains("is a secret"), "{key}: {message}");
+        }
+    }
+
+    #[test]
+    fn librdkafka_property_errors_name_the_line_without_the_value() {
+        let text = format!(
+            "{MINIMAL}[kafka.properties]\n\"session.timeout.ms\" = 9000\n\
+             \"fetch.wait.max.ms\" = \"soon\"\n"
+        );
+        let message = error(&text);
+        assert!(
+            message.starts_with("demarc.toml:7: librdkafka refuses `fetch.wait.max.ms`"),
+            "{message}"
+        );
+        assert!(!message.contains("soon"), "{message}");
+        let text = format!("{MINIMAL}[kafka.properties]\n\"no.such.property\" = 1\n");
+        let message = error(&text);
+        assert!(
+            message.starts_with("demarc.toml:6: librdkafka refuses `no.such.property`"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_topic_pattern_matching_the_dead_letter_topic_is_refused() {
+        let text = "[kafka]\nbrokers = \"b:9092\"\ngroup_id = \"g\"\n\
+                    topics = [\"^demarc-.*\"]\n";
+        let message = error(text);
+        assert!(
+            message.starts_with("demarc.toml:4: kafka.topics"),
+            "{message}"
+        );
+        assert!(message.contains("demarc-dead-letter"), "{message}");
+        let text = "[kafka]\nbrokers = \"b:9092\"\ngroup_id = \"g\"\n\
+                    topics = [\"^cloudtrail-.*\"]\n";
+        assert!(parse(text).is_ok());
     }
 
     #[test]

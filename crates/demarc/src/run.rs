@@ -119,17 +119,12 @@ pub fn validate(args: &ValidateArgs) -> Result<()> {
     // does not connect.
     consumer_config(&config.kafka)
         .create::<BaseConsumer>()
-        .with_context(|| format!("{}: [kafka.properties]", args.config.display()))?;
+        .map_err(|e| located(&args.config, &config, "the consumer", &e))?;
     // The dead-letter producer has settings of its own (idempotence): a clash among
     // them fails here, not at the first reject.
     kafka::dead_letter_config(&config.kafka)
         .create::<rdkafka::producer::BaseProducer>()
-        .with_context(|| {
-            format!(
-                "{}: [kafka.properties], as the dead-letter producer uses them",
-                args.config.display()
-            )
-        })?;
+        .map_err(|e| located(&args.config, &config, "the dead-letter producer", &e))?;
     if args.connect {
         kafka::check_connection(&config.kafka, Duration::from_secs(30)).with_context(|| {
             format!(
@@ -153,6 +148,33 @@ pub fn validate(args: &ValidateArgs) -> Result<()> {
         }
     );
     Ok(())
+}
+
+/// A client that librdkafka refused to create, with the line of the property its
+/// message names (librdkafka may name it by a shorter alias).
+fn located(
+    path: &Path,
+    config: &Config,
+    client: &str,
+    error: &impl std::fmt::Display,
+) -> anyhow::Error {
+    let text = error.to_string();
+    let named: Vec<&str> = text.split('`').skip(1).step_by(2).collect();
+    let found = config.property_lines.iter().find(|(key, _)| {
+        named
+            .iter()
+            .any(|n| !n.is_empty() && (key.as_str() == *n || key.starts_with(&format!("{n}."))))
+    });
+    match found {
+        Some((key, line)) => anyhow::anyhow!(
+            "{}:{line}: [kafka.properties] `{key}`: {client} cannot be created with it: {text}",
+            path.display()
+        ),
+        None => anyhow::anyhow!(
+            "{}: [kafka.properties]: {client} cannot be created: {text}",
+            path.display()
+        ),
+    }
 }
 
 pub fn load_rules(dir: Option<&Path>) -> Result<RuleSet> {

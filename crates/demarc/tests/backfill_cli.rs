@@ -265,6 +265,47 @@ fn a_large_ndjson_file_is_streamed_and_positions_stay_exact() {
     }
 }
 
+/// A gzip file cut off partway (a download that stopped): the lines before the cut are
+/// processed and alert, and the report says where reading stopped.
+#[test]
+fn a_read_error_partway_keeps_the_lines_before_it_and_says_where() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(&big_ndjson()).expect("compress");
+    let whole = encoder.finish().expect("compress");
+    let cut = dir.path().join("cut.ndjson.gz");
+    // Past line 2,000 (the violation), well before the end.
+    std::fs::write(&cut, &whole[..whole.len() * 9 / 10]).expect("write");
+    let report_path = dir.path().join("r.json");
+    let output = demarc(&[
+        "backfill",
+        text(&cut),
+        "--stream-above-bytes",
+        "1",
+        "--chunk-bytes",
+        "65536",
+        "--report",
+        text(&report_path),
+    ]);
+    let report = read_json(&report_path);
+    let error = report["unreadable_files"][text(&cut)]
+        .as_str()
+        .unwrap_or_else(|| panic!("the cut file is not reported: {report}"));
+    let line: u64 = error
+        .strip_prefix("read error at line ")
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no line in {error:?}"));
+    let events = report["events_out"].as_u64().expect("events_out");
+    // Every whole line before the failure became an event (one of them, line 2,500, is
+    // rejected), and none after it.
+    assert!(line > 2000 && line <= 3000, "{error}");
+    assert_eq!(events, line - 1 - u64::from(line > 2500), "{report}");
+    let alerts = json_lines(&output.stdout);
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["source"][0]["line"], 2000);
+}
+
 #[test]
 fn bad_rules_and_paths_fail_before_any_work() {
     let dir = tempfile::tempdir().expect("temp dir");

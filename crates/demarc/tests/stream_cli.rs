@@ -49,8 +49,14 @@ fn bad_configs_fail_with_file_line_and_fix() {
         ),
         (
             "[kafka]\nbrokers = \"k:9092\"\ngroup_id = \"g\"\ntopics = [\"t\"]\n[kafka.properties]\n\"fetch.wait.max.mss\" = 10\n",
-            "fetch.wait.max.mss",
+            ":6: librdkafka refuses `fetch.wait.max.mss`",
             "No such configuration property",
+        ),
+        // Fine for the consumer, refused by the idempotent dead-letter producer.
+        (
+            "[kafka]\nbrokers = \"k:9092\"\ngroup_id = \"g\"\ntopics = [\"t\"]\n[kafka.properties]\n\"client.id\" = \"x\"\n\"max.in.flight.requests.per.connection\" = 10\n",
+            ":7: [kafka.properties] `max.in.flight.requests.per.connection`",
+            "dead-letter producer",
         ),
         (
             "[kafka]\nbrokers = \"k:9092\"\ngroup_id = \"g\"\ntopics = [\"t\"]\n[kafka.properties]\n\"ssl.key.password\" = \"x\"\n",

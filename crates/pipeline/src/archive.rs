@@ -218,6 +218,21 @@ impl Source<'_> {
                     Ok(Streamed::Done) => true,
                     Ok(Streamed::NotNdjson) => self.push_file(path, disk_bytes, gzip),
                     Ok(Streamed::Stopped) => false,
+                    // The lines before the failure are in the batches: the report says
+                    // where reading stopped.
+                    Ok(Streamed::Failed { error, line, read }) => self.push(
+                        Origin::file(path.display().to_string()),
+                        Payload::Unreadable(format!(
+                            "read error at line {line}, after {read} bytes of the file \
+                             (the {} lines before it were processed): {error}",
+                            line - 1
+                        )),
+                        Progress {
+                            files: 1,
+                            disk_bytes: disk_bytes.saturating_sub(self.streamed),
+                        },
+                        0,
+                    ),
                     // What was read of it is in the batches already; the rest of its
                     // size goes with the report, so that the progress adds up.
                     Err(error) => self.push(
@@ -318,7 +333,47 @@ impl Source<'_> {
         let mut first = true;
         let mut skipping = false;
         loop {
-            let at_end = fill(&mut reader, &mut buffer, chunk).map_err(Error::io("read", path))?;
+            let at_end = match fill(&mut reader, &mut buffer, chunk) {
+                Ok(at_end) => at_end,
+                // Nothing shows yet that the file is NDJSON: it is unreadable as a whole.
+                Err(error) if first && !looks_like_ndjson(&buffer) => {
+                    return Err(Error::io("read", path)(error));
+                }
+                Err(error) => {
+                    // The whole lines read before the failure are processed; the rest
+                    // of the file is reported with where it starts.
+                    let whole = if skipping {
+                        0
+                    } else {
+                        memchr::memrchr(b'\n', &buffer).map_or(0, |i| i + 1)
+                    };
+                    buffer.truncate(whole);
+                    let lines = memchr::memchr_iter(b'\n', &buffer).count() as u64;
+                    let read = count.load(Ordering::Relaxed);
+                    if !buffer.is_empty() {
+                        let progress = Progress {
+                            files: 0,
+                            disk_bytes: read - self.streamed,
+                        };
+                        self.streamed = read;
+                        let estimate = buffer.len() as u64;
+                        let bytes = std::mem::take(&mut buffer);
+                        if !self.push(
+                            origin.clone(),
+                            Payload::Lines { bytes, first_line },
+                            progress,
+                            estimate,
+                        ) {
+                            return Ok(Streamed::Stopped);
+                        }
+                    }
+                    return Ok(Streamed::Failed {
+                        error: error.to_string(),
+                        line: first_line + lines,
+                        read,
+                    });
+                }
+            };
             if first {
                 first = false;
                 if !looks_like_ndjson(&buffer) {
@@ -391,6 +446,13 @@ enum Streamed {
     NotNdjson,
     /// The workers stopped taking work.
     Stopped,
+    /// Reading failed at this line, after this many bytes of the file; the lines before
+    /// it were handed over.
+    Failed {
+        error: String,
+        line: u64,
+        read: u64,
+    },
 }
 
 /// Counts the bytes read from the file on disk, for progress.
