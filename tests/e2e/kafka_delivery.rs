@@ -685,3 +685,69 @@ fn a_wrong_password_ends_the_process_with_the_reason_and_the_right_one_connects(
         "the last line does not say the password was refused:\n{stderr}"
     );
 }
+
+/// A member whose alert file is on a full disk, joining a group mid-stream (so that a
+/// rebalance may be pending when it fails), must exit non-zero within seconds, each
+/// time; and a member fenced by another with its static id must exit with the reason
+/// instead of looking healthy.
+#[test]
+fn a_full_disk_and_a_fenced_member_end_the_process_within_seconds() {
+    let _serial = one_at_a_time();
+    let kafka = broker();
+    let group = "demarc-e2e-faults";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let events = Arc::new(events(90_000, 0.01, 9));
+    let producer = SteadyProducer::start(kafka.client(), TOPIC, Arc::clone(&events), RATE);
+    let mut a = Member::start(dir.path(), "a", settings(&kafka, group, Some("demarc-a")))
+        .expect("member a");
+    wait_consumed(&mut a);
+
+    // C's alert file cannot be written: writes fail with ENOSPC, syncs with EINVAL.
+    std::os::unix::fs::symlink("/dev/full", dir.path().join("alerts-c.jsonl")).expect("symlink");
+    let mut c = Member::start(dir.path(), "c", settings(&kafka, group, None)).expect("member c");
+    for round in 1..=4 {
+        let started = Instant::now();
+        let status = c
+            .wait_exit(Duration::from_secs(60))
+            .expect("wait")
+            .unwrap_or_else(|| {
+                panic!(
+                    "round {round}: C still runs 60 s after its disk filled:\n{}",
+                    c.log_text()
+                )
+            });
+        assert!(!status.success(), "round {round}: C exited {status}");
+        let log = c.log_text();
+        assert!(
+            log.lines()
+                .any(|l| l.starts_with("error: cannot") && l.contains("alerts-c.jsonl")),
+            "round {round}: the log does not say why:\n{log}"
+        );
+        eprintln!(
+            "round {round}: C exited {status} after {:?}",
+            started.elapsed()
+        );
+        if round < 4 {
+            c.restart().expect("restart c");
+        }
+    }
+    assert!(a.running(), "A went down with C:\n{}", a.log_text());
+
+    // D takes A's static id: the broker fences A, which must stop and say so.
+    let mut d = Member::start(dir.path(), "d", settings(&kafka, group, Some("demarc-a")))
+        .expect("member d");
+    let status = a
+        .wait_exit(Duration::from_secs(60))
+        .expect("wait")
+        .unwrap_or_else(|| panic!("A still runs 60 s after it was fenced:\n{}", a.log_text()));
+    assert!(!status.success(), "A exited {status}");
+    assert!(
+        a.log_text().to_lowercase().contains("fenced"),
+        "A's log does not say it was fenced:\n{}",
+        a.log_text()
+    );
+    wait_consumed(&mut d);
+    producer.finish().expect("every event acknowledged");
+    let status = d.terminate().expect("terminate d");
+    assert!(status.success(), "d exited {status}:\n{}", d.log_text());
+}

@@ -67,6 +67,8 @@ fn newest_source() -> Result<Option<(PathBuf, std::time::SystemTime)>> {
             } else if path
                 .extension()
                 .is_some_and(|e| e == "rs" || e == "sql" || e == "toml")
+                // A module's unit tests (`foo/tests.rs`) are not in the binary either.
+                && entry.file_name() != "tests.rs"
             {
                 let changed = entry.metadata()?.modified()?;
                 if newest.as_ref().is_none_or(|(_, t)| changed > *t) {
@@ -181,6 +183,25 @@ impl Member {
         match self.child.as_mut() {
             Some(child) => matches!(child.try_wait(), Ok(None)),
             None => false,
+        }
+    }
+
+    /// Waits up to `limit` for the process to exit on its own: its status, or `None`
+    /// if it still runs.
+    pub fn wait_exit(&mut self, limit: Duration) -> Result<Option<ExitStatus>> {
+        let Some(child) = self.child.as_mut() else {
+            return Err(format!("member {} is not running", self.name).into());
+        };
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                return Ok(Some(status));
+            }
+            if Instant::now() > deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

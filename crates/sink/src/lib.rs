@@ -82,6 +82,8 @@ pub struct AlertSink {
     stdout: Option<(BufWriter<std::io::Stdout>, Format)>,
     file: Option<AlertFile>,
     recent: RecentIds,
+    /// Something was written since the last `sync`.
+    unsynced: bool,
 }
 
 #[derive(Debug)]
@@ -114,6 +116,7 @@ impl AlertSink {
             stdout: stdout.map(|format| (BufWriter::new(std::io::stdout()), format)),
             file,
             recent: RecentIds::new(dedup_window),
+            unsynced: false,
         })
     }
 
@@ -122,6 +125,7 @@ impl AlertSink {
         if !self.recent.insert(&alert.alert_id) {
             return Ok(false);
         }
+        self.unsynced = true;
         if let Some((out, format)) = self.stdout.as_mut() {
             match format {
                 Format::Json => write_json_line(out, alert),
@@ -150,6 +154,10 @@ impl AlertSink {
     /// Makes what was written durable: standard output flushed, an appended alert file
     /// flushed and synced to disk (a replaced one is synced by `finish`).
     pub fn sync(&mut self) -> Result<()> {
+        // Nothing new: no flush, and above all no fsync for a batch without alerts.
+        if !self.unsynced {
+            return Ok(());
+        }
         if let Some((out, _)) = self.stdout.as_mut() {
             out.flush().map_err(Error::Stdout)?;
         }
@@ -166,6 +174,7 @@ impl AlertSink {
                 writer.flush().map_err(Error::io("write", pending.path()))?;
             }
         }
+        self.unsynced = false;
         Ok(())
     }
 

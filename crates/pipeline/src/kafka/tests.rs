@@ -475,3 +475,88 @@ fn secrets_reach_the_clients_as_given() {
         );
     }
 }
+
+#[test]
+fn a_dead_letter_topic_that_keeps_refusing_stops_the_run_after_bounded_retries() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let (cluster, brokers) = cluster();
+    let mut events = events();
+    events.insert(1, ("poison".to_owned(), "not json".to_owned()));
+    produce(&brokers, &events);
+    // From now on every produce request is refused: only the dead letters are produced.
+    cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED; 100],
+    );
+    let engine = Engine::new(rules(), Settings::new(1, Options::default()));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = AlertSink::open(
+        None,
+        Some((&dir.path().join("alerts.jsonl"), FileMode::Append)),
+        1000,
+    )
+    .expect("alert file");
+    // A stop in case the run does not end by itself (left running if it does).
+    {
+        let shared = Arc::clone(&engine.shared);
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(60));
+            shared.stop.store(true, Ordering::Relaxed);
+        });
+    }
+    let mut settings = settings(&brokers);
+    // Each attempt waits for librdkafka's own retries at most this long.
+    settings
+        .properties
+        .insert("message.timeout.ms".to_owned(), "3000".to_owned());
+    let started = Instant::now();
+    let error = run(&settings, &engine, sink, None).expect_err("the run stops");
+    let took = started.elapsed();
+    let text = crate::complete::error_chain(&error);
+    assert!(
+        text.starts_with(
+            "the dead-letter topic `demarc-dead-letter` did not take a rejected message"
+        ),
+        "{text}"
+    );
+    let metrics = engine.metrics.encode();
+    assert!(
+        metrics.contains(&format!(
+            "demarc_dead_letter_retries_total {}",
+            DEAD_LETTER_ATTEMPTS - 1
+        )),
+        "{metrics}"
+    );
+    // /health says why.
+    let problem = engine.metrics.problem().expect("a problem is set");
+    assert!(problem.contains("demarc-dead-letter"), "{problem}");
+    // Retried with pauses, not at once, and not for ever.
+    assert!(
+        took >= Duration::from_secs(6) && took < Duration::from_secs(45),
+        "{took:?}"
+    );
+    // Nothing after the poisoned message was committed.
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "demarc-test")
+        .create()
+        .expect("consumer");
+    let mut list = TopicPartitionList::new();
+    list.add_partition(TOPIC, 0);
+    list.add_partition(TOPIC, 1);
+    let committed = consumer
+        .committed_offsets(list, Duration::from_secs(10))
+        .expect("committed");
+    let total: i64 = committed
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some(o),
+            _ => None,
+        })
+        .sum();
+    assert!(
+        total < events.len() as i64,
+        "every message was committed though its dead letter was not produced"
+    );
+}
