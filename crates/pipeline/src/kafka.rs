@@ -2,10 +2,10 @@
 //! once what they cover is durable, and sends rejected messages to a dead-letter topic.
 //!
 //! - The calling thread polls Kafka and cuts a batch at `batch_records` messages,
-//!   `batch_bytes` bytes or `batch_wait` after its first message, whichever comes first; a batch is handed
-//!   over only when a worker is idle, and grows (up to `batch_records`) while all are
-//!   busy, which spreads the cost of a rule run over more events exactly when that
-//!   matters.
+//!   `batch_bytes` bytes or `batch_wait` after its first message, whichever comes
+//!   first; a batch is handed over only when a worker is idle, and grows (up to
+//!   `batch_records` and `batch_bytes`) while all are busy, which spreads the cost of a
+//!   rule run over more events exactly when that matters.
 //! - The engine's completion stage produces the dead letters and waits for the broker
 //!   to acknowledge them, writes and syncs the alerts, flushes the lake when due, and
 //!   only then commits the highest offset of each partition (+1). A crash replays from
@@ -23,18 +23,24 @@ use demarc_model::Origin;
 use demarc_sink::AlertSink;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaResult;
 use rdkafka::message::Message;
 use rdkafka::statistics::Statistics;
-use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::topic_partition_list::TopicPartitionList;
 
-use crate::complete::{Acknowledge, LakeOutput, Outputs, Summary};
+use crate::complete::{LakeOutput, Outputs, Summary};
 use crate::engine::{Batch, Dispatcher, Engine, Offer, Payload, Position, Record};
 use crate::metrics::Metrics;
 use crate::{Error, Result};
 
+mod commit;
 mod dead_letters;
+mod refusals;
+
+use commit::KafkaCommit;
+use refusals::is_fatal;
+pub(crate) use refusals::{HasRefusals, Refusals, refusal};
 
 pub use dead_letters::{
     ATTEMPTS as DEAD_LETTER_ATTEMPTS, check_connection, producer_config as dead_letter_config,
@@ -343,87 +349,10 @@ struct Context {
     refusals: Refusals,
 }
 
-/// Why the brokers refuse `consumer`, if they do: its error events are served by a
-/// poll (before a subscription, a poll reads no message).
-pub(crate) fn refusal<C: ConsumerContext + HasRefusals>(
-    consumer: &BaseConsumer<C>,
-) -> Option<String> {
-    for _ in 0..10 {
-        if let Some(problem) = consumer.context().refusals().first() {
-            return Some(problem);
-        }
-        let _ = consumer.poll(Duration::from_millis(10));
-    }
-    consumer.context().refusals().first()
-}
-
-/// A context that keeps the fatal errors of its client.
-pub(crate) trait HasRefusals {
-    fn refusals(&self) -> &Refusals;
-}
-
-impl HasRefusals for Refusals {
-    fn refusals(&self) -> &Refusals {
-        self
-    }
-}
-
 impl HasRefusals for Context {
     fn refusals(&self) -> &Refusals {
         &self.refusals
     }
-}
-
-/// The first error of a client that retrying does not mend, kept to be said.
-#[derive(Debug, Default)]
-pub(crate) struct Refusals(Mutex<Option<String>>);
-
-impl Refusals {
-    pub(crate) fn first(&self) -> Option<String> {
-        self.0.lock().ok().and_then(|f| f.clone())
-    }
-
-    /// Keeps `error` if it is fatal; whether it was.
-    fn note(&self, error: &rdkafka::error::KafkaError, reason: &str) -> bool {
-        if !is_fatal(error) {
-            return false;
-        }
-        tracing::error!(%error, reason, "Kafka client error that retrying does not mend");
-        if let Ok(mut first) = self.0.lock() {
-            first.get_or_insert_with(|| format!("Kafka refused this client: {reason} ({error})"));
-        }
-        true
-    }
-}
-
-impl ClientContext for Refusals {
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        if !self.note(&error, reason) {
-            tracing::warn!(%error, reason, "Kafka client error");
-        }
-    }
-}
-
-impl ConsumerContext for Refusals {}
-
-/// Errors that retrying does not mend: the process must stop and say why, not look
-/// healthy while consuming nothing.
-fn is_fatal(error: &rdkafka::error::KafkaError) -> bool {
-    use rdkafka::types::RDKafkaErrorCode as Code;
-    matches!(
-        error.rdkafka_error_code(),
-        Some(
-            Code::Fatal
-                | Code::Authentication
-                | Code::SaslAuthenticationFailed
-                | Code::TopicAuthorizationFailed
-                | Code::GroupAuthorizationFailed
-                | Code::ClusterAuthorizationFailed
-                | Code::FencedInstanceId
-                | Code::UnknownTopicOrPartition
-                | Code::UnknownTopic
-        )
-    )
 }
 
 struct Batcher {
@@ -579,80 +508,6 @@ fn describe(partitions: &TopicPartitionList) -> String {
         })
         .collect();
     parts.join(" ")
-}
-
-/// Offsets committed to the group once durable.
-struct KafkaCommit {
-    consumer: Arc<BaseConsumer<Context>>,
-    /// The highest offsets committed so far, and whether a background commit has been
-    /// sent since the last commit that was waited for.
-    sent: Offsets,
-    unconfirmed: bool,
-}
-
-impl KafkaCommit {
-    /// Commits `offsets` of the partitions this member owns. Another member's
-    /// partitions are left alone: their offsets here are from before a revoke, and
-    /// committing them would move that member's commits backwards.
-    fn commit(&self, offsets: &Offsets, wait: bool) -> Result<()> {
-        let owned = self
-            .consumer
-            .assignment()
-            .map_err(Error::kafka("read the partition assignment"))?;
-        let mut list = TopicPartitionList::new();
-        for ((topic, partition), last) in &offsets.0 {
-            if owned.find_partition(topic, *partition).is_none() {
-                continue;
-            }
-            list.add_partition_offset(topic, *partition, Offset::Offset(last + 1))
-                .map_err(Error::kafka("list the offsets to commit"))?;
-        }
-        if list.count() == 0 {
-            return Ok(());
-        }
-        let context = self.consumer.context();
-        if wait {
-            let started = Instant::now();
-            self.consumer
-                .commit(&list, CommitMode::Sync)
-                .map_err(Error::kafka("commit offsets"))?;
-            context
-                .metrics
-                .commit_seconds
-                .observe(started.elapsed().as_secs_f64());
-        } else {
-            // Sent in the background, in order: the completion stage goes on with the
-            // next batches instead of waiting a round trip. The outcome arrives in
-            // `commit_callback`.
-            if let Ok(mut sent) = context.commits_sent.lock() {
-                sent.push_back(Instant::now());
-            }
-            self.consumer
-                .commit(&list, CommitMode::Async)
-                .map_err(Error::kafka("commit offsets"))?;
-        }
-        Ok(())
-    }
-}
-
-impl Acknowledge<Offsets> for KafkaCommit {
-    fn acknowledge(&mut self, position: &Offsets, wait: bool) -> Result<()> {
-        self.sent.merge(position.clone());
-        let result = self.commit(position, wait);
-        // A commit waited for confirms every earlier one (offsets only grow).
-        self.unconfirmed = !wait || (self.unconfirmed && result.is_err());
-        result
-    }
-
-    /// Background commits may still be on their way: commit the same offsets once more
-    /// and wait for the answer, so that a clean stop leaves nothing to read again.
-    fn finish(&mut self) -> Result<()> {
-        if self.unconfirmed {
-            self.commit(&self.sent, true)?;
-            self.unconfirmed = false;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
