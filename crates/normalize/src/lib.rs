@@ -16,19 +16,22 @@ mod builder;
 mod cloudtrail;
 mod document;
 mod gcp;
+mod gzip;
 mod lenient;
+mod ndjson;
 mod outcome;
+mod pubsub;
 mod scan;
 mod time;
 
-use std::io::Read;
-
 use arrow::array::RecordBatch;
-use base64::Engine as _;
 use demarc_model::{Origin, Position};
 
 use crate::builder::{EventBatchBuilder, EventRow};
 use crate::document::Document;
+use crate::gzip::{KEPT_GZIP_BUFFER, gunzip};
+pub use crate::ndjson::looks_like_ndjson;
+use crate::ndjson::{is_ndjson, lines};
 pub use crate::outcome::{EXCERPT_BYTES, Reject, RejectReason, SkipReason, Stats};
 
 /// Limits and switches of a [`Normalizer`].
@@ -507,10 +510,7 @@ impl Normalizer {
 
     /// A Pub/Sub push request: `{"message": {"data": …}, "subscription": …}`.
     fn pubsub_push(&mut self, message: &str, bytes: &[u8], cursor: Cursor<'_>) {
-        let data = parse_nested::<lenient::Obj<PubSubMessage<'_>>>(message)
-            .and_then(|m| m.0)
-            .and_then(|m| m.data.0);
-        match data {
+        match pubsub::message_data(message) {
             Some(data) => self.pubsub_data(&data, bytes, cursor),
             None => {
                 let detail = "`message` has no base64 `data`".to_owned();
@@ -520,11 +520,7 @@ impl Normalizer {
     }
 
     fn pubsub_data(&mut self, data: &str, bytes: &[u8], cursor: Cursor<'_>) {
-        let data = data.trim();
-        let decoded = BASE64_STANDARD
-            .decode(data)
-            .or_else(|_| BASE64_URL_SAFE.decode(data));
-        match decoded {
+        match pubsub::decode(data) {
             Ok(payload) => {
                 let inner = Cursor {
                     pinned_line: true,
@@ -540,89 +536,6 @@ impl Normalizer {
     }
 }
 
-#[derive(Debug, Default, serde::Deserialize)]
-#[serde(default)]
-struct PubSubMessage<'a> {
-    #[serde(borrow)]
-    data: lenient::Text<'a>,
-}
-
-/// Decompression buffers up to this size are kept for the next input.
-const KEPT_GZIP_BUFFER: usize = 64 << 20;
-
-/// How many times its own size a gzip input is first given room to expand to, at
-/// most: CloudTrail and Cloud Logging files expand 5 to 20 times.
-const FIRST_GZIP_RATIO: usize = 32;
-
-/// Decompresses gzip `bytes` into `buffer` (which keeps its length, to be reused without
-/// zero-filling) and returns the length of the output. A single gzip member, as
-/// CloudTrail and Cloud Logging write, goes through libdeflate, into a buffer sized by
-/// the member's own length trailer but never beyond [`FIRST_GZIP_RATIO`] times the
-/// input (a 30-byte input claiming 4 GiB gets 64 KiB), doubled while the output
-/// really is larger, up to `limit`; concatenated members, and anything libdeflate
-/// refuses, go through flate2's streaming decoder, which also says what is wrong.
-fn gunzip(
-    bytes: &[u8],
-    buffer: &mut Vec<u8>,
-    limit: usize,
-) -> Result<usize, (RejectReason, String)> {
-    let too_big = || {
-        (
-            RejectReason::Oversize,
-            format!("gzip input expands past the {limit}-byte limit"),
-        )
-    };
-    // The last 8 bytes are the CRC-32 and length (mod 2^32) of the last member.
-    let trailer = |at: usize| -> u32 {
-        let start = bytes.len().saturating_sub(at);
-        let word: [u8; 4] = bytes[start..(start + 4).min(bytes.len())]
-            .try_into()
-            .unwrap_or([0; 4]);
-        u32::from_le_bytes(word)
-    };
-    let (trailer_crc, trailer_len) = (trailer(8), trailer(4));
-    // The trailer is the input's own claim: believed only as far as an input of this
-    // size plausibly expands. Beyond that the buffer grows with the real output.
-    let plausible = bytes.len().saturating_mul(FIRST_GZIP_RATIO).max(64 << 10);
-    let mut size = (trailer_len as usize).min(plausible).min(limit).max(1);
-    let mut decompressor = libdeflater::Decompressor::new();
-    loop {
-        if buffer.len() < size {
-            buffer.resize(size, 0);
-        }
-        match decompressor.gzip_decompress(bytes, &mut buffer[..size]) {
-            // libdeflate reads the first member only: the input's own trailer tells
-            // whether that was all of it.
-            Ok(len)
-                if trailer_len == len as u32
-                    && trailer_crc == libdeflater::crc32(&buffer[..len]) =>
-            {
-                return Ok(len);
-            }
-            Ok(_) => break,
-            Err(libdeflater::DecompressionError::InsufficientSpace) if size < limit => {
-                size = size.saturating_mul(2).min(limit);
-            }
-            Err(libdeflater::DecompressionError::InsufficientSpace) => return Err(too_big()),
-            Err(libdeflater::DecompressionError::BadData) => break,
-        }
-    }
-    let mut plain = Vec::new();
-    let mut decoder = flate2::read::MultiGzDecoder::new(bytes).take(limit as u64 + 1);
-    decoder.read_to_end(&mut plain).map_err(|e| {
-        (
-            RejectReason::BadGzip,
-            format!("gzip stream is corrupt: {e}"),
-        )
-    })?;
-    if plain.len() > limit {
-        return Err(too_big());
-    }
-    let len = plain.len();
-    *buffer = plain;
-    Ok(len)
-}
-
 /// Parses JSON found inside an event (a field value, or JSON text inside a string),
 /// after the nesting guard: such text may not have been measured with its document.
 pub(crate) fn parse_nested<'a, T: serde::Deserialize<'a>>(text: &'a str) -> Option<T> {
@@ -631,16 +544,6 @@ pub(crate) fn parse_nested<'a, T: serde::Deserialize<'a>>(text: &'a str) -> Opti
     }
     sonic_rs::from_str(text).ok()
 }
-
-/// Pub/Sub clients differ in alphabet and padding; both alphabets are tried, padding is
-/// optional.
-const BASE64_CONFIG: base64::engine::GeneralPurposeConfig =
-    base64::engine::GeneralPurposeConfig::new()
-        .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent);
-const BASE64_STANDARD: base64::engine::GeneralPurpose =
-    base64::engine::GeneralPurpose::new(&base64::alphabet::STANDARD, BASE64_CONFIG);
-const BASE64_URL_SAFE: base64::engine::GeneralPurpose =
-    base64::engine::GeneralPurpose::new(&base64::alphabet::URL_SAFE, BASE64_CONFIG);
 
 fn json_error(error: &sonic_rs::Error) -> (RejectReason, String) {
     use sonic_rs::error::Category;
@@ -651,64 +554,6 @@ fn json_error(error: &sonic_rs::Error) -> (RejectReason, String) {
     let message = error.to_string();
     let first_line = message.lines().next().unwrap_or_default();
     (reason, first_line.to_owned())
-}
-
-/// Whether an input that starts with `prefix` (its first few MiB, say) is NDJSON, so
-/// that it can be read in runs of whole lines with [`Normalizer::push_lines`]
-/// instead of whole. Gzip is not looked through: pass decompressed bytes.
-pub fn looks_like_ndjson(prefix: &[u8]) -> bool {
-    let prefix = prefix.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(prefix);
-    prefix
-        .iter()
-        .position(|b| !b.is_ascii_whitespace())
-        .is_some_and(|start| is_ndjson(&prefix[start..]))
-}
-
-/// Several JSON documents, one per line, rather than one (possibly pretty-printed)
-/// document. Either the first line is a complete JSON value and more follows; or the
-/// first document does not end where its first line does: if it is complete and alone,
-/// this is one document, and if it never closes (a broken first line), the input is
-/// NDJSON when one of the next two lines is a complete JSON object on its own, which no
-/// line of a pretty-printed document is.
-fn is_ndjson(body: &[u8]) -> bool {
-    let mut lines = lines(body)
-        .map(<[u8]>::trim_ascii)
-        .filter(|l| !l.is_empty());
-    let Some(first) = lines.next() else {
-        return false;
-    };
-    let mut rest = lines.take(2).peekable();
-    if rest.peek().is_none() {
-        return false;
-    }
-    let complete = |line: &[u8]| {
-        !scan::exceeds(line, scan::MAX_NESTING)
-            && sonic_rs::from_slice::<serde::de::IgnoredAny>(line).is_ok()
-    };
-    if complete(first) {
-        return true;
-    }
-    match scan::container_end(body, 0, scan::MAX_NESTING) {
-        Err(scan::Stop::Unterminated) => {
-            rest.any(|line| line.first() == Some(&b'{') && complete(line))
-        }
-        Ok(_) | Err(scan::Stop::TooDeep) => false,
-    }
-}
-
-/// The lines of `body`, split at `\n`.
-fn lines(body: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let mut start = 0;
-    let mut ends = memchr::memchr_iter(b'\n', body);
-    std::iter::from_fn(move || {
-        if start > body.len() {
-            return None;
-        }
-        let end = ends.next().unwrap_or(body.len());
-        let line = &body[start..end];
-        start = end + 1;
-        Some(line)
-    })
 }
 
 /// Normalizes one input completely: the convenience for tests and one-shot callers.
@@ -737,47 +582,4 @@ impl Normalized {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ndjson_is_told_from_a_prefix() {
-        let line = br#"{"eventID":"a","eventTime":"2026-01-01T00:00:00Z"}"#;
-        let mut ndjson = line.to_vec();
-        ndjson.extend_from_slice(b"\n");
-        ndjson.extend_from_slice(line);
-        ndjson.extend_from_slice(b"\n{\"eventID\":\"tru");
-        assert!(looks_like_ndjson(&ndjson));
-        // A pretty-printed document cut short is not.
-        assert!(!looks_like_ndjson(
-            b"{\n  \"Records\": [\n    {\n      \"eventID\": \"a\",\n"
-        ));
-        assert!(!looks_like_ndjson(line));
-        assert!(!looks_like_ndjson(b"  \n "));
-    }
-
-    #[test]
-    fn lines_cut_from_a_larger_input_keep_their_line_numbers() {
-        let mut normalizer = Normalizer::new(Options::default());
-        let origin = Origin::file("big.ndjson");
-        let input = b"{\"eventID\":\"a\",\"eventTime\":\"2026-01-01T00:00:00Z\",\"eventSource\":\"s3.amazonaws.com\"}\n\n{\"broken\n";
-        normalizer.push_lines(input, &origin, 41);
-        let rejects = normalizer.take_rejects();
-        let lines: Vec<u64> = rejects.iter().map(|r| r.position.line).collect();
-        assert_eq!(lines, [43]);
-        let batch = normalizer.take_batch().expect("one event");
-        // A run that starts with a broken line is still read line by line.
-        normalizer.push_lines(b"{\"cut\n{\"also\": \n", &origin, 7);
-        let lines: Vec<u64> = normalizer
-            .take_rejects()
-            .iter()
-            .map(|r| r.position.line)
-            .collect();
-        assert_eq!(lines, [7, 8]);
-        let src_line = batch
-            .column_by_name("src_line")
-            .and_then(|c| c.as_any().downcast_ref::<arrow::array::Int64Array>())
-            .map(|c| c.value(0));
-        assert_eq!(src_line, Some(41));
-    }
-}
+mod tests;
