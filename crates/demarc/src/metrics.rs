@@ -10,7 +10,6 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -41,21 +40,7 @@ pub struct Health {
 impl Health {
     /// `Ok` while the pipeline runs and moves; otherwise why not.
     pub fn check(&self) -> std::result::Result<(), String> {
-        if let Some(problem) = self.metrics.problem() {
-            return Err(problem);
-        }
-        if let Some(waited) = self.shared.stalled(self.stall_limit) {
-            return Err(format!(
-                "stalled: work pending and nothing completed for {}s (limit {}s)",
-                waited.as_secs(),
-                self.stall_limit.as_secs()
-            ));
-        }
-        if self.metrics.healthy.load(Ordering::Relaxed) {
-            Ok(())
-        } else {
-            Err("not running".to_owned())
-        }
+        self.metrics.health(&self.shared, self.stall_limit)
     }
 }
 

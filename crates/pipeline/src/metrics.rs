@@ -2,7 +2,8 @@
 //! serves them (`/metrics`) with the health flag (`/health`).
 
 use std::sync::Mutex;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
@@ -10,6 +11,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::engine::Shared;
 
 pub type Labels = Vec<(&'static str, String)>;
 
@@ -163,6 +166,26 @@ impl Metrics {
     /// What is wrong, if anything.
     pub fn problem(&self) -> Option<String> {
         self.problem.lock().ok().and_then(|p| p.clone())
+    }
+
+    /// `Ok` while the pipeline runs and moves; otherwise why not: the problem set, a
+    /// stall longer than `stall_limit` (see [`Shared::stalled`]), or not running.
+    pub fn health(&self, shared: &Shared, stall_limit: Duration) -> Result<(), String> {
+        if let Some(problem) = self.problem() {
+            return Err(problem);
+        }
+        if let Some(waited) = shared.stalled(stall_limit) {
+            return Err(format!(
+                "stalled: work pending and nothing completed for {}s (limit {}s)",
+                waited.as_secs(),
+                stall_limit.as_secs()
+            ));
+        }
+        if self.healthy.load(Ordering::Relaxed) {
+            Ok(())
+        } else {
+            Err("not running".to_owned())
+        }
     }
 
     /// The metrics in the Prometheus text format.
