@@ -4,12 +4,12 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::net::TcpStream;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::repo;
+use common::{free_port, get, repo};
 
 /// Waits up to `limit` for `child` to exit; kills it and fails the test if it does not.
 fn exits_within(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
@@ -71,24 +71,6 @@ fn closed_stdout_ends_the_process_non_zero_within_seconds() {
             "round {round}: {stderr}"
         );
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("address")
-        .port()
-}
-
-/// One GET, with a deadline on every step.
-fn get(port: u16, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    Some(text)
 }
 
 /// 300 connections that never send a request, from a process allowed 256 open files:

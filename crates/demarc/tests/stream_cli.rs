@@ -2,12 +2,11 @@
 
 mod common;
 
-use std::io::{Read as _, Write as _};
-use std::net::{TcpListener, TcpStream};
+use std::io::Read as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{demarc, repo};
+use common::{demarc, free_port, get, repo};
 
 fn validate(path: &str) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_demarc"))
@@ -103,21 +102,9 @@ fn demo_streams_the_samples_into_alerts() {
     assert!(stderr.contains(" 0 rejected"), "{stderr}");
 }
 
-fn get(port: u16, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    Some(text)
-}
-
 #[test]
 fn metrics_and_health_are_served_and_sigterm_exits_cleanly() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .expect("port")
-        .local_addr()
-        .expect("address")
-        .port();
+    let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_demarc"))
         .args(["demo", "--follow", "--rate", "2000", "--metrics"])
         .arg(format!("127.0.0.1:{port}"))

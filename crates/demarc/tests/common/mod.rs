@@ -1,7 +1,10 @@
 //! What the command-line tests share: the repository root and running the binary there.
 
+use std::io::{Read as _, Write as _};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::Duration;
 
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -15,4 +18,26 @@ pub fn demarc(args: &[&str]) -> Output {
         .current_dir(repo())
         .output()
         .expect("demarc runs")
+}
+
+/// A port free now, for a server to bind.
+#[allow(dead_code)] // Not every test binary runs a server.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("address")
+        .port()
+}
+
+/// One HTTP/1.0 GET on 127.0.0.1, with a deadline on the answer: the whole response, or
+/// `None` if there was none.
+#[allow(dead_code)] // Not every test binary runs a server.
+pub fn get(port: u16, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    Some(text)
 }

@@ -152,6 +152,23 @@ fn run_with(
     summary
 }
 
+/// The offsets the test group has committed on both partitions, and a consumer of the
+/// cluster to ask more.
+fn committed(brokers: &str) -> (BaseConsumer, TopicPartitionList) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "demarc-test")
+        .create()
+        .expect("consumer");
+    let mut list = TopicPartitionList::new();
+    list.add_partition(TOPIC, 0);
+    list.add_partition(TOPIC, 1);
+    let committed = consumer
+        .committed_offsets(list, Duration::from_secs(10))
+        .expect("committed offsets");
+    (consumer, committed)
+}
+
 /// Every message on the dead-letter topic, waiting until there are `count`.
 fn dead_letters(brokers: &str, count: usize) -> Vec<rdkafka::message::OwnedMessage> {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -219,17 +236,7 @@ fn produced_events_become_alerts_and_offsets_are_committed() {
     );
 
     // Everything is committed: the group starts at the end of every partition.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", "demarc-test")
-        .create()
-        .expect("consumer");
-    let mut list = rdkafka::TopicPartitionList::new();
-    list.add_partition(TOPIC, 0);
-    list.add_partition(TOPIC, 1);
-    let committed = consumer
-        .committed_offsets(list, Duration::from_secs(10))
-        .expect("committed offsets");
+    let (consumer, committed) = committed(&brokers);
     let mut total = 0;
     for element in committed.elements() {
         let (_, high) = consumer
@@ -537,17 +544,7 @@ fn a_dead_letter_topic_that_keeps_refusing_stops_the_run_after_bounded_retries()
         "{took:?}"
     );
     // Nothing after the poisoned message was committed.
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", "demarc-test")
-        .create()
-        .expect("consumer");
-    let mut list = TopicPartitionList::new();
-    list.add_partition(TOPIC, 0);
-    list.add_partition(TOPIC, 1);
-    let committed = consumer
-        .committed_offsets(list, Duration::from_secs(10))
-        .expect("committed");
+    let (_, committed) = committed(&brokers);
     let total: i64 = committed
         .elements()
         .iter()
