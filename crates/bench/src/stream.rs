@@ -265,7 +265,8 @@ pub fn run(args: &StreamArgs) -> Result<()> {
             100_000,
         )?;
         let shared = Arc::clone(&engine.shared);
-        let runner = std::thread::spawn(move || kafka::run(&kafka_settings, &engine, alerts, None));
+        let runner =
+            std::thread::spawn(move || kafka::run(&kafka_settings, &engine, alerts, None, None));
         // Let the consumer join its group before the clock starts.
         let joining = Instant::now();
         while !shared.assigned.load(Ordering::Relaxed)
@@ -409,6 +410,7 @@ fn pipeline_alone(
     );
     let alerts = dir.join(format!("alerts-a-{batch_records}.jsonl"));
     let outputs = Outputs {
+        routing: None,
         alerts: AlertSink::open(None, Some((&alerts, FileMode::Append)), 100_000)?,
         lake: None,
         dead_letters: Box::new(Discard),

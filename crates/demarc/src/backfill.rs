@@ -161,6 +161,9 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
     });
     let outputs = Outputs {
         alerts,
+        // Backfill writes every alert: routes, suppression and snoozes are for the
+        // live stream.
+        routing: None,
         lake,
         dead_letters,
         acknowledge,

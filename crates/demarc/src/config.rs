@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use demarc_pipeline::kafka::KafkaSettings;
+pub use routing::{RoutingPlan, duration};
 use serde::Deserialize;
+pub use sinks::SinkKind;
 use toml::Spanned;
 
 /// librdkafka properties whose value is a secret: they must come from an environment
@@ -56,6 +58,14 @@ struct File {
     rules: RulesFile,
     #[serde(default)]
     normalize: NormalizeFile,
+    spool: Option<routing::SpoolFile>,
+    #[serde(default)]
+    suppression: routing::SuppressionFile,
+    #[serde(default)]
+    sinks: BTreeMap<Spanned<String>, sinks::SinkFile>,
+    #[serde(default)]
+    routes: Vec<routing::RouteFile>,
+    default_route: Option<routing::DefaultRouteFile>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -230,6 +240,8 @@ pub struct Config {
     pub rules_dir: Option<PathBuf>,
     pub workers: usize,
     pub max_event_bytes: usize,
+    /// `[sinks]`, `[[routes]]` and the rest: where alerts go beyond `[alerts]`.
+    pub routing: Option<RoutingPlan>,
 }
 
 /// A problem in a configuration file, with where it is.
@@ -435,12 +447,24 @@ impl Config {
             }
         }
 
-        if !file.alerts.stdout && file.alerts.file.is_none() {
+        let base = path.parent().unwrap_or(Path::new(""));
+        let routing = routing::Sections {
+            spool: file.spool,
+            suppression: file.suppression,
+            sinks: file.sinks,
+            routes: file.routes,
+            default_route: file.default_route,
+        }
+        .plan(base, &at)?;
+
+        if !file.alerts.stdout && file.alerts.file.is_none() && routing.is_none() {
             return Err(ConfigError {
                 path: path.to_owned(),
                 line: None,
-                message: "[alerts] sends alerts nowhere: set `stdout = true` or `file = \"…\"`"
-                    .into(),
+                message:
+                    "[alerts] sends alerts nowhere: set `stdout = true` or `file = \"…\"`, or \
+                          define [sinks] and [[routes]]"
+                        .into(),
             });
         }
 
@@ -530,6 +554,7 @@ impl Config {
             rules_dir: file.rules.dir,
             workers,
             max_event_bytes,
+            routing,
         })
     }
 
@@ -555,6 +580,7 @@ impl Config {
             rules_dir: None,
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_event_bytes: demarc_normalize::Options::default().max_event_bytes,
+            routing: None,
         }
     }
 }
@@ -569,5 +595,7 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
+mod routing;
+mod sinks;
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@
 //! crates, progress and summaries. The pipeline is `demarc-pipeline`, the outputs
 //! `demarc-sink` and `demarc-lake`; nothing here processes an event.
 
+mod alerts;
 mod backfill;
 mod config;
 mod demo;
@@ -48,6 +49,9 @@ enum Command {
     /// List the detection rules, or test them against their fixtures
     #[command(subcommand)]
     Rules(rules::RulesCommand),
+    /// Snooze a rule's alerts, list and end snoozes, look at the alert spool
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +70,7 @@ fn main() -> ExitCode {
         Command::Backfill(args) => backfill::run(&args),
         Command::Normalize(args) => normalize::run(&args),
         Command::Rules(command) => rules::run(&command),
+        Command::Alerts(command) => alerts::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -101,7 +101,15 @@ pub fn stream(config: &Config, engine: &Engine, format: Format) -> Result<Summar
             flush_every: Some(*every),
         }),
     };
-    Ok(kafka::run(&config.kafka, engine, alerts, lake)?)
+    let routing = match &config.routing {
+        Some(plan) => Some(crate::alerts::start_routing(
+            plan,
+            &config.kafka,
+            &engine.metrics,
+        )?),
+        None => None,
+    };
+    Ok(kafka::run(&config.kafka, engine, alerts, routing, lake)?)
 }
 
 /// Names this run's lake files.

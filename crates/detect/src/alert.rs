@@ -54,6 +54,28 @@ pub fn alert_id(rule_id: &str, event_ids: &[String]) -> String {
         .collect()
 }
 
+/// The suppression key: a hash of the rule id and its `dedup` values, in the rule's
+/// column order (a null differs from every text, the empty one included).
+pub fn dedup_key(rule_id: &str, values: &[(&str, Option<&str>)]) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(rule_id.as_bytes());
+    for (column, value) in values {
+        hasher.update(b"\n");
+        hasher.update(column.as_bytes());
+        match value {
+            Some(v) => {
+                hasher.update(b"=");
+                hasher.update(v.as_bytes());
+            }
+            None => hasher.update(b"\0"),
+        }
+    }
+    hasher.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// One alert per matched row.
 pub(crate) fn alerts(
     rule: &RuleFile,
@@ -79,6 +101,31 @@ pub(crate) fn alerts(
                 )));
             };
             let event_ids = vec![event_id.to_owned()];
+            let mut dedup = Vec::with_capacity(rule.meta.dedup.len());
+            for column in &rule.meta.dedup {
+                // The rule's own output first (it may compute the column), then the event.
+                let value = match batch.column_by_name(column) {
+                    Some(array) if array.is_null(row) => None,
+                    Some(array) => Some(format_value(array.as_ref(), row)?),
+                    None => match events.batch.column_by_name(column) {
+                        Some(array) if array.is_null(event_row) => None,
+                        Some(_) => Some(events.display(column, event_row)?),
+                        None => {
+                            return Err(Error::Schema(format!(
+                                "rule `{}`: dedup column `{column}` is neither returned nor an \
+                                 event column",
+                                rule.meta.id
+                            )));
+                        }
+                    },
+                };
+                dedup.push((column.clone(), value));
+            }
+            let pairs: Vec<(&str, Option<&str>)> = dedup
+                .iter()
+                .map(|(c, v)| (c.as_str(), v.as_deref()))
+                .collect();
+            let dedup_key = dedup_key(&rule.meta.id, &pairs);
             out.push(Alert {
                 alert_id: alert_id(&rule.meta.id, &event_ids),
                 rule_id: rule.meta.id.clone(),
@@ -97,6 +144,8 @@ pub(crate) fn alerts(
                 actor: events.text("actor_principal", event_row)?,
                 resource: events.text("resource", event_row)?,
                 source: vec![position(events, event_row)?],
+                dedup: dedup.into_iter().collect(),
+                dedup_key,
             });
         }
     }
@@ -163,6 +212,16 @@ fn string_column<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b arrow::ar
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dedup_keys_separate_rules_values_and_nulls() {
+        let key = |rule, v: Option<&str>| dedup_key(rule, &[("resource", v)]);
+        assert_eq!(key("r1", Some("b")), key("r1", Some("b")));
+        assert_ne!(key("r1", Some("b")), key("r2", Some("b")));
+        assert_ne!(key("r1", Some("b")), key("r1", Some("c")));
+        assert_ne!(key("r1", Some("")), key("r1", None));
+        assert_eq!(key("r1", Some("b")).len(), 32);
+    }
 
     #[test]
     fn alert_ids_ignore_event_order_and_separate_rules() {

@@ -146,6 +146,13 @@ pub struct Alert {
     pub resource: Option<String>,
     /// Provenance of the triggering events.
     pub source: Vec<Position>,
+    /// The values of the rule's `dedup` columns for this alert (`null` for a null).
+    #[serde(default)]
+    pub dedup: std::collections::BTreeMap<String, Option<String>>,
+    /// What makes two alerts "the same thing": a hash of the rule id and the `dedup`
+    /// values. Suppression windows, PagerDuty incidents and Kafka keys use it.
+    #[serde(default)]
+    pub dedup_key: String,
 }
 
 #[cfg(test)]

@@ -54,6 +54,8 @@ fn schema_fields_and_vocabularies_match_the_alert_type() {
             line: 1,
             index: 0,
         }],
+        dedup: [("resource".to_owned(), None)].into_iter().collect(),
+        dedup_key: "1".repeat(32),
     };
     let json = serde_json::to_value(&alert).expect("alerts serialize");
     let schema = schema();

@@ -10,8 +10,9 @@ use demarc_lake::Lake;
 use demarc_model::Alert;
 use demarc_normalize::Stats;
 use demarc_sink::AlertSink;
+use demarc_sink::routing::Routing;
 
-use crate::dead_letter::{DeadLetter, DeadLetters};
+use crate::dead_letter::{DeadLetter, DeadLetters, Undelivered};
 use crate::engine::{Position, Shared};
 use crate::metrics::{Metrics, label};
 use crate::{Error, Result};
@@ -46,6 +47,8 @@ pub struct LakeOutput {
 /// Where a run's results go.
 pub struct Outputs<P> {
     pub alerts: AlertSink,
+    /// Routes, suppression, snoozes and the spool of the alert sinks, when configured.
+    pub routing: Option<Routing>,
     pub lake: Option<LakeOutput>,
     pub dead_letters: Box<dyn DeadLetters>,
     pub acknowledge: Box<dyn Acknowledge<P>>,
@@ -55,6 +58,7 @@ impl<P> std::fmt::Debug for Outputs<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Outputs")
             .field("alerts", &self.alerts)
+            .field("routing", &self.routing)
             .field("lake", &self.lake)
             .finish_non_exhaustive()
     }
@@ -123,6 +127,7 @@ struct Unacknowledged<P> {
 
 pub(crate) struct Completion<P> {
     alerts: Option<AlertSink>,
+    routing: Option<Routing>,
     lake: Option<(LakeOutput, Instant)>,
     dead_letters: Box<dyn DeadLetters>,
     acknowledge: Box<dyn Acknowledge<P>>,
@@ -142,6 +147,7 @@ impl<P: Position> Completion<P> {
     ) -> Self {
         Self {
             alerts: Some(outputs.alerts),
+            routing: outputs.routing,
             lake: outputs.lake.map(|l| (l, Instant::now())),
             dead_letters: outputs.dead_letters,
             acknowledge: outputs.acknowledge,
@@ -197,6 +203,7 @@ impl<P: Position> Completion<P> {
                 self.write(ready)?;
             }
             self.acknowledge_if_due(!open)?;
+            self.tend_routing()?;
         }
         Ok(())
     }
@@ -206,6 +213,9 @@ impl<P: Position> Completion<P> {
     fn close(&mut self) -> Result<()> {
         if let Some(alerts) = self.alerts.take() {
             alerts.finish()?;
+        }
+        if let Some(routing) = self.routing.take() {
+            routing.finish();
         }
         self.dead_letters.finish()?;
         if let Err(error) = self.acknowledge.finish() {
@@ -234,6 +244,7 @@ impl<P: Position> Completion<P> {
             .as_mut()
             .ok_or_else(|| Error::Stage("alerts written after the end".into()))?;
         let mut emitted = Vec::new();
+        let mut to_route: Vec<&Alert> = Vec::new();
         for batch in &batches {
             for fired in &batch.alerts {
                 let alert = &fired.alert;
@@ -245,6 +256,7 @@ impl<P: Position> Completion<P> {
                 if let Some((lake, _)) = self.lake.as_mut() {
                     lake.lake.add_alert(alert)?;
                 }
+                to_route.push(alert);
                 emitted.push((alert.rule_id.as_str(), fired.produced_ms, fired.received));
             }
             if let Some((lake, _)) = self.lake.as_mut() {
@@ -254,6 +266,15 @@ impl<P: Position> Completion<P> {
             }
         }
         alerts.sync()?;
+        if let Some(routing) = self.routing.as_mut() {
+            let shared = &self.shared;
+            // Waiting for room in the spool is not a stall; giving up at a stop leaves
+            // these batches unacknowledged.
+            routing.route(&to_route, &mut || {
+                shared.touch();
+                !shared.stopping()
+            })?;
+        }
         self.count_alerts(&emitted);
         self.shared.written(batches.len() as u64);
         for batch in batches {
@@ -265,6 +286,26 @@ impl<P: Position> Completion<P> {
             self.pending.batches += 1;
             self.pending.records += batch.records;
         }
+        Ok(())
+    }
+
+    /// Closes due suppression windows, and sends the notices the sinks refused to the
+    /// dead-letter output (then forgets them).
+    fn tend_routing(&mut self) -> Result<()> {
+        let Some(routing) = self.routing.as_mut() else {
+            return Ok(());
+        };
+        routing.tick()?;
+        let refused = routing.rejected(100)?;
+        if refused.is_empty() {
+            return Ok(());
+        }
+        let letters: Vec<DeadLetter> = refused.iter().map(refused_letter).collect();
+        let written = self.dead_letters.write(&letters)?;
+        self.summary.dead_letters += written;
+        self.metrics.dead_letters.inc_by(written);
+        let seqs: Vec<i64> = refused.iter().map(|r| r.seq).collect();
+        routing.forget_rejected(&seqs)?;
         Ok(())
     }
 
@@ -337,6 +378,31 @@ impl<P: Position> Completion<P> {
         }
         self.shared.end(batches, records);
         Ok(())
+    }
+}
+
+/// A notice a sink refused, as a dead letter: the alert's first event as origin.
+fn refused_letter(refused: &demarc_sink::store::Rejected) -> DeadLetter {
+    let notice: Option<demarc_sink::notice::Notice> = serde_json::from_slice(&refused.notice).ok();
+    let origin = notice
+        .as_ref()
+        .and_then(|n| n.alert.source.first())
+        .map(|p| p.origin.clone())
+        .unwrap_or_else(|| demarc_model::Origin::file("alert"));
+    DeadLetter {
+        origin,
+        key: notice
+            .as_ref()
+            .map(|n| n.alert.dedup_key.clone().into_bytes()),
+        payload: Some(refused.notice.clone()),
+        rejects: Vec::new(),
+        rule_failure: None,
+        undelivered: Some(Undelivered {
+            sink: refused.sink.clone(),
+            alert_id: notice.map(|n| n.alert.alert_id).unwrap_or_default(),
+            status: refused.status,
+            response: refused.response.clone(),
+        }),
     }
 }
 

@@ -14,7 +14,9 @@ use crate::{Error, Result};
 /// One record that had rejects: where it came from, its bytes when it was a message
 /// in memory (so that it can be replayed once fixed), and every reject with its reason
 /// and position. Or a rule that failed on a batch: `rule_failure`, with the batch's
-/// first input as `origin` and a description of all of them as `payload`.
+/// first input as `origin` and a description of all of them as `payload`. Or an alert a
+/// sink refused for good: `undelivered`, with the alert's first event as `origin` and
+/// the alert as `payload`.
 #[derive(Debug)]
 pub struct DeadLetter {
     pub origin: Origin,
@@ -22,6 +24,18 @@ pub struct DeadLetter {
     pub payload: Option<Vec<u8>>,
     pub rejects: Vec<Reject>,
     pub rule_failure: Option<RuleFailed>,
+    pub undelivered: Option<Undelivered>,
+}
+
+/// An alert a sink refused for good (an HTTP 4xx other than 408 and 429), with what
+/// the sink answered.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Undelivered {
+    pub sink: String,
+    pub alert_id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    pub response: String,
 }
 
 /// A rule that failed on a batch: its alerts for the batch are missing, the other
@@ -94,6 +108,15 @@ struct RuleFailedLine<'a> {
     failure: &'a RuleFailed,
 }
 
+/// A refused alert's line in a reject file.
+#[derive(serde::Serialize)]
+struct UndeliveredLine<'a> {
+    reason: &'static str,
+    #[serde(flatten)]
+    undelivered: &'a Undelivered,
+    alert: Option<serde_json::Value>,
+}
+
 /// A dead-letter output. `write` returns once the letters are durable there, with how
 /// many entries it wrote.
 pub trait DeadLetters: Send {
@@ -154,23 +177,41 @@ impl RejectFile {
     }
 }
 
+impl RejectFile {
+    fn write_line(&mut self, line: &impl serde::Serialize) -> Result<()> {
+        let (writer, pending) = self
+            .out
+            .as_mut()
+            .ok_or_else(|| Error::Stage("dead letters written after the end".into()))?;
+        serde_json::to_writer(&mut *writer, line)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writer.write_all(b"\n"))
+            .map_err(Error::io("write", pending.path()))
+    }
+}
+
 impl DeadLetters for RejectFile {
     fn write(&mut self, letters: &[DeadLetter]) -> Result<u64> {
         let mut written = self.write_rejects(letters.iter().flat_map(|l| &l.rejects))?;
         for failure in letters.iter().filter_map(|l| l.rule_failure.as_ref()) {
-            let (writer, pending) = self
-                .out
-                .as_mut()
-                .ok_or_else(|| Error::Stage("dead letters written after the end".into()))?;
-            let line = RuleFailedLine {
+            self.write_line(&RuleFailedLine {
                 reason: "rule_failed",
                 failure,
-            };
-            serde_json::to_writer(&mut *writer, &line)
-                .map_err(std::io::Error::from)
-                .and_then(|()| writer.write_all(b"\n"))
-                .map_err(Error::io("write", pending.path()))?;
+            })?;
             written += 1;
+        }
+        for letter in letters {
+            if let Some(undelivered) = &letter.undelivered {
+                self.write_line(&UndeliveredLine {
+                    reason: "alert_refused",
+                    undelivered,
+                    alert: letter
+                        .payload
+                        .as_deref()
+                        .and_then(|p| serde_json::from_slice(p).ok()),
+                })?;
+                written += 1;
+            }
         }
         Ok(written)
     }

@@ -140,6 +140,11 @@ impl Shared {
         });
     }
 
+    /// Waiting on purpose (for room in the alert spool): progress, not a stall.
+    pub(crate) fn touch(&self) {
+        self.update(|c| c.progress = Some(Instant::now()));
+    }
+
     pub(crate) fn end(&self, batches: u64, records: u64) {
         self.records_done.fetch_add(records, Ordering::Relaxed);
         self.update(|c| {

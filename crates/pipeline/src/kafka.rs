@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use demarc_model::Origin;
 use demarc_sink::AlertSink;
+use demarc_sink::routing::Routing;
 use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
@@ -34,10 +35,12 @@ use crate::engine::{Batch, Dispatcher, Engine, Offer, Payload, Position, Record}
 use crate::metrics::Metrics;
 use crate::{Error, Result};
 
+mod alert_topic;
 mod commit;
 mod dead_letters;
 mod refusals;
 
+pub use alert_topic::AlertTopic;
 use commit::KafkaCommit;
 use refusals::is_fatal;
 pub(crate) use refusals::{HasRefusals, Refusals, refusal};
@@ -159,6 +162,7 @@ pub fn run(
     settings: &KafkaSettings,
     engine: &Engine,
     alerts: AlertSink,
+    routing: Option<Routing>,
     lake: Option<LakeOutput>,
 ) -> Result<Summary> {
     // A missing dead-letter topic fails the start (below), not the first reject.
@@ -199,6 +203,7 @@ pub fn run(
         .map_err(Error::kafka("subscribe to the topics"))?;
     let outputs = Outputs {
         alerts,
+        routing,
         lake,
         dead_letters: Box::new(dead_letters),
         acknowledge: Box::new(KafkaCommit {

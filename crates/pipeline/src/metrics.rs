@@ -36,6 +36,8 @@ pub struct Metrics {
     pub consumer_errors: Counter,
     pub rule_errors: Family<Labels, Counter>,
     pub dead_letter_retries: Counter,
+    /// Routing, suppression, snoozes, the spool and delivery.
+    pub routing: demarc_sink::metrics::RouteMetrics,
     /// Set while the pipeline runs; cleared when it stops or fails.
     pub healthy: AtomicBool,
     /// What is wrong, when something is: shown by `/health`.
@@ -69,10 +71,12 @@ impl Metrics {
             consumer_errors: Counter::default(),
             rule_errors: Family::default(),
             dead_letter_retries: Counter::default(),
+            routing: demarc_sink::metrics::RouteMetrics::default(),
             healthy: AtomicBool::new(false),
             problem: Mutex::new(None),
             registry: Registry::with_prefix("demarc"),
         };
+        metrics.routing.register(&mut metrics.registry);
         metrics.registry.register(
             "messages",
             "Kafka messages consumed",

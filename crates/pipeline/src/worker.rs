@@ -131,6 +131,7 @@ fn process<P: Position>(
                 payload,
                 rejects,
                 rule_failure: None,
+                undelivered: None,
             });
         }
     }
@@ -205,6 +206,7 @@ fn rule_failed(metrics: &Metrics, failure: RuleFailure, origins: &[Origin]) -> D
         payload: serde_json::to_vec(&failed).ok(),
         rejects: Vec::new(),
         rule_failure: Some(failed),
+        undelivered: None,
     }
 }
 

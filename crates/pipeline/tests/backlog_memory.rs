@@ -90,6 +90,7 @@ fn a_backlog_is_read_in_batches_of_bounded_bytes() {
         &engine,
         AlertSink::open(None, None, 1000).expect("no outputs"),
         None,
+        None,
     )
     .expect("the run");
     let peak = dhat::HeapStats::get().max_bytes;

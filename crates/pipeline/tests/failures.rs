@@ -97,6 +97,7 @@ fn a_rule_failing_on_a_batch_costs_only_its_own_alerts_and_is_reported() {
     let rejects_path = dir.path().join("rejects.jsonl");
     let acknowledged = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let outputs = Outputs {
+        routing: None,
         alerts: AlertSink::open(None, Some((&alerts_path, FileMode::Replace)), 100)
             .expect("alert file"),
         lake: None,

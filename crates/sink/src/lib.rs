@@ -1,5 +1,12 @@
-//! Where alerts go once the rules have fired: standard output (JSON lines or one
-//! readable line each) and an alert file, with repeats of an alert id suppressed.
+//! Where alerts go once the rules have fired.
+//!
+//! - [`AlertSink`]: the run's own record, standard output (JSON lines or one readable
+//!   line each) and an alert file, with repeats of an alert id skipped.
+//! - [`routing::Routing`]: routes, suppression windows and snoozes; each alert is
+//!   committed to a durable spool ([`store`]) for each sink of its routes, and a
+//!   delivery thread per sink ([`deliver`]) sends it (webhook, Slack, PagerDuty, file,
+//!   standard output here; the Kafka topic sink lives with the Kafka code) and removes
+//!   it once the sink confirmed it.
 //!
 //! The pipeline calls [`AlertSink::write`] for each alert of a run of batches, then
 //! [`AlertSink::sync`], and acknowledges the source position only after `sync`
@@ -9,10 +16,19 @@
 //! JSON-lines files that recover from a crash mid-line.
 //!
 //! It depends on the model only: no Kafka, no DataFusion, no async runtime, so that an
-//! output can be tested alone and used by any source. Routing, suppression windows and
-//! the network sinks (webhook, Slack, PagerDuty, Kafka) land here.
+//! output can be tested alone and used by any source.
 
+pub mod deliver;
 pub mod file;
+pub mod http;
+pub mod local;
+pub mod metrics;
+pub mod notice;
+pub mod route;
+pub mod routing;
+pub mod store;
+#[cfg(test)]
+mod testing;
 
 use std::collections::{HashSet, VecDeque};
 use std::fs::File;
@@ -40,11 +56,35 @@ pub enum Error {
         path.display()
     )]
     NotAnAlertFile { path: PathBuf },
+    #[error("cannot {action} the alert store `{}`", path.display())]
+    Store {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("the alert store `{}` holds something unreadable ({what}): move the file away", path.display())]
+    Corrupt { path: PathBuf, what: String },
+    #[error(
+        "the alert spool is full ({depth} notices waiting for their sinks): the last \
+         batches were not acknowledged and are read again at the next start"
+    )]
+    SpoolFull { depth: u64 },
+    #[error("cannot start an alert delivery thread")]
+    Thread(#[source] std::io::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    pub(crate) fn store(action: &'static str, path: &Path, source: rusqlite::Error) -> Self {
+        Self::Store {
+            action,
+            path: path.to_owned(),
+            source,
+        }
+    }
+
     pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.to_owned();
         move |source| Self::Io {

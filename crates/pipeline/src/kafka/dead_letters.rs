@@ -291,6 +291,17 @@ fn headers(letter: &DeadLetter) -> Vec<(&'static str, String)> {
             ("demarc.detail", failure.error.clone()),
         ]);
     }
+    if let Some(refused) = &letter.undelivered {
+        headers.extend([
+            ("demarc.reason", "alert_refused".to_owned()),
+            ("demarc.sink", refused.sink.clone()),
+            ("demarc.alert_id", refused.alert_id.clone()),
+            ("demarc.detail", refused.response.clone()),
+        ]);
+        if let Some(status) = refused.status {
+            headers.push(("demarc.status", status.to_string()));
+        }
+    }
     headers.push(("demarc.source.topic", letter.origin.source.to_string()));
     if let Some(p) = letter.origin.partition {
         headers.push(("demarc.source.partition", p.to_string()));

@@ -146,7 +146,7 @@ fn run_with(
         }
         shared.stop.store(true, Ordering::Relaxed);
     });
-    let summary = run(settings, &engine, sink, lake);
+    let summary = run(settings, &engine, sink, None, lake);
     engine.shared.stop.store(true, Ordering::Relaxed);
     watcher.join().expect("watcher");
     summary
@@ -518,7 +518,7 @@ fn a_dead_letter_topic_that_keeps_refusing_stops_the_run_after_bounded_retries()
         .properties
         .insert("message.timeout.ms".to_owned(), "3000".to_owned());
     let started = Instant::now();
-    let error = run(&settings, &engine, sink, None).expect_err("the run stops");
+    let error = run(&settings, &engine, sink, None, None).expect_err("the run stops");
     let took = started.elapsed();
     let text = crate::complete::error_chain(&error);
     assert!(
