@@ -96,6 +96,8 @@ pub struct MemberSettings {
     pub batch_records: usize,
     pub batch_wait_ms: u64,
     pub workers: usize,
+    /// More configuration, appended as written (`[sinks]`, `[[routes]]`…).
+    pub extra: String,
 }
 
 /// One `demarc run` process, restartable, with its own alert file and log in `dir`.
@@ -143,7 +145,7 @@ impl Member {
                 "[kafka]\nbrokers = \"{}\"\ngroup_id = \"{}\"\ntopics = [\"{}\"]\n{instance}\
                  [batch]\nmax_records = {}\nmax_wait_ms = {}\n\
                  [alerts]\nstdout = false\nfile = \"{}\"\n\
-                 [metrics]\nlisten = \"127.0.0.1:{}\"\n[normalize]\nworkers = {}\n",
+                 [metrics]\nlisten = \"127.0.0.1:{}\"\n[normalize]\nworkers = {}\n{}",
                 s.brokers,
                 s.group,
                 s.topic,
@@ -152,6 +154,7 @@ impl Member {
                 self.alerts.display(),
                 self.metrics_port,
                 s.workers,
+                s.extra,
             ),
         )?;
         let log = std::fs::OpenOptions::new()

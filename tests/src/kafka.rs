@@ -261,9 +261,6 @@ impl Kafka {
         }
     }
 
-    /// The offsets `group` has committed on `topic` (the next offset to read, per
-    /// partition), read without joining the group. Partitions without a commit are
-    /// left out.
     /// Every message of `topic` (all partitions), read from the start until none has
     /// come for `quiet`.
     pub fn read_all(
@@ -292,6 +289,9 @@ impl Kafka {
         Ok(messages)
     }
 
+    /// The offsets `group` has committed on `topic` (the next offset to read, per
+    /// partition), read without joining the group. Partitions without a commit are
+    /// left out.
     pub fn committed(
         &self,
         group: &str,

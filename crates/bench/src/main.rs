@@ -1,6 +1,7 @@
 //! `demarc-bench`: demarc's benchmarks that need more than `cargo bench` gives, kept out
 //! of the product binary. Run through the scripts in `bench/`.
 
+mod routing;
 mod stream;
 
 use std::process::ExitCode;
@@ -23,12 +24,16 @@ enum Command {
     /// The streaming benchmark: the pipeline alone, a bare consumer and `demarc run` on
     /// Apache Kafka, and produce-to-alert latency at a fixed rate
     Stream(stream::StreamArgs),
+    /// Alert routing: alerts/s through 3 routes and 4 sinks, and the latency routing
+    /// adds per batch at a steady rate
+    Routing(routing::RoutingArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Stream(args) => stream::run(&args),
+        Command::Routing(args) => routing::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -447,7 +447,6 @@ impl Config {
             }
         }
 
-        let base = path.parent().unwrap_or(Path::new(""));
         let routing = routing::Sections {
             spool: file.spool,
             suppression: file.suppression,
@@ -455,7 +454,7 @@ impl Config {
             routes: file.routes,
             default_route: file.default_route,
         }
-        .plan(base, &at)?;
+        .plan(path.parent().unwrap_or(Path::new("")), &at)?;
 
         if !file.alerts.stdout && file.alerts.file.is_none() && routing.is_none() {
             return Err(ConfigError {

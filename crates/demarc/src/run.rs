@@ -141,10 +141,26 @@ pub fn validate(args: &ValidateArgs) -> Result<()> {
                 config.kafka.brokers
             )
         })?;
+        // Each Kafka alert sink's topic must exist too.
+        for sink in config.routing.iter().flat_map(|r| &r.sinks) {
+            if let crate::config::SinkKind::Kafka { topic, format } = &sink.kind {
+                kafka::AlertTopic::new(&config.kafka, topic, *format)?
+                    .check_topic(Duration::from_secs(30))
+                    .with_context(|| format!("{}: sink `{}`", args.config.display(), sink.name))?;
+            }
+        }
     }
     let rules = load_rules(config.rules_dir.as_deref())?;
+    let routed = config.routing.as_ref().map_or_else(String::new, |r| {
+        format!(
+            ", {} sinks, {} routes, spool `{}`",
+            r.sinks.len(),
+            r.routes.routes.len(),
+            r.store.display()
+        )
+    });
     println!(
-        "{}: valid ({} topics, {} rules, group `{}`){}",
+        "{}: valid ({} topics, {} rules, group `{}`{routed}){}",
         args.config.display(),
         config.kafka.topics.len(),
         rules.rules().len(),

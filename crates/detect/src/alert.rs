@@ -121,10 +121,14 @@ pub(crate) fn alerts(
                 };
                 dedup.push((column.clone(), value));
             }
-            let pairs: Vec<(&str, Option<&str>)> = dedup
+            let mut pairs: Vec<(&str, Option<&str>)> = dedup
                 .iter()
                 .map(|(c, v)| (c.as_str(), v.as_deref()))
                 .collect();
+            // A rule without dedup columns: every event is a thing of its own.
+            if pairs.is_empty() {
+                pairs.push(("event_id", Some(event_id)));
+            }
             let dedup_key = dedup_key(&rule.meta.id, &pairs);
             out.push(Alert {
                 alert_id: alert_id(&rule.meta.id, &event_ids),

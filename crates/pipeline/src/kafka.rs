@@ -274,13 +274,47 @@ fn close(consumer: Arc<BaseConsumer<Context>>, limit: Duration) {
     }
 }
 
+/// Pauses or resumes every assigned partition. A paused partition's fetched messages
+/// are dropped by librdkafka and fetched again from the position after the last one
+/// polled when it resumes: nothing is skipped.
+fn set_paused(consumer: &BaseConsumer<Context>, pause: bool) -> Result<()> {
+    let assignment = consumer
+        .assignment()
+        .map_err(Error::kafka("read the partition assignment"))?;
+    if pause {
+        consumer.pause(&assignment)
+    } else {
+        consumer.resume(&assignment)
+    }
+    .map_err(Error::kafka(if pause {
+        "pause the partitions"
+    } else {
+        "resume the partitions"
+    }))
+}
+
 fn poll(settings: &KafkaSettings, engine: &Engine, consumer: &BaseConsumer<Context>) -> Result<()> {
     let context = consumer.context();
     let wait = settings.batch_wait;
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    // Set while the open batch is full and every worker busy (a slow output, a full
+    // alert spool): the partitions are paused, and polling goes on so that the
+    // consumer stays in its group; they resume once a worker takes the batch.
+    let mut paused = false;
     while !engine.shared.stopping() {
         if let Some(problem) = context.fatal() {
             return Err(Error::Fatal(problem));
+        }
+        if paused {
+            match context.dispatch(false) {
+                Handed::Gone => break,
+                Handed::Busy => {}
+                Handed::Taken => {
+                    set_paused(consumer, false)?;
+                    paused = false;
+                    engine.metrics.paused.set(0);
+                }
+            }
         }
         let started = context.lock_batcher()?.batch.started;
         let timeout = match started {
@@ -317,8 +351,24 @@ fn poll(settings: &KafkaSettings, engine: &Engine, consumer: &BaseConsumer<Conte
                     b.batch.push(record);
                     b.batch.len() >= settings.batch_records || b.batch.bytes >= settings.batch_bytes
                 };
-                if full && context.dispatch(true) == Handed::Gone {
-                    break;
+                if full {
+                    match context.dispatch(false) {
+                        Handed::Gone => break,
+                        Handed::Taken => {}
+                        // Paused again even if already: a rebalance may have assigned
+                        // partitions that are not.
+                        Handed::Busy => {
+                            set_paused(consumer, true)?;
+                            if !paused {
+                                tracing::info!(
+                                    "every worker is busy and the batch is full: consumption \
+                                     paused until the outputs catch up"
+                                );
+                            }
+                            paused = true;
+                            engine.metrics.paused.set(1);
+                        }
+                    }
                 }
             }
             Some(Err(error)) => {

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub consumer_errors: Counter,
     pub rule_errors: Family<Labels, Counter>,
     pub dead_letter_retries: Counter,
+    /// 1 while consumption is paused for back-pressure.
+    pub paused: Gauge,
     /// Routing, suppression, snoozes, the spool and delivery.
     pub routing: demarc_sink::metrics::RouteMetrics,
     /// Set while the pipeline runs; cleared when it stops or fails.
@@ -71,12 +73,19 @@ impl Metrics {
             consumer_errors: Counter::default(),
             rule_errors: Family::default(),
             dead_letter_retries: Counter::default(),
+            paused: Gauge::default(),
             routing: demarc_sink::metrics::RouteMetrics::default(),
             healthy: AtomicBool::new(false),
             problem: Mutex::new(None),
             registry: Registry::with_prefix("demarc"),
         };
         metrics.routing.register(&mut metrics.registry);
+        metrics.registry.register(
+            "consumption_paused",
+            "1 while the Kafka partitions are paused because every worker is busy and the \
+             open batch is full (a slow output or a full alert spool)",
+            metrics.paused.clone(),
+        );
         metrics.registry.register(
             "messages",
             "Kafka messages consumed",

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
@@ -129,14 +128,7 @@ fn every_alert_arrives_once_in_order_through_errors_hangs_refusals_and_throttlin
             .iter()
             .all(|r| r.headers.get("x-team").map(String::as_str) == Some("soc"))
     );
-    let mut seen = HashSet::new();
-    let mut order = Vec::new();
-    for r in requests.iter().filter(|r| r.answered == Some(200)) {
-        let id = r.headers.get("webhook-id").expect("id").clone();
-        if seen.insert(id.clone()) {
-            order.push(id);
-        }
-    }
+    let order = receiver.delivered_ids();
     let expected: Vec<String> = alerts.iter().map(|a| a.alert_id.clone()).collect();
     assert_eq!(order.len(), 1000, "distinct alerts delivered");
     assert_eq!(order, expected, "delivered in the order routed");

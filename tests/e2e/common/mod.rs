@@ -43,6 +43,7 @@ pub fn settings(kafka: &Kafka, group: &str, instance: Option<&str>) -> MemberSet
         batch_records: 500,
         batch_wait_ms: 50,
         workers: 1,
+        extra: String::new(),
     }
 }
 

@@ -54,7 +54,12 @@ type Script = Box<dyn Fn(usize) -> Reply + Send>;
 
 impl Receiver {
     pub fn start(script: impl Fn(usize) -> Reply + Send + 'static) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        Self::start_on("127.0.0.1:0".parse().expect("address"), script)
+    }
+
+    /// A receiver on `addr` (a port chosen earlier, that nothing listened on meanwhile).
+    pub fn start_on(addr: SocketAddr, script: impl Fn(usize) -> Reply + Send + 'static) -> Self {
+        let listener = bind_again(addr);
         let addr = listener.local_addr().expect("addr");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -78,6 +83,17 @@ impl Receiver {
 
     pub fn requests(&self) -> Vec<Request> {
         self.requests.lock().expect("lock").clone()
+    }
+
+    /// The distinct `webhook-id`s answered with a 2xx, in first-delivery order.
+    pub fn delivered_ids(&self) -> Vec<String> {
+        let mut seen = std::collections::HashSet::new();
+        self.requests()
+            .iter()
+            .filter(|r| r.answered.is_some_and(|s| (200..300).contains(&s)))
+            .filter_map(|r| r.headers.get("webhook-id").cloned())
+            .filter(|id| seen.insert(id.clone()))
+            .collect()
     }
 }
 
@@ -193,6 +209,12 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(BTreeMap<String, S
     let mut body = vec![0; len];
     reader.read_exact(&mut body).ok()?;
     Some((headers, body))
+}
+
+/// A loopback port nothing listens on (yet).
+pub fn free_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
 }
 
 /// Alert number `n` of `rule`, with dedup key `key`.
