@@ -15,6 +15,15 @@ fn validate(path: &str) -> std::process::Output {
         .env("DEMARC_KAFKA_USERNAME", "demarc")
         .env("DEMARC_KAFKA_PASSWORD", "not-a-real-password")
         .env("POD_NAME", "demarc-0")
+        .env(
+            "DEMARC_WEBHOOK_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        )
+        .env(
+            "SLACK_WEBHOOK_URL",
+            "https://hooks.slack.com/services/T0/B0/x",
+        )
+        .env("PAGERDUTY_ROUTING_KEY", "not-a-real-key")
         .output()
         .expect("demarc runs")
 }
@@ -24,6 +33,7 @@ fn example_configs_validate() {
     for path in [
         "deploy/demarc.toml",
         "deploy/demarc-sasl.toml",
+        "deploy/demarc-routing.toml",
         "deploy/k8s/demarc.toml",
     ] {
         let out = validate(path);

@@ -274,6 +274,25 @@ fn close(consumer: Arc<BaseConsumer<Context>>, limit: Duration) {
     }
 }
 
+/// How long a full batch waits for a worker before the partitions are paused: a
+/// backlog hands batches over within milliseconds, and pausing there would throw away
+/// the messages librdkafka fetched ahead; a stuck output waits for longer.
+const PAUSE_AFTER: Duration = Duration::from_secs(1);
+
+/// Hands the full open batch to a worker, waiting up to [`PAUSE_AFTER`] for one to be
+/// free (no wait when the partitions are paused already).
+fn hand_over(context: &Context, paused: bool) -> Handed {
+    let deadline = Instant::now() + PAUSE_AFTER;
+    loop {
+        match context.dispatch(false) {
+            Handed::Busy if !paused && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            handed => return handed,
+        }
+    }
+}
+
 /// Pauses or resumes every assigned partition. A paused partition's fetched messages
 /// are dropped by librdkafka and fetched again from the position after the last one
 /// polled when it resumes: nothing is skipped.
@@ -352,7 +371,7 @@ fn poll(settings: &KafkaSettings, engine: &Engine, consumer: &BaseConsumer<Conte
                     b.batch.len() >= settings.batch_records || b.batch.bytes >= settings.batch_bytes
                 };
                 if full {
-                    match context.dispatch(false) {
+                    match hand_over(context, paused) {
                         Handed::Gone => break,
                         Handed::Taken => {}
                         // Paused again even if already: a rebalance may have assigned

@@ -110,11 +110,14 @@ fn records(brokers: &str, topic: &str) -> Vec<(String, serde_json::Value)> {
     out
 }
 
-#[test]
-fn a_full_spool_pauses_consumption_and_drops_nothing() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let rules_dir = dir.path().join("rules");
-    std::fs::create_dir(&rules_dir).expect("dir");
+/// A mock cluster with the source, alert and dead-letter topics, and `messages`
+/// DeleteTrail events produced.
+fn cluster(
+    messages: usize,
+) -> (
+    MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    String,
+) {
     let cluster = MockCluster::new(1).expect("mock cluster");
     cluster.create_topic(TOPIC, 2, 1).expect("topic");
     cluster.create_topic(ALERTS, 1, 1).expect("topic");
@@ -126,7 +129,7 @@ fn a_full_spool_pauses_consumption_and_drops_nothing() {
         .set("bootstrap.servers", &brokers)
         .create()
         .expect("producer");
-    for n in 0..MESSAGES {
+    for n in 0..messages {
         producer
             .send(
                 BaseRecord::to(TOPIC)
@@ -138,24 +141,12 @@ fn a_full_spool_pauses_consumption_and_drops_nothing() {
     }
     producer.flush(Duration::from_secs(10)).expect("flushed");
 
-    let settings = KafkaSettings {
-        brokers: brokers.clone(),
-        group_id: "demarc-test".into(),
-        topics: vec![TOPIC.into()],
-        properties: BTreeMap::from([
-            // Far shorter than the pause: a consumer that stopped polling would be
-            // thrown out of its group.
-            ("max.poll.interval.ms".to_owned(), "6000".to_owned()),
-            ("session.timeout.ms".to_owned(), "6000".to_owned()),
-        ]),
-        batch_records: 10,
-        batch_bytes: 16 << 20,
-        batch_wait: Duration::from_millis(20),
-        dead_letter_topic: "demarc-dead-letter".into(),
-    };
-    // The webhook's port has nobody listening: every attempt is refused.
-    let addr = free_addr();
-    let hook = SinkSpec {
+    (cluster, brokers)
+}
+
+/// A webhook sink to `addr` that retries quickly.
+fn webhook(addr: std::net::SocketAddr) -> SinkSpec {
+    SinkSpec {
         name: "hook".into(),
         transport: Box::new(HttpSink::new(
             HttpTarget {
@@ -173,7 +164,33 @@ fn a_full_spool_pauses_consumption_and_drops_nothing() {
             base: Duration::from_millis(50),
             cap: Duration::from_millis(500),
         },
+    }
+}
+
+#[test]
+fn a_full_spool_pauses_consumption_and_drops_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules_dir = dir.path().join("rules");
+    std::fs::create_dir(&rules_dir).expect("dir");
+    let (_cluster, brokers) = cluster(MESSAGES);
+    let settings = KafkaSettings {
+        brokers: brokers.clone(),
+        group_id: "demarc-test".into(),
+        topics: vec![TOPIC.into()],
+        properties: BTreeMap::from([
+            // Far shorter than the pause: a consumer that stopped polling would be
+            // thrown out of its group.
+            ("max.poll.interval.ms".to_owned(), "6000".to_owned()),
+            ("session.timeout.ms".to_owned(), "6000".to_owned()),
+        ]),
+        batch_records: 10,
+        batch_bytes: 16 << 20,
+        batch_wait: Duration::from_millis(20),
+        dead_letter_topic: "demarc-dead-letter".into(),
     };
+    // The webhook's port has nobody listening: every attempt is refused.
+    let addr = free_addr();
+    let hook = webhook(addr);
     let topic = SinkSpec {
         name: "siem".into(),
         transport: Box::new(
@@ -225,6 +242,22 @@ fn a_full_spool_pauses_consumption_and_drops_nothing() {
         .get_or_create(&vec![("sink", "hook".to_owned())])
         .get();
     assert!(depth <= 40, "the spool holds at most its capacity: {depth}");
+    // The topic sink is not held up by the webhook: it has delivered what was routed.
+    let siem = |m: &demarc_sink::metrics::RouteMetrics| {
+        (
+            m.spool_depth
+                .get_or_create(&vec![("sink", "siem".to_owned())])
+                .get(),
+            m.delivered
+                .get_or_create(&vec![("sink", "siem".to_owned())])
+                .get(),
+        )
+    };
+    assert!(wait_for(Duration::from_secs(5), || siem(
+        &engine.metrics.routing
+    )
+    .0 == 0));
+    assert!(siem(&engine.metrics.routing).1 > 0);
 
     // The webhook comes up: everything arrives, nothing twice, and consumption ends.
     let receiver = Receiver::start_on(addr, |_| status(200));
@@ -269,4 +302,95 @@ fn a_full_spool_pauses_consumption_and_drops_nothing() {
             .iter()
             .all(|(key, v)| *key == v["metadata"]["correlation_uid"] && v["class_uid"] == 2004)
     );
+}
+
+#[test]
+fn an_alert_the_sink_refuses_goes_to_the_dead_letter_topic_with_the_response() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules_dir = dir.path().join("rules");
+    std::fs::create_dir(&rules_dir).expect("dir");
+    let (_cluster, brokers) = cluster(3);
+    let receiver = Receiver::start(|n| match n {
+        0 => receiver::Reply::Status {
+            status: 422,
+            body: "{\"error\":\"schema mismatch\"}".into(),
+            headers: Vec::new(),
+        },
+        _ => status(200),
+    });
+    let settings = KafkaSettings {
+        brokers: brokers.clone(),
+        group_id: "demarc-test".into(),
+        topics: vec![TOPIC.into()],
+        properties: BTreeMap::new(),
+        batch_records: 10,
+        batch_bytes: 16 << 20,
+        batch_wait: Duration::from_millis(20),
+        dead_letter_topic: "demarc-dead-letter".into(),
+    };
+    let engine = Engine::new(rules(&rules_dir), Settings::new(1, Options::default()));
+    let routing = Routing::start(
+        RoutingConfig {
+            store: dir.path().join("alerts.db"),
+            capacity: 100,
+            routes: Routes {
+                routes: Vec::new(),
+                default: vec![0],
+            },
+            suppression: Suppression::default(),
+            sinks: vec![webhook(receiver.addr)],
+            grace: Duration::from_secs(1),
+        },
+        engine.metrics.routing.clone(),
+    )
+    .expect("routing");
+    let runner = {
+        let engine = engine.clone();
+        std::thread::spawn(move || {
+            let sink = AlertSink::open(None, None, 100).expect("sink");
+            kafka::run(&settings, &engine, sink, Some(routing), None)
+        })
+    };
+    assert!(wait_for(Duration::from_secs(30), || {
+        receiver.delivered_ids().len() == 2 && engine.metrics.dead_letters.get() == 1
+    }));
+    engine.shared.stop.store(true, Ordering::Relaxed);
+    runner.join().expect("runner").expect("run");
+
+    let refused = receiver.requests()[0].headers["webhook-id"].clone();
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .set("group.id", "dead-letter-reader")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer
+        .subscribe(&["demarc-dead-letter"])
+        .expect("subscribe");
+    let mut letter = None;
+    for _ in 0..300 {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            letter = Some(m.detach());
+            break;
+        }
+    }
+    let letter = letter.expect("a dead letter");
+    let headers: BTreeMap<String, String> =
+        rdkafka::message::Headers::iter(letter.headers().expect("headers"))
+            .map(|h| {
+                (
+                    h.key.to_owned(),
+                    String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned(),
+                )
+            })
+            .collect();
+    assert_eq!(headers["demarc.reason"], "alert_refused");
+    assert_eq!(headers["demarc.sink"], "hook");
+    assert_eq!(headers["demarc.status"], "422");
+    assert_eq!(headers["demarc.detail"], "{\"error\":\"schema mismatch\"}");
+    assert_eq!(headers["demarc.alert_id"], refused);
+    assert_eq!(headers["demarc.source.topic"], TOPIC);
+    let alert: serde_json::Value =
+        serde_json::from_slice(letter.payload().expect("payload")).expect("the alert");
+    assert_eq!(alert["alert_id"], refused.as_str());
 }
