@@ -453,6 +453,7 @@ impl Config {
             sinks: file.sinks,
             routes: file.routes,
             default_route: file.default_route,
+            alerts_stdout: file.alerts.stdout,
         }
         .plan(path.parent().unwrap_or(Path::new("")), &at)?;
 
@@ -461,8 +462,7 @@ impl Config {
                 path: path.to_owned(),
                 line: None,
                 message:
-                    "[alerts] sends alerts nowhere: set `stdout = true` or `file = \"…\"`, or \
-                          define [sinks] and [[routes]]"
+                    "[alerts] sends alerts nowhere: set `stdout = true`, `file = \"…\"` or [sinks]"
                         .into(),
             });
         }

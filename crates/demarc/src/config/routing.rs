@@ -83,6 +83,8 @@ pub(super) struct Sections {
     pub sinks: BTreeMap<Spanned<String>, SinkFile>,
     pub routes: Vec<RouteFile>,
     pub default_route: Option<DefaultRouteFile>,
+    /// `[alerts] stdout`: a `stdout` sink would interleave its lines with these.
+    pub alerts_stdout: bool,
 }
 
 /// Where alerts go, as configured.
@@ -195,7 +197,19 @@ impl Sections {
         let mut names = Vec::new();
         for (name, sink) in &self.sinks {
             names.push(name.get_ref().clone());
-            sinks.push(sink_plan(name, sink, base, at)?);
+            let plan = sink_plan(name, sink, base, at)?;
+            if self.alerts_stdout && matches!(plan.kind, super::SinkKind::Stdout { .. }) {
+                return Err(at(
+                    name.span(),
+                    format!(
+                        "sink `{}` prints to standard output, where [alerts] already prints \
+                         every alert (their lines would interleave): set `stdout = false` \
+                         in [alerts]",
+                        name.get_ref()
+                    ),
+                ));
+            }
+            sinks.push(plan);
         }
         let index = |list: &Spanned<Vec<String>>| -> Result<Vec<usize>, ConfigError> {
             if list.get_ref().is_empty() {
