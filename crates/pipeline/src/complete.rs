@@ -289,13 +289,15 @@ impl<P: Position> Completion<P> {
         Ok(())
     }
 
-    /// Closes due suppression windows, and sends the notices the sinks refused to the
-    /// dead-letter output (then forgets them).
+    /// Once a second: closes due suppression windows, and sends the notices the sinks
+    /// refused to the dead-letter output (then forgets them).
     fn tend_routing(&mut self) -> Result<()> {
         let Some(routing) = self.routing.as_mut() else {
             return Ok(());
         };
-        routing.tick()?;
+        if !routing.tick()? {
+            return Ok(());
+        }
         let refused = routing.rejected(100)?;
         if refused.is_empty() {
             return Ok(());

@@ -82,32 +82,41 @@ fn committed(brokers: &str) -> i64 {
         .sum()
 }
 
-/// Every record of `topic`: (key, alert id header).
-fn records(brokers: &str, topic: &str) -> Vec<(String, serde_json::Value)> {
+/// Every record of `topic`, read from the start until none has come for 3 s (30 s
+/// for the first: the group's join takes a while).
+fn read_all(brokers: &str, topic: &str) -> Vec<rdkafka::message::OwnedMessage> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
-        .set("group.id", "reader")
+        .set("group.id", format!("reader-{topic}"))
         .set("auto.offset.reset", "earliest")
         .create()
         .expect("consumer");
     consumer.subscribe(&[topic]).expect("subscribe");
     let mut out = Vec::new();
     let mut idle = 0;
-    // The group's join takes a while: wait for the first record longer.
     while idle < if out.is_empty() { 300 } else { 30 } {
         match consumer.poll(Duration::from_millis(100)) {
             Some(Ok(m)) => {
                 idle = 0;
-                let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
-                out.push((
-                    key,
-                    serde_json::from_slice(m.payload().unwrap_or_default()).expect("json"),
-                ));
+                out.push(m.detach());
             }
             _ => idle += 1,
         }
     }
     out
+}
+
+/// Every record of `topic`: its key and its JSON value.
+fn records(brokers: &str, topic: &str) -> Vec<(String, serde_json::Value)> {
+    read_all(brokers, topic)
+        .iter()
+        .map(|m| {
+            (
+                String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned(),
+                serde_json::from_slice(m.payload().unwrap_or_default()).expect("json"),
+            )
+        })
+        .collect()
 }
 
 /// A mock cluster with the source, alert and dead-letter topics, and `messages`
@@ -358,23 +367,8 @@ fn an_alert_the_sink_refuses_goes_to_the_dead_letter_topic_with_the_response() {
     runner.join().expect("runner").expect("run");
 
     let refused = receiver.requests()[0].headers["webhook-id"].clone();
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", "dead-letter-reader")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .expect("consumer");
-    consumer
-        .subscribe(&["demarc-dead-letter"])
-        .expect("subscribe");
-    let mut letter = None;
-    for _ in 0..300 {
-        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
-            letter = Some(m.detach());
-            break;
-        }
-    }
-    let letter = letter.expect("a dead letter");
+    let letters = read_all(&brokers, "demarc-dead-letter");
+    let letter = letters.first().expect("a dead letter");
     let headers: BTreeMap<String, String> =
         rdkafka::message::Headers::iter(letter.headers().expect("headers"))
             .map(|h| {

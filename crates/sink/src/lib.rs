@@ -27,7 +27,9 @@ pub mod notice;
 pub mod route;
 pub mod routing;
 pub mod store;
+// The integration tests' alerts (and HTTP receiver), for the unit tests too.
 #[cfg(test)]
+#[path = "../tests/common/mod.rs"]
 mod testing;
 
 use std::collections::{HashSet, VecDeque};

@@ -108,7 +108,14 @@ pub fn glob(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::alert;
+
+    /// An alert of `rule` at `severity` (AWS, account 111122223333, public exposure,
+    /// data layer).
+    fn alert(rule: &str, severity: Severity) -> Alert {
+        let mut alert = crate::testing::alert(rule, 0, "b");
+        alert.severity = severity;
+        alert
+    }
 
     #[test]
     fn globs_match_runs_and_single_characters() {

@@ -15,7 +15,7 @@ use crate::deliver::{Backoff, Delivery, Shared, Transport};
 use crate::metrics::RouteMetrics;
 use crate::notice::{Kind, Notice, SnoozeMark};
 use crate::route::{Routes, glob};
-use crate::store::{Rejected, Snooze, Store, Tx, Window, now_ms};
+use crate::store::{Rejected, Snooze, Store, Tx, Window, encode, now_ms};
 use crate::{Error, Result};
 
 /// One configured sink.
@@ -193,8 +193,9 @@ impl Routing {
                     by: snooze.by.clone(),
                     until: rfc3339(snooze.until_ms),
                 });
+                let body = encode(&notice);
                 for &s in sinks.iter().filter(|&&s| self.keeps_snoozed[s]) {
-                    tx.enqueue(&self.names[s], &notice, now)?;
+                    tx.enqueue(&self.names[s], &body, now)?;
                     added.push(s);
                 }
                 continue;
@@ -224,8 +225,9 @@ impl Routing {
                     now,
                 )?;
             }
+            let body = encode(&notice);
             for &s in &sinks {
-                tx.enqueue(&self.names[s], &notice, now)?;
+                tx.enqueue(&self.names[s], &body, now)?;
                 added.push(s);
             }
         }
@@ -260,10 +262,11 @@ impl Routing {
     }
 
     /// Once a second: snoozes read again, windows that closed followed up, spool
-    /// gauges updated. Call it often; it does nothing between seconds.
-    pub fn tick(&mut self) -> Result<()> {
+    /// gauges updated. Call it often; it does nothing between seconds, and says whether
+    /// it ran.
+    pub fn tick(&mut self) -> Result<bool> {
         if self.last_tick.is_some_and(|at| at.elapsed() < TICK) {
-            return Ok(());
+            return Ok(false);
         }
         self.last_tick = Some(Instant::now());
         self.refresh_snoozes()?;
@@ -286,7 +289,7 @@ impl Routing {
                 .map_or((0, 0), |(_, n, queued)| (*n, (now - queued).max(0) / 1000));
             self.metrics.spool(name, depth, oldest);
         }
-        Ok(())
+        Ok(true)
     }
 
     /// Notices the sinks refused, for the dead-letter output.
@@ -340,9 +343,10 @@ fn close(
     notice.notice = Kind::Update;
     notice.count = Some(window.count);
     notice.last_seen = Some(window.last_seen.clone());
+    let body = encode(&notice);
     for sink in &window.sinks {
         if let Some(s) = names.iter().position(|n| n == sink) {
-            tx.enqueue(sink, &notice, now)?;
+            tx.enqueue(sink, &body, now)?;
             added.push(s);
         }
     }

@@ -109,6 +109,12 @@ pub struct Store {
     path: PathBuf,
 }
 
+/// A notice as the spool keeps it: encoded once, queued for each of its sinks.
+pub fn encode(notice: &Notice) -> Vec<u8> {
+    // A notice always serializes: its maps have string keys.
+    serde_json::to_vec(notice).unwrap_or_default()
+}
+
 pub(crate) fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
 }
@@ -436,9 +442,8 @@ impl Tx<'_> {
         move |e| Error::store(action, &self.path, e)
     }
 
-    /// Queues `notice` for `sink`.
-    pub fn enqueue(&self, sink: &str, notice: &Notice, now_ms: i64) -> Result<()> {
-        let body = serde_json::to_vec(notice).unwrap_or_default();
+    /// Queues a notice, as [`encode`] gives it, for `sink`.
+    pub fn enqueue(&self, sink: &str, body: &[u8], now_ms: i64) -> Result<()> {
         self.tx
             .prepare_cached("INSERT INTO spool (sink, notice, queued_ms) VALUES (?1, ?2, ?3)")
             .and_then(|mut stmt| stmt.execute(params![sink, body, now_ms]))

@@ -74,6 +74,14 @@ fn bodies(receiver: &Receiver) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The alert ids of the OCSF findings the receiver got, in order.
+fn finding_ids(receiver: &Receiver) -> Vec<String> {
+    bodies(receiver)
+        .iter()
+        .map(|b| b["finding_info"]["uid"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
 fn lines(path: &Path) -> Vec<serde_json::Value> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
@@ -194,10 +202,7 @@ fn snoozes_mute_all_but_file_sinks_end_when_asked_or_expired_and_survive_a_resta
         .route(&[&noisy, &quiet, &gcp], &mut || true)
         .expect("spooled");
     assert!(drained(&mut routing));
-    let delivered: Vec<String> = bodies(&receiver)
-        .iter()
-        .map(|b| b["finding_info"]["uid"].as_str().unwrap_or("").to_owned())
-        .collect();
+    let delivered = finding_ids(&receiver);
     assert_eq!(
         delivered,
         vec![quiet.alert_id.clone()],
@@ -243,10 +248,7 @@ fn snoozes_mute_all_but_file_sinks_end_when_asked_or_expired_and_survive_a_resta
         .route(&[&noisy2, &gcp2], &mut || true)
         .expect("spooled");
     assert!(drained(&mut routing));
-    let delivered: Vec<String> = bodies(&receiver)
-        .iter()
-        .map(|b| b["finding_info"]["uid"].as_str().unwrap_or("").to_owned())
-        .collect();
+    let delivered = finding_ids(&receiver);
     assert_eq!(
         delivered.last(),
         Some(&gcp2.alert_id),
