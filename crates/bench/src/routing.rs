@@ -27,6 +27,8 @@ use demarc_sink::notice::BodyFormat;
 use demarc_sink::route::{Matcher, Route, Routes};
 use demarc_sink::routing::{Routing, RoutingConfig, SinkSpec, Suppression};
 
+use crate::stream::percentile;
+
 // The alerts of the sink crate's tests.
 #[path = "../../sink/tests/common/mod.rs"]
 mod fixtures;
@@ -283,13 +285,6 @@ fn at_rate(
     let mut latencies = summary.processing_ms.clone();
     latencies.sort_unstable();
     Ok((latencies, summary.alerts(), batches))
-}
-
-fn percentile(values: &[i64], q: f64) -> i64 {
-    if values.is_empty() {
-        return 0;
-    }
-    values[((values.len() - 1) as f64 * q).round() as usize]
 }
 
 pub fn run(args: &RoutingArgs) -> Result<()> {

@@ -427,7 +427,7 @@ fn pipeline_alone(
 }
 
 /// The value at quantile `q` of sorted `values` (0 when empty).
-fn percentile(values: &[i64], q: f64) -> i64 {
+pub(crate) fn percentile(values: &[i64], q: f64) -> i64 {
     if values.is_empty() {
         return 0;
     }
