@@ -57,8 +57,6 @@ CREATE TABLE IF NOT EXISTS snoozes (
 pub struct Spooled {
     pub seq: i64,
     pub notice: Notice,
-    pub queued_ms: i64,
-    pub attempts: i64,
 }
 
 /// A notice a sink refused for good, on its way to the dead-letter output.
@@ -138,10 +136,6 @@ impl Store {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn fail(&self, action: &'static str) -> impl FnOnce(rusqlite::Error) -> Error + '_ {
         move |e| Error::store(action, &self.path, e)
     }
@@ -161,34 +155,21 @@ impl Store {
     pub fn next(&self, sink: &str, limit: usize) -> Result<Vec<Spooled>> {
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT seq, notice, queued_ms, attempts FROM spool WHERE sink = ?1 \
-                 ORDER BY seq LIMIT ?2",
-            )
+            .prepare_cached("SELECT seq, notice FROM spool WHERE sink = ?1 ORDER BY seq LIMIT ?2")
             .map_err(self.fail("read the spool in"))?;
         let rows = stmt
             .query_map(params![sink, limit as i64], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, Vec<u8>>(1)?,
-                    row.get::<_, i64>(2)?,
-                    row.get::<_, i64>(3)?,
-                ))
+                Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?))
             })
             .map_err(self.fail("read the spool in"))?;
         let mut out = Vec::new();
         for row in rows {
-            let (seq, body, queued_ms, attempts) = row.map_err(self.fail("read the spool in"))?;
+            let (seq, body) = row.map_err(self.fail("read the spool in"))?;
             let notice = serde_json::from_slice(&body).map_err(|e| Error::Corrupt {
                 path: self.path.clone(),
                 what: format!("spooled notice {seq}: {e}"),
             })?;
-            out.push(Spooled {
-                seq,
-                notice,
-                queued_ms,
-                attempts,
-            });
+            out.push(Spooled { seq, notice });
         }
         Ok(out)
     }
@@ -204,7 +185,8 @@ impl Store {
         tx.commit()
     }
 
-    /// A failed attempt: counted, with its error, for `demarc alerts spool`.
+    /// A failed attempt: counted, with its error, in the spool's row (for whoever opens
+    /// the store to see why a notice waits; `demarc alerts spool` does not show it yet).
     pub fn attempted(&self, seq: i64, error: &str) -> Result<()> {
         self.conn
             .execute(
