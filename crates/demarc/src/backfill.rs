@@ -38,6 +38,10 @@ pub struct BackfillArgs {
     /// and the alerts (DIR/alerts/date=…/*.jsonl) under this folder
     #[arg(long)]
     lake: Option<PathBuf>,
+    /// Keep each event's original JSON (the `raw` column) in the lake: complete, but
+    /// about 3x the lake's size and a slower backfill (docs/lake.md)
+    #[arg(long, requires = "lake")]
+    lake_raw: bool,
     /// Write rejected input as JSON lines (reason, detail, position, excerpt)
     #[arg(long)]
     dead_letter: Option<PathBuf>,
@@ -96,8 +100,8 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
         .max(1);
     let options = Options {
         max_event_bytes: args.max_event_bytes,
-        // Alerts do not carry the original JSON; only the lake keeps it.
-        keep_raw: args.lake.is_some(),
+        // Alerts do not carry the original JSON; only a lake that asks for it keeps it.
+        keep_raw: args.lake_raw,
         ..Options::default()
     };
     let engine = Engine::new(
@@ -126,7 +130,7 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
     let lake = match args.lake.as_deref() {
         None => None,
         Some(dir) => Some(LakeOutput {
-            lake: Lake::open(dir, &format!("{run_id}-{}", std::process::id()))?,
+            lake: Lake::with_encoders(dir, &format!("{run_id}-{}", std::process::id()), workers)?,
             // A backfill's lake is complete when the run ends.
             flush_every: None,
         }),

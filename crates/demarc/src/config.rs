@@ -51,7 +51,7 @@ struct File {
     dead_letter: DeadLetterFile,
     #[serde(default)]
     alerts: AlertsFile,
-    lake: Option<LakeFile>,
+    lake: Option<lake::LakeFile>,
     #[serde(default)]
     metrics: MetricsFile,
     #[serde(default)]
@@ -171,18 +171,6 @@ fn yes() -> bool {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct LakeFile {
-    path: PathBuf,
-    #[serde(default = "default_lake_flush_seconds")]
-    flush_seconds: Spanned<u64>,
-}
-
-fn default_lake_flush_seconds() -> Spanned<u64> {
-    Spanned::new(0..0, 60)
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct MetricsFile {
     #[serde(default = "default_listen")]
     listen: Spanned<String>,
@@ -232,7 +220,7 @@ pub struct Config {
     pub property_lines: BTreeMap<String, usize>,
     pub alerts_stdout: bool,
     pub alerts_file: Option<PathBuf>,
-    pub lake: Option<(PathBuf, Duration)>,
+    pub lake: Option<lake::LakeConfig>,
     /// `None`: no metrics endpoint.
     pub metrics_listen: Option<SocketAddr>,
     /// Work pending this long with nothing completed makes `/health` answer 503.
@@ -467,21 +455,7 @@ impl Config {
             });
         }
 
-        let lake = match file.lake {
-            None => None,
-            Some(lake) => {
-                let seconds = *lake.flush_seconds.get_ref();
-                if !(1..=3600).contains(&seconds) {
-                    return Err(at(
-                        lake.flush_seconds.span(),
-                        "lake.flush_seconds must be between 1 and 3600 (default 60); offsets are \
-                         committed when the lake is flushed"
-                            .into(),
-                    ));
-                }
-                Some((lake.path, Duration::from_secs(seconds)))
-            }
-        };
+        let lake = file.lake.map(|l| l.check(&at)).transpose()?;
 
         let listen = file.metrics.listen.get_ref().trim();
         let metrics_listen = if listen.is_empty() || listen == "off" {
@@ -594,6 +568,7 @@ fn line_of(text: &str, offset: usize) -> usize {
         + 1
 }
 
+mod lake;
 mod routing;
 mod sinks;
 #[cfg(test)]

@@ -41,8 +41,12 @@ impl EventSink {
         match extension.as_deref() {
             Some("parquet") => {
                 let (pending, file) = PendingFile::create(path)?;
-                let writer = ArrowWriter::try_new(file, event_schema(), Some(parquet_properties()))
-                    .context("cannot start the Parquet writer")?;
+                let writer = ArrowWriter::try_new(
+                    file,
+                    event_schema(),
+                    Some(parquet_properties(1 << 20).build()),
+                )
+                .context("cannot start the Parquet writer")?;
                 Ok(Self::Parquet(writer, pending))
             }
             Some("jsonl" | "ndjson" | "json") => {

@@ -70,8 +70,8 @@ pub fn run(args: &RunArgs) -> Result<()> {
 pub fn engine(config: &Config, rules: Arc<RuleSet>, keep_latencies: bool) -> Engine {
     let options = Options {
         max_event_bytes: config.max_event_bytes,
-        // Alerts do not carry the original JSON; only the lake keeps it.
-        keep_raw: config.lake.is_some(),
+        // Alerts do not carry the original JSON; only a lake that asks for it keeps it.
+        keep_raw: config.lake.as_ref().is_some_and(|l| l.raw),
         ..Options::default()
     };
     Engine::new(
@@ -96,9 +96,9 @@ pub fn stream(config: &Config, engine: &Engine, format: Format) -> Result<Summar
     )?;
     let lake = match &config.lake {
         None => None,
-        Some((path, every)) => Some(LakeOutput {
-            lake: Lake::open(path, &run_name())?,
-            flush_every: Some(*every),
+        Some(lake) => Some(LakeOutput {
+            lake: Lake::with_encoders(&lake.path, &run_name(), config.workers)?,
+            flush_every: Some(lake.flush_every),
         }),
     };
     let routing = match &config.routing {

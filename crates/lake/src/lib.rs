@@ -22,16 +22,25 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use arrow::array::{AsArray, RecordBatch, UInt32Array};
-use arrow::datatypes::{Schema, TimestampMicrosecondType};
-use demarc_model::{Alert, column};
+use arrow::array::RecordBatch;
+use demarc_model::Alert;
 use demarc_sink::PendingFile;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
-use parquet::schema::types::ColumnPath;
+
+mod compact;
+mod encode;
+mod split;
+
+pub use compact::{Compacted, compact};
+pub use encode::{ROW_GROUP_ROWS, Selection, parquet_properties, write_file, write_rows};
+pub use split::{Part, file_schema, split};
+
+use encode::Encoders;
+
+/// The folder of event files under the lake's root.
+pub const EVENTS: &str = "events";
+/// The folder of alert files under the lake's root.
+pub const ALERTS: &str = "alerts";
 
 /// What went wrong writing the lake; what was added since the last flush is not durable.
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +66,10 @@ pub enum Error {
     Json(#[from] serde_json::Error),
     #[error("events without {0}")]
     Schema(&'static str),
+    #[error("the lake's encoding threads stopped")]
+    Closed,
+    #[error("another `demarc lake compact` holds `{}`", .0.display())]
+    Busy(PathBuf),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -70,52 +83,35 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) ->
     }
 }
 
-/// How event Parquet files are written: zstd, and neither dictionary nor statistics
-/// for the columns whose every value differs (ids and JSON documents), where building
-/// them only costs time: nobody prunes on the min and max of a JSON text.
-pub fn parquet_properties() -> WriterProperties {
-    let unique = [
-        column::EVENT_ID,
-        column::REQUEST,
-        column::RESPONSE,
-        column::ADDITIONAL,
-        column::RAW,
-    ];
-    unique
-        .into_iter()
-        .fold(
-            WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())),
-            |props, name| {
-                props
-                    .set_column_dictionary_enabled(ColumnPath::from(name), false)
-                    .set_column_statistics_enabled(ColumnPath::from(name), EnabledStatistics::None)
-            },
-        )
-        .build()
-}
-
-/// Rows of one partition written to one file once buffered.
-const FILE_ROWS: usize = 65_536;
-/// Rows buffered across partitions before the largest are written out, which bounds
-/// memory however many partitions an archive spans.
-const MAX_BUFFERED_ROWS: usize = 98_304;
+/// A partition's buffered rows are written out as one file once they take this much
+/// memory (or rows). Buffered rows keep the whole batch they came from alive, so the
+/// memory counted is that of those batches: past [`MAX_BUFFERED_BYTES`], every
+/// partition is written out, which bounds memory however the events are spread over
+/// partitions.
+const FILE_BYTES: usize = 96 << 20;
+const FILE_ROWS: usize = 1 << 20;
+const MAX_BUFFERED_BYTES: usize = 192 << 20;
 /// Alerts buffered before they are written out.
 const MAX_BUFFERED_ALERTS: usize = 10_000;
 
-const MICROS_PER_HOUR: i64 = 3_600_000_000;
-
 /// A partition: provider and the hour (since the epoch) of the events.
 type Key = (String, i64);
+
+/// A partition's buffered rows: the parts' batches and rows, rows, bytes.
+type Buffered = (Vec<Selection>, usize, usize);
 
 #[derive(Debug)]
 pub struct Lake {
     root: PathBuf,
     run: String,
     next_part: u64,
-    events: HashMap<Key, (Vec<RecordBatch>, usize)>,
-    buffered_rows: usize,
+    events: HashMap<Key, Buffered>,
+    /// The batches buffered rows keep alive: their memory and how many parts.
+    pinned: HashMap<usize, (usize, usize)>,
+    pinned_bytes: usize,
     alerts: BTreeMap<String, Vec<String>>,
     buffered_alerts: usize,
+    encoders: Encoders,
     /// Files written so far.
     pub files: u64,
 }
@@ -123,8 +119,15 @@ pub struct Lake {
 impl Lake {
     /// A lake under `root` (created if missing); `run` names this run's files, with a
     /// random part after it, so that no two processes on any hosts pick the same names
-    /// (and a file is never replaced: see [`PendingFile::create_new`]).
+    /// (and a file is never replaced: see [`PendingFile::create_new`]). Files are
+    /// encoded on one thread per core.
     pub fn open(root: &Path, run: &str) -> Result<Self> {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        Self::with_encoders(root, run, threads)
+    }
+
+    /// [`Lake::open`] with `threads` encoding threads.
+    pub fn with_encoders(root: &Path, run: &str, threads: usize) -> Result<Self> {
         std::fs::create_dir_all(root).map_err(io_error("create the lake folder", root))?;
         let random = uuid::Uuid::new_v4().simple().to_string();
         Ok(Self {
@@ -132,53 +135,48 @@ impl Lake {
             run: format!("{run}-{}", &random[..12]),
             next_part: 0,
             events: HashMap::new(),
-            buffered_rows: 0,
+            pinned: HashMap::new(),
+            pinned_bytes: 0,
             alerts: BTreeMap::new(),
             buffered_alerts: 0,
+            encoders: Encoders::start(threads)?,
             files: 0,
         })
     }
 
-    /// Files the batch's rows under their partitions, writing out what is due.
+    /// Files the batch's rows under their partitions, writing out what is due. The
+    /// pipeline splits batches on its workers and calls [`Lake::add_parts`] instead.
     pub fn add_events(&mut self, batch: &RecordBatch) -> Result<()> {
-        let time = batch
-            .column_by_name(column::TIME)
-            .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
-            .ok_or(Error::Schema("a microsecond `time` column"))?;
-        let provider = batch
-            .column_by_name(column::PROVIDER)
-            .and_then(|c| c.as_string_opt::<i32>())
-            .ok_or(Error::Schema("a `provider` column"))?;
-        let mut rows: HashMap<(&str, i64), Vec<u32>> = HashMap::new();
-        for row in 0..batch.num_rows() {
-            let hour = time.value(row).div_euclid(MICROS_PER_HOUR);
-            let index = u32::try_from(row).map_err(|_| Error::Schema("fewer than 2^32 rows"))?;
-            rows.entry((provider.value(row), hour))
-                .or_default()
-                .push(index);
-        }
-        for ((provider, hour), indices) in rows {
-            let key = (provider.to_owned(), hour);
-            let part = arrow::compute::take_record_batch(batch, &UInt32Array::from(indices))?;
-            let n = part.num_rows();
+        self.add_parts(split(batch)?)
+    }
+
+    /// Buffers parts of batches (see [`split`]) under their partitions, writing out
+    /// what is due.
+    pub fn add_parts(&mut self, parts: Vec<Part>) -> Result<()> {
+        for part in parts {
+            let key = (part.provider, part.hour);
+            let bytes = part.bytes;
+            let pin = self
+                .pinned
+                .entry(batch_id(&part.batch))
+                .or_insert((part.batch_bytes, 0));
+            if pin.1 == 0 {
+                self.pinned_bytes += pin.0;
+            }
+            pin.1 += 1;
             let entry = self.events.entry(key.clone()).or_default();
-            entry.0.push(part);
-            entry.1 += n;
-            self.buffered_rows += n;
-            if entry.1 >= FILE_ROWS {
+            entry.1 += part.rows.len();
+            entry.2 += bytes;
+            entry.0.push((part.batch, Some(part.rows)));
+            if entry.1 >= FILE_ROWS || entry.2 >= FILE_BYTES {
                 self.write_partition(&key)?;
             }
         }
-        while self.buffered_rows > MAX_BUFFERED_ROWS {
-            let Some(largest) = self
-                .events
-                .iter()
-                .max_by_key(|(_, (_, n))| *n)
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            self.write_partition(&largest)?;
+        if self.pinned_bytes > MAX_BUFFERED_BYTES {
+            let keys: Vec<Key> = self.events.keys().cloned().collect();
+            for key in keys {
+                self.write_partition(&key)?;
+            }
         }
         Ok(())
     }
@@ -213,7 +211,7 @@ impl Lake {
         if self.buffered_alerts > 0 {
             self.write_alerts()?;
         }
-        Ok(())
+        self.encoders.wait()
     }
 
     fn part_name(&mut self, extension: &str) -> String {
@@ -222,64 +220,34 @@ impl Lake {
     }
 
     fn write_partition(&mut self, key: &Key) -> Result<()> {
-        let Some((batches, rows)) = self.events.remove(key) else {
+        let Some((batches, _, _)) = self.events.remove(key) else {
             return Ok(());
         };
-        self.buffered_rows -= rows;
+        for (batch, _) in &batches {
+            let id = batch_id(batch);
+            if let Some(pin) = self.pinned.get_mut(&id) {
+                pin.1 -= 1;
+                if pin.1 == 0 {
+                    self.pinned_bytes -= pin.0;
+                    self.pinned.remove(&id);
+                }
+            }
+        }
         let (provider, hour) = key;
-        let start = chrono::DateTime::from_timestamp(hour.saturating_mul(3600), 0)
-            .ok_or(Error::Schema("an event hour within chrono's range"))?;
-        let dir = self
-            .root
-            .join("events")
-            .join(format!("provider={provider}"))
-            .join(format!("date={}", start.format("%Y-%m-%d")))
-            .join(format!("hour={}", start.format("%H")));
+        let dir = partition_dir(&self.root, provider, *hour)?;
         std::fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
         let path = dir.join(self.part_name("parquet"));
-        let parquet = |source| Error::Parquet {
-            path: path.clone(),
-            source,
-        };
-        let schema = without_provider(&batches[0].schema());
-        let (pending, file) = PendingFile::create_new(&path)?;
-        let mut writer =
-            ArrowWriter::try_new(file, Arc::clone(&schema), Some(parquet_properties()))
-                .map_err(parquet)?;
-        for batch in batches {
-            let columns = schema
-                .fields()
-                .iter()
-                .map(|f| {
-                    batch
-                        .column_by_name(f.name())
-                        .cloned()
-                        .ok_or(Error::Schema("every column of the first batch"))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
-            writer.write(&batch).map_err(parquet)?;
-        }
-        let file = writer.into_inner().map_err(parquet)?;
-        pending.commit(&file)?;
+        self.encoders.submit(path, batches)?;
         self.files += 1;
         Ok(())
     }
 
     fn write_alerts(&mut self) -> Result<()> {
         for (date, lines) in std::mem::take(&mut self.alerts) {
-            let dir = self.root.join("alerts").join(format!("date={date}"));
+            let dir = self.root.join(ALERTS).join(format!("date={date}"));
             std::fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
             let path = dir.join(self.part_name("jsonl"));
-            let (pending, file) = PendingFile::create_new(&path)?;
-            let mut writer = BufWriter::new(file);
-            for line in lines {
-                writer
-                    .write_all(line.as_bytes())
-                    .and_then(|()| writer.write_all(b"\n"))
-                    .map_err(io_error("write", pending.path()))?;
-            }
-            pending.commit_buffered(writer)?;
+            write_lines(&path, lines.iter().map(String::as_str))?;
             self.files += 1;
         }
         self.buffered_alerts = 0;
@@ -287,15 +255,38 @@ impl Lake {
     }
 }
 
-/// The event schema without `provider`, which the partition path carries.
-fn without_provider(schema: &Schema) -> Arc<Schema> {
-    let fields: Vec<_> = schema
-        .fields()
-        .iter()
-        .filter(|f| f.name() != column::PROVIDER)
-        .cloned()
-        .collect();
-    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+/// Identifies the batch a part came from: its parts share its columns, and the column
+/// cannot be freed (and its address reused) while a part holds it.
+fn batch_id(batch: &RecordBatch) -> usize {
+    batch
+        .columns()
+        .first()
+        .map_or(0, |c| std::sync::Arc::as_ptr(c).cast::<()>() as usize)
+}
+
+/// Writes `lines` to a new file at `path`, synced and renamed into place.
+pub(crate) fn write_lines<'a>(path: &Path, lines: impl Iterator<Item = &'a str>) -> Result<()> {
+    let (pending, file) = PendingFile::create_new(path)?;
+    let mut writer = BufWriter::new(file);
+    for line in lines {
+        writer
+            .write_all(line.as_bytes())
+            .and_then(|()| writer.write_all(b"\n"))
+            .map_err(io_error("write", pending.path()))?;
+    }
+    pending.commit_buffered(writer)?;
+    Ok(())
+}
+
+/// `ROOT/events/provider=…/date=…/hour=…` for a provider and an hour since the epoch.
+fn partition_dir(root: &Path, provider: &str, hour: i64) -> Result<PathBuf> {
+    let start = chrono::DateTime::from_timestamp(hour.saturating_mul(3600), 0)
+        .ok_or(Error::Schema("an event hour within chrono's range"))?;
+    Ok(root
+        .join(EVENTS)
+        .join(format!("provider={provider}"))
+        .join(format!("date={}", start.format("%Y-%m-%d")))
+        .join(format!("hour={}", start.format("%H"))))
 }
 
 #[cfg(test)]

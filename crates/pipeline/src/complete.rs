@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
-use arrow::array::RecordBatch;
 use demarc_lake::Lake;
 use demarc_model::Alert;
 use demarc_normalize::Stats;
@@ -102,9 +101,8 @@ pub(crate) struct Done<P> {
     pub alerts: Vec<Fired>,
     pub dead: Vec<DeadLetter>,
     pub unreadable: Vec<(String, String)>,
-    /// The normalized events, when kept for the lake (more than one chunk only for a
-    /// batch too large for one Arrow column).
-    pub rows: Vec<RecordBatch>,
+    /// The normalized events by lake partition, when kept for the lake.
+    pub parts: Vec<demarc_lake::Part>,
     pub stats: Stats,
 }
 
@@ -231,7 +229,12 @@ impl<P: Position> Completion<P> {
     /// Makes a run of batches durable (dead letters acknowledged by their output,
     /// alerts written and synced, events in the lake's buffer) and notes their
     /// positions.
-    fn write(&mut self, batches: Vec<Done<P>>) -> Result<()> {
+    fn write(&mut self, mut batches: Vec<Done<P>>) -> Result<()> {
+        if let Some((lake, _)) = self.lake.as_mut() {
+            for batch in &mut batches {
+                lake.lake.add_parts(std::mem::take(&mut batch.parts))?;
+            }
+        }
         for batch in &batches {
             if !batch.dead.is_empty() {
                 let written = self.dead_letters.write(&batch.dead)?;
@@ -258,11 +261,6 @@ impl<P: Position> Completion<P> {
                 }
                 to_route.push(alert);
                 emitted.push((alert.rule_id.as_str(), fired.produced_ms, fired.received));
-            }
-            if let Some((lake, _)) = self.lake.as_mut() {
-                for rows in &batch.rows {
-                    lake.lake.add_events(rows)?;
-                }
             }
         }
         alerts.sync()?;

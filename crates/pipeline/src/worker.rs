@@ -142,7 +142,7 @@ fn process<P: Position>(
         dead,
         unreadable,
         alerts: Vec::new(),
-        rows: Vec::new(),
+        parts: Vec::new(),
         stats: Stats::default(),
     };
     chunks.extend(normalizer.take_batch());
@@ -175,7 +175,11 @@ fn process<P: Position>(
         }));
     }
     if engine.settings.keep_rows {
-        done.rows = chunks;
+        // Cut into the lake's partitions here, on the worker, so that the one thread
+        // that orders the output only buffers the parts.
+        for rows in &chunks {
+            done.parts.extend(demarc_lake::split(rows)?);
+        }
     }
     Ok(done)
 }

@@ -39,7 +39,7 @@ use std::path::{Path, PathBuf};
 
 use demarc_model::Alert;
 
-pub use file::{PendingFile, open_jsonl};
+pub use file::{PendingFile, open_jsonl, sync_parent};
 
 /// An output that failed; the alerts written since the last `sync` are not durable.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,268 @@
+//! Parquet encoding of lake files, on a pool of threads so that encoding keeps pace
+//! with the workers instead of running on the one thread that orders the output.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use arrow::array::{AsArray, RecordBatch};
+use arrow::compute::interleave_record_batch;
+use arrow::datatypes::TimestampMicrosecondType;
+use demarc_model::column;
+use demarc_sink::PendingFile;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::SortingColumn;
+use parquet::file::properties::{EnabledStatistics, WriterProperties, WriterPropertiesBuilder};
+use parquet::schema::types::ColumnPath;
+
+use crate::{Error, Result};
+
+/// Rows per row group: large enough to scan fast, small enough that statistics on
+/// `time` prune a day into a few of them.
+pub const ROW_GROUP_ROWS: usize = 131_072;
+
+/// How lake files are written:
+/// - zstd (level 1: the lake is written as fast as events arrive) for the columns of
+///   text, ids and JSON;
+/// - statistics (with a page index) on every column except the JSON documents, where
+///   nobody prunes on a minimum and maximum;
+/// - dictionary encoding where values repeat (the default; Parquet falls back to plain
+///   by itself when a column's dictionary grows too large), not on ids and JSON;
+/// - bloom filters on `event_id` and `actor_principal`, sized for `rows`, so that
+///   looking up one event or one principal skips the row groups without it.
+///
+/// Lake files also have their rows sorted by `time`, recorded as the file's sorting
+/// column (see [`write_file`]).
+pub fn parquet_properties(rows: usize) -> WriterPropertiesBuilder {
+    let unique = [
+        column::EVENT_ID,
+        column::REQUEST,
+        column::RESPONSE,
+        column::ADDITIONAL,
+        column::RAW,
+    ];
+    let ndv = rows.clamp(1, ROW_GROUP_ROWS) as u64;
+    let mut builder = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS));
+    for name in unique {
+        builder = builder
+            .set_column_dictionary_enabled(ColumnPath::from(name), false)
+            .set_column_statistics_enabled(ColumnPath::from(name), EnabledStatistics::None);
+    }
+    for name in [column::EVENT_ID, column::ACTOR_PRINCIPAL] {
+        builder = builder
+            .set_column_bloom_filter_enabled(ColumnPath::from(name), true)
+            .set_column_bloom_filter_fpp(ColumnPath::from(name), 0.01)
+            .set_column_bloom_filter_max_ndv(ColumnPath::from(name), ndv);
+    }
+    // The small columns (booleans, integers, and strings with few distinct values,
+    // which dictionary encoding already shrinks to a few bits a row) are left
+    // uncompressed: compressing them saves little and costs a compression context per
+    // column per row group.
+    for name in [
+        column::EVENT_TYPE,
+        column::ACCOUNT_ID,
+        column::REGION,
+        column::SERVICE,
+        column::OPERATION,
+        column::ACTOR_TYPE,
+        column::ACTOR_INVOKED_BY,
+        column::MFA,
+        column::OUTCOME,
+        column::ERROR_CODE,
+        column::READ_ONLY,
+        column::SRC_PARTITION,
+        column::SRC_OFFSET,
+        column::SRC_LINE,
+        column::SRC_INDEX,
+    ] {
+        builder = builder.set_column_compression(ColumnPath::from(name), Compression::UNCOMPRESSED);
+    }
+    builder
+}
+
+/// Rows to write: a whole batch (`None`), or these rows of it.
+pub type Selection = (RecordBatch, Option<Vec<u32>>);
+
+/// Rows gathered at a time: the copy a file's encoder holds beside its input.
+const GATHER_ROWS: usize = 16_384;
+
+/// Hands the selected rows to `each` as batches in time order: whole batches as they
+/// are when each is in order and their ranges follow each other; otherwise gathered in
+/// time order (one copy, [`GATHER_ROWS`] at a time).
+pub fn in_time_order(
+    selections: Vec<Selection>,
+    mut each: impl FnMut(RecordBatch) -> Result<()>,
+) -> Result<()> {
+    let mut times = Vec::with_capacity(selections.len());
+    for (batch, _) in &selections {
+        let time = batch
+            .column_by_name(column::TIME)
+            .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+            .ok_or(Error::Schema("a microsecond `time` column"))?;
+        times.push(time.values().clone());
+    }
+    let whole = selections.iter().all(|(_, rows)| rows.is_none());
+    if whole {
+        let each_sorted = times.iter().all(|t| t.windows(2).all(|w| w[0] <= w[1]));
+        let follow = times
+            .iter()
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .windows(2)
+            .all(|w| w[0].last() <= w[1].first());
+        if each_sorted && follow {
+            return selections
+                .into_iter()
+                .try_for_each(|(batch, _)| each(batch));
+        }
+    }
+    let mut order: Vec<(i64, usize, usize)> = Vec::new();
+    for (b, (batch, rows)) in selections.iter().enumerate() {
+        let t = &times[b];
+        match rows {
+            Some(rows) => order.extend(rows.iter().map(|&r| (t[r as usize], b, r as usize))),
+            None => order.extend((0..batch.num_rows()).map(|r| (t[r], b, r))),
+        }
+    }
+    order.sort_unstable();
+    let refs: Vec<&RecordBatch> = selections.iter().map(|(batch, _)| batch).collect();
+    for chunk in order.chunks(GATHER_ROWS) {
+        let indices: Vec<(usize, usize)> = chunk.iter().map(|&(_, b, r)| (b, r)).collect();
+        each(interleave_record_batch(&refs, &indices)?)?;
+    }
+    Ok(())
+}
+
+/// Writes `batches` (same schema) to a new Parquet file at `path`, in time order,
+/// synced and renamed into place.
+pub fn write_file(path: &Path, batches: Vec<RecordBatch>) -> Result<()> {
+    write_rows(path, batches.into_iter().map(|b| (b, None)).collect())
+}
+
+/// Writes the selected rows (same schema) to a new Parquet file at `path`, in time
+/// order, synced and renamed into place.
+pub fn write_rows(path: &Path, selections: Vec<Selection>) -> Result<()> {
+    let Some((first, _)) = selections.first() else {
+        return Ok(());
+    };
+    let schema = first.schema();
+    let rows = selections
+        .iter()
+        .map(|(batch, rows)| rows.as_ref().map_or(batch.num_rows(), Vec::len))
+        .sum();
+    let parquet = |source| Error::Parquet {
+        path: path.to_owned(),
+        source,
+    };
+    let (pending, file) = PendingFile::create_new(path)?;
+    let time = schema.index_of(column::TIME)?;
+    let props = parquet_properties(rows)
+        .set_sorting_columns(Some(vec![SortingColumn {
+            column_idx: i32::try_from(time).map_err(|_| Error::Schema("fewer columns"))?,
+            descending: false,
+            nulls_first: false,
+        }]))
+        .build();
+    let mut writer =
+        ArrowWriter::try_new(file, Arc::clone(&schema), Some(props)).map_err(parquet)?;
+    in_time_order(selections, |batch| {
+        if batch.schema().fields() != schema.fields() {
+            return Err(Error::Schema("the same columns in every batch of a file"));
+        }
+        writer.write(&batch).map_err(parquet)
+    })?;
+    let file = writer.into_inner().map_err(parquet)?;
+    pending.commit(&file)?;
+    Ok(())
+}
+
+/// A file to write.
+type Job = (PathBuf, Vec<Selection>);
+
+/// Threads that write lake files. A file is handed over only to an idle thread, so a
+/// writer that runs ahead of them waits instead of buffering without bound.
+#[derive(Debug)]
+pub(crate) struct Encoders {
+    jobs: Option<SyncSender<Job>>,
+    results: Receiver<Result<()>>,
+    threads: Vec<JoinHandle<()>>,
+    in_flight: usize,
+}
+
+impl Encoders {
+    pub fn start(threads: usize) -> Result<Self> {
+        let threads = threads.max(1);
+        let (jobs, queue) = sync_channel::<Job>(0);
+        let (report, results) = channel();
+        let queue = Arc::new(Mutex::new(queue));
+        let mut handles = Vec::with_capacity(threads);
+        for n in 0..threads {
+            let queue = Arc::clone(&queue);
+            let report = report.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("lake-encoder-{n}"))
+                .spawn(move || {
+                    loop {
+                        let next = match queue.lock() {
+                            Ok(queue) => queue.recv(),
+                            Err(_) => return,
+                        };
+                        let Ok((path, selections)) = next else { return };
+                        if report.send(write_rows(&path, selections)).is_err() {
+                            return;
+                        }
+                    }
+                })
+                .map_err(|source| Error::Io {
+                    action: "start a lake encoder for",
+                    path: PathBuf::from("the lake"),
+                    source,
+                })?;
+            handles.push(handle);
+        }
+        Ok(Self {
+            jobs: Some(jobs),
+            results,
+            threads: handles,
+            in_flight: 0,
+        })
+    }
+
+    /// Queues a file; reports the failure of an earlier one, if any finished failing.
+    pub fn submit(&mut self, path: PathBuf, selections: Vec<Selection>) -> Result<()> {
+        while let Ok(done) = self.results.try_recv() {
+            self.in_flight -= 1;
+            done?;
+        }
+        let jobs = self.jobs.as_ref().ok_or(Error::Closed)?;
+        jobs.send((path, selections)).map_err(|_| Error::Closed)?;
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// Waits until every queued file is written; the first failure is returned.
+    pub fn wait(&mut self) -> Result<()> {
+        let mut first = Ok(());
+        while self.in_flight > 0 {
+            let done = self.results.recv().map_err(|_| Error::Closed)?;
+            self.in_flight -= 1;
+            if first.is_ok() {
+                first = done;
+            }
+        }
+        first
+    }
+}
+
+impl Drop for Encoders {
+    fn drop(&mut self) {
+        self.jobs.take();
+        for handle in self.threads.drain(..) {
+            let _ = handle.join();
+        }
+    }
+}
