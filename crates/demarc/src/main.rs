@@ -1,9 +1,11 @@
 //! The `demarc` binary: command line, configuration loading, wiring of the library
 //! crates, progress and summaries. The pipeline is `demarc-pipeline`, the outputs
-//! `demarc-sink` and `demarc-lake`; nothing here processes an event.
+//! `demarc-sink` and `demarc-lake`, the investigation side `demarc-sql`; nothing here
+//! processes an event.
 
 mod alerts;
 mod backfill;
+mod backtest;
 mod config;
 mod demo;
 mod metrics;
@@ -11,6 +13,8 @@ mod normalize;
 mod output;
 mod rules;
 mod run;
+mod serve;
+mod sql;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -52,6 +56,13 @@ enum Command {
     /// Snooze a rule's alerts, list and end snoozes, look at the alert spool
     #[command(subcommand)]
     Alerts(alerts::AlertsCommand),
+    /// Query the lake with SQL: tables `events` and `alerts`, the rules' functions
+    Sql(sql::SqlArgs),
+    /// Maintain the lake
+    #[command(subcommand)]
+    Lake(sql::LakeCommand),
+    /// Serve the lake's tables over Arrow Flight SQL (JDBC, ADBC, BI tools), read-only
+    Serve(serve::ServeArgs),
 }
 
 fn main() -> ExitCode {
@@ -71,6 +82,9 @@ fn main() -> ExitCode {
         Command::Normalize(args) => normalize::run(&args),
         Command::Rules(command) => rules::run(&command),
         Command::Alerts(command) => alerts::run(&command),
+        Command::Sql(args) => sql::sql(&args),
+        Command::Lake(command) => sql::lake(&command),
+        Command::Serve(args) => serve::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

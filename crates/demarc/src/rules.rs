@@ -18,6 +18,9 @@ pub enum RulesCommand {
         #[arg(long, default_value = "testdata/rules")]
         fixtures: PathBuf,
     },
+    /// Run one rule file over the lake's history: what it would have raised (alerts
+    /// per day, top dedup keys and actors, a sample), before it pages anyone
+    Backtest(crate::backtest::BacktestArgs),
 }
 
 #[derive(Debug, Args)]
@@ -37,11 +40,15 @@ impl RulesArgs {
 }
 
 pub fn run(command: &RulesCommand) -> Result<()> {
+    if let RulesCommand::Backtest(args) = command {
+        return crate::backtest::run(args);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     runtime.block_on(async {
         match command {
             RulesCommand::List(args) => list(&args.load().await?),
             RulesCommand::Test { rules, fixtures } => test(&rules.load().await?, fixtures).await,
+            RulesCommand::Backtest(_) => Ok(()),
         }
     })
 }

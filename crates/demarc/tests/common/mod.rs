@@ -41,3 +41,25 @@ pub fn get(port: u16, path: &str) -> Option<String> {
     stream.read_to_string(&mut text).ok()?;
     Some(text)
 }
+
+/// `demarc backfill` of the bundled samples into `DIR/lake` (alerts in `DIR/alerts.jsonl`);
+/// the lake's path.
+#[allow(dead_code)] // Only the lake's tests use it.
+pub fn sample_lake(dir: &Path) -> PathBuf {
+    let lake = dir.join("lake");
+    let out = Command::new(env!("CARGO_BIN_EXE_demarc"))
+        .arg("backfill")
+        .arg(repo().join("testdata/samples"))
+        .arg("--alerts")
+        .arg(dir.join("alerts.jsonl"))
+        .arg("--lake")
+        .arg(&lake)
+        .output()
+        .expect("backfill");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lake
+}

@@ -1,0 +1,168 @@
+//! Investigation: read-only SQL over a demarc lake.
+//!
+//! Two tables, both read from the lake's folders at every query (so a file written a
+//! moment ago is in the next answer):
+//! - `events`: the normalized events (docs/schema.md), with the partition columns
+//!   `provider`, `date` (`YYYY-MM-DD`) and `hour` (`HH`) from the paths; a filter on
+//!   them skips whole folders, a filter on `time`, `event_id` or `actor_principal`
+//!   skips row groups (statistics, bloom filters);
+//! - `alerts`: every alert the lake holds (docs/alerts.md), with `date`.
+//!
+//! The rule engine's JSON and domain functions are there, so an analyst can paste a
+//! rule's SQL. Anything that writes or changes the session (DDL, DML, `COPY`, `SET`)
+//! is refused.
+
+mod backtest;
+mod diagnostic;
+pub mod flight;
+mod output;
+mod shell;
+mod tables;
+
+use std::path::Path;
+
+use datafusion::error::DataFusionError;
+use datafusion::execution::FunctionRegistry;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
+
+pub use backtest::{Backtest, backtest};
+pub use diagnostic::render;
+pub use output::{Format, Written, write};
+pub use shell::{ShellOptions, shell};
+pub use tables::{ALERTS_TABLE, EVENTS_TABLE, alerts_schema, register};
+
+/// The catalog and schema the tables are in.
+pub const CATALOG: &str = "demarc";
+pub const SCHEMA: &str = "lake";
+
+/// Why a query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The query itself: rendered with [`render`] for a person.
+    #[error("{}", .error.strip_backtrace())]
+    Query {
+        sql: String,
+        #[source]
+        error: DataFusionError,
+    },
+    #[error("cannot write the result to `{path}`")]
+    Output {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write the result")]
+    Arrow(#[from] arrow::error::ArrowError),
+    #[error("cannot write the result as Parquet")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error(transparent)]
+    Rules(#[from] demarc_detect::Error),
+    #[error("{0}")]
+    Usage(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The message for a person: a query error with the offending part of the query
+    /// marked.
+    pub fn explain(&self) -> String {
+        match self {
+            Self::Query { sql, error } => render(sql, error),
+            other => {
+                let mut text = other.to_string();
+                let mut source = std::error::Error::source(other);
+                while let Some(cause) = source {
+                    text.push_str(": ");
+                    text.push_str(&cause.to_string());
+                    source = cause.source();
+                }
+                text
+            }
+        }
+    }
+}
+
+/// A session over one lake.
+#[derive(Clone)]
+pub struct Lake {
+    ctx: SessionContext,
+}
+
+impl std::fmt::Debug for Lake {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lake")
+            .field("session", &self.ctx.session_id())
+            .finish()
+    }
+}
+
+impl Lake {
+    /// A session over the lake at `root` (which may not exist yet: its tables are empty).
+    pub fn open(root: &Path) -> Result<Self> {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let mut config = SessionConfig::new()
+            .with_target_partitions(threads)
+            .with_information_schema(true)
+            .with_default_catalog_and_schema(CATALOG, SCHEMA)
+            .with_create_default_catalog_and_schema(true)
+            .with_parquet_pruning(true)
+            .with_parquet_bloom_filter_pruning(true)
+            .with_parquet_page_index_pruning(true);
+        let options = config.options_mut();
+        options.sql_parser.collect_spans = true;
+        // Late materialization: read the other columns only of rows that pass.
+        options.execution.parquet.pushdown_filters = true;
+        options.execution.parquet.reorder_filters = true;
+        // No cache of folder listings: new lake files are in the next query, and files
+        // replaced by a compaction are not opened after they are gone.
+        let runtime = RuntimeEnvBuilder::new()
+            .with_object_list_cache_limit(0)
+            .build_arc()
+            .map_err(|error| query("", error))?;
+        let mut ctx = SessionContext::new_with_config_rt(config, runtime);
+        datafusion_functions_json::register_all(&mut ctx as &mut dyn FunctionRegistry)
+            .map_err(|error| query("", error))?;
+        demarc_detect::functions::register(&ctx);
+        register(&ctx, root).map_err(|error| query("", error))?;
+        Ok(Self { ctx })
+    }
+
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Plans a read-only query.
+    pub async fn plan(&self, sql: &str) -> Result<DataFrame> {
+        self.ctx
+            .sql_with_options(sql, read_only())
+            .await
+            .map_err(|error| query(sql, error))
+    }
+
+    /// Runs a read-only query; its batches as they come. Dropping the stream cancels it.
+    pub async fn stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
+        self.plan(sql)
+            .await?
+            .execute_stream()
+            .await
+            .map_err(|error| query(sql, error))
+    }
+}
+
+/// What a query may do: read.
+pub fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+fn query(sql: &str, error: DataFusionError) -> Error {
+    Error::Query {
+        sql: sql.to_owned(),
+        error,
+    }
+}

@@ -1,0 +1,129 @@
+//! Query results as an aligned table, CSV, JSON lines or Parquet.
+
+use std::io::Write;
+use std::path::Path;
+use std::str::FromStr;
+
+use arrow::array::RecordBatch;
+use datafusion::execution::SendableRecordBatchStream;
+use futures::StreamExt;
+use parquet::arrow::ArrowWriter;
+
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned columns, for a terminal.
+    Table,
+    Csv,
+    /// One JSON object per row.
+    Json,
+    Parquet,
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "table" => Ok(Self::Table),
+            "csv" => Ok(Self::Csv),
+            "json" | "jsonl" | "ndjson" => Ok(Self::Json),
+            "parquet" => Ok(Self::Parquet),
+            other => Err(format!(
+                "unknown format `{other}`: use table, csv, json or parquet"
+            )),
+        }
+    }
+}
+
+impl Format {
+    /// The format a file name asks for: `.csv`, `.json`/`.jsonl`, `.parquet`.
+    pub fn from_path(path: &Path) -> Option<Self> {
+        let extension = path.extension()?.to_str()?;
+        match extension {
+            "table" | "txt" => Some(Self::Table),
+            other => other.parse().ok(),
+        }
+    }
+}
+
+/// What was written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Written {
+    pub rows: u64,
+}
+
+/// Writes the stream's batches to `out` as they come (an aligned table waits for all
+/// of them, to size its columns).
+pub async fn write(
+    mut stream: SendableRecordBatchStream,
+    format: Format,
+    out: &mut (dyn Write + Send),
+    sql: &str,
+) -> Result<Written> {
+    let query = |error| Error::Query {
+        sql: sql.to_owned(),
+        error,
+    };
+    let schema = stream.schema();
+    let mut written = Written::default();
+    match format {
+        Format::Table => {
+            let mut batches: Vec<RecordBatch> = Vec::new();
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(query)?;
+                written.rows += batch.num_rows() as u64;
+                batches.push(batch);
+            }
+            let table = if batches.is_empty() {
+                arrow::util::pretty::pretty_format_batches(&[RecordBatch::new_empty(schema)])?
+            } else {
+                arrow::util::pretty::pretty_format_batches(&batches)?
+            };
+            writeln!(out, "{table}").map_err(output)?;
+        }
+        Format::Csv => {
+            let mut writer = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut *out);
+            let mut any = false;
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(query)?;
+                written.rows += batch.num_rows() as u64;
+                writer.write(&batch)?;
+                any = true;
+            }
+            if !any {
+                writer.write(&RecordBatch::new_empty(schema))?;
+            }
+        }
+        Format::Json => {
+            let mut writer = arrow::json::LineDelimitedWriter::new(&mut *out);
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(query)?;
+                written.rows += batch.num_rows() as u64;
+                writer.write(&batch)?;
+            }
+            writer.finish()?;
+        }
+        Format::Parquet => {
+            let mut writer = ArrowWriter::try_new(&mut *out, schema, None)?;
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(query)?;
+                written.rows += batch.num_rows() as u64;
+                writer.write(&batch)?;
+            }
+            writer.close()?;
+        }
+    }
+    out.flush().map_err(output)?;
+    Ok(written)
+}
+
+fn output(source: std::io::Error) -> Error {
+    Error::Output {
+        path: "the output".into(),
+        source,
+    }
+}
