@@ -83,6 +83,7 @@ impl Tmux {
     fn alive(&self) -> bool {
         Command::new("tmux")
             .args(["has-session", "-t", &self.session])
+            .stderr(std::process::Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
     }
@@ -92,6 +93,7 @@ impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
             .args(["kill-session", "-t", &self.session])
+            .stderr(std::process::Stdio::null())
             .status();
     }
 }

@@ -243,39 +243,88 @@ async fn without_the_token_nothing_and_writes_never() {
     );
 }
 
-/// A self-signed certificate for `localhost` and 127.0.0.1, made with the openssl CLI.
-fn certificate(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let status = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-        ])
-        .args(["-nodes", "-days", "1", "-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .stderr(std::process::Stdio::null())
-        .status()
-        .expect("openssl runs");
-    assert!(status.success());
-    (
-        std::fs::read(cert).expect("cert"),
-        std::fs::read(key).expect("key"),
+/// A test CA, and a certificate it signed for `localhost` and 127.0.0.1 with its key,
+/// made with the openssl CLI: (CA, certificate, key), PEM.
+fn certificate(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let openssl = |args: &[&str]| {
+        let status = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl runs");
+        assert!(status.success(), "openssl {args:?}");
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-days",
+                "1",
+                "-subj",
+                "/CN=demarc test CA",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                "key.pem",
+                "-out",
+                "leaf.csr",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
     )
+    .expect("extensions");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "cert.pem",
+    ]);
+    let read = |name: &str| std::fs::read(dir.join(name)).expect("pem");
+    (read("ca.pem"), read("cert.pem"), read("key.pem"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_tls_a_client_that_trusts_the_certificate_queries_and_plain_grpc_fails() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = fixture_lake(dir.path()).await;
-    let (cert, key) = certificate(dir.path());
+    let (ca, cert, key) = certificate(dir.path());
     let listener = demarc_sql::flight::bind("127.0.0.1:0".parse().expect("addr"))
         .await
         .expect("bind");
@@ -285,7 +334,7 @@ async fn with_tls_a_client_that_trusts_the_certificate_queries_and_plain_grpc_fa
         Auth::new(TOKEN).expect("token"),
     );
     let tls = demarc_sql::flight::Tls {
-        certificate: cert.clone(),
+        certificate: cert,
         key,
     };
     tokio::spawn(server.serve(listener, Some(tls), std::future::pending()));
@@ -294,7 +343,7 @@ async fn with_tls_a_client_that_trusts_the_certificate_queries_and_plain_grpc_fa
         .expect("endpoint")
         .tls_config(
             tonic::transport::ClientTlsConfig::new()
-                .ca_certificate(tonic::transport::Certificate::from_pem(&cert))
+                .ca_certificate(tonic::transport::Certificate::from_pem(&ca))
                 .domain_name("localhost"),
         )
         .expect("tls config")
