@@ -23,7 +23,7 @@ BENCH_DIR=${BENCH_DIR:-$HOME/.cache/demarc/bench}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BUILD=${BUILD:-1}
 
-say() { printf '\n== %s\n' "$*" >&2; }
+source bench/common.sh
 
 # 1. Release binaries.
 if [[ $BUILD == 1 ]]; then
@@ -71,38 +71,6 @@ PYTHON=$VENV/bin/python
 OUT=$BENCH_DIR/results/$NAME
 mkdir -p "$OUT"
 
-failed() {
-    echo "$1 failed; the end of its stderr ($OUT/$1.stderr):" >&2
-    tail -n 20 "$OUT/$1.stderr" >&2
-    exit 1
-}
-
-# Runs "$@" RUNS times; prints the median wall seconds and the largest peak RSS (KiB,
-# or "n/a" without GNU time).
-measure() {
-    local label=$1
-    shift
-    local times=() rss=0 run start end
-    for ((run = 1; run <= RUNS; run++)); do
-        start=$EPOCHREALTIME
-        if [[ -x /usr/bin/time ]]; then
-            /usr/bin/time -v -o "$OUT/$label.time" "$@" >"$OUT/$label.stdout" 2>"$OUT/$label.stderr" ||
-                failed "$label"
-            local kib
-            kib=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$OUT/$label.time")
-            ((kib > rss)) && rss=$kib
-        else
-            time "$@" >"$OUT/$label.stdout" 2>"$OUT/$label.stderr" || failed "$label"
-            rss=n/a
-        fi
-        end=$EPOCHREALTIME
-        times+=("$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.3f", b - a}')")
-        echo "  $label run $run: ${times[-1]} s" >&2
-    done
-    printf '%s\n' "${times[@]}" | sort -g | awk -v rss="$rss" \
-        '{t[NR] = $1} END {printf "%s %s\n", t[int((NR + 1) / 2)], rss}'
-}
-
 say "warming the page cache ($files files, $((bytes / 1000000)) MB)"
 find "$ARCHIVE" -name '*.json.gz' -exec cat {} + >/dev/null
 
@@ -110,7 +78,7 @@ find "$ARCHIVE" -name '*.json.gz' -exec cat {} + >/dev/null
 demarc_result=""
 if [[ -x $DEMARC ]] && "$DEMARC" backfill --help >/dev/null 2>&1; then
     say "demarc backfill"
-    demarc_result=$(measure demarc "$DEMARC" backfill "$ARCHIVE" \
+    demarc_result=$(measure demarc "$RUNS" "$DEMARC" backfill "$ARCHIVE" \
         --alerts "$OUT/alerts.jsonl" --report "$OUT/report.json")
 else
     say "skipping demarc: \`$DEMARC backfill\` is not available"
@@ -118,7 +86,7 @@ fi
 
 # 5. DuckDB over the same files.
 say "duckdb ($("$PYTHON" -c 'import duckdb; print(duckdb.__version__)'))"
-duckdb_result=$(measure duckdb "$PYTHON" bench/duckdb_rules.py "$ARCHIVE" \
+duckdb_result=$(measure duckdb "$RUNS" "$PYTHON" bench/duckdb_rules.py "$ARCHIVE" \
     --out "$OUT/duckdb-matches.tsv" ${DUCKDB_THREADS:+--threads "$DUCKDB_THREADS"})
 cat "$OUT/duckdb.stderr" >&2
 "$PYTHON" bench/duckdb_rules.py --list-rules >"$OUT/duckdb-rules.txt"

@@ -23,7 +23,7 @@ BENCH_DIR=${BENCH_DIR:-$HOME/.cache/demarc/bench}
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 BUILD=${BUILD:-1}
 
-say() { printf '\n== %s\n' "$*" >&2; }
+source bench/common.sh
 
 if [[ $BUILD == 1 ]]; then
     say "building release binaries"
@@ -52,31 +52,6 @@ OUT=$BENCH_DIR/results/lake-${AWS_EVENTS}-${GCP_EVENTS}
 mkdir -p "$OUT"
 LAKE=$OUT/lake
 
-failed() {
-    echo "$1 failed; the end of its stderr ($OUT/$1.stderr):" >&2
-    tail -n 20 "$OUT/$1.stderr" >&2
-    exit 1
-}
-
-# Runs "$@" RUNS times (or $2 times); prints the median wall seconds and the largest
-# peak RSS in KiB.
-measure() {
-    local label=$1 runs=$2
-    shift 2
-    local times=() rss=0 run start end kib
-    for ((run = 1; run <= runs; run++)); do
-        start=$EPOCHREALTIME
-        /usr/bin/time -v -o "$OUT/$label.time" "$@" >"$OUT/$label.stdout" 2>"$OUT/$label.stderr" ||
-            failed "$label"
-        end=$EPOCHREALTIME
-        kib=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$OUT/$label.time")
-        ((kib > rss)) && rss=$kib
-        times+=("$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.3f", b - a}')")
-        echo "  $label run $run: ${times[-1]} s" >&2
-    done
-    printf '%s\n' "${times[@]}" | sort -g | awk -v rss="$rss" \
-        '{t[NR] = $1} END {printf "%s %s\n", t[int((NR + 1) / 2)], rss}'
-}
 
 say "warming the page cache"
 find "$ARCHIVE" -name '*.gz' -exec cat {} + >/dev/null

@@ -122,9 +122,9 @@ fn size(path: &Path) -> u64 {
     std::fs::metadata(path).map_or(0, |m| m.len())
 }
 
-/// Deletes the files a merged file replaced (already gone is fine), then syncs the
+/// Deletes the files a merged file replaced (already gone is fine), then syncs their
 /// folder.
-fn remove(dir: &Path, files: &[PathBuf]) -> Result<()> {
+fn remove(files: &[PathBuf]) -> Result<()> {
     for file in files {
         match std::fs::remove_file(file) {
             Ok(()) => {}
@@ -132,7 +132,9 @@ fn remove(dir: &Path, files: &[PathBuf]) -> Result<()> {
             Err(e) => return Err(io_error("delete", file)(e)),
         }
     }
-    demarc_sink::sync_parent(&dir.join("x"))?;
+    if let Some(file) = files.first() {
+        demarc_sink::sync_parent(file)?;
+    }
     Ok(())
 }
 
@@ -181,7 +183,7 @@ fn merge_events(dir: &Path, files: &[PathBuf], done: &mut Compacted) -> Result<(
         write_file(&path, pending)?;
         written.push(path);
     }
-    remove(dir, files)?;
+    remove(files)?;
     done.partitions += 1;
     done.files_before += files.len() as u64;
     done.files_after += written.len() as u64;
@@ -214,7 +216,7 @@ fn merge_alerts(dir: &Path, files: &[PathBuf], done: &mut Compacted) -> Result<(
     }
     let path = merged_name(dir, 0, "jsonl");
     write_lines(&path, lines.iter().map(String::as_str))?;
-    remove(dir, files)?;
+    remove(files)?;
     done.partitions += 1;
     done.files_before += files.len() as u64;
     done.files_after += 1;

@@ -1,6 +1,7 @@
 //! Parquet encoding of lake files, on a pool of threads so that encoding keeps pace
 //! with the workers instead of running on the one thread that orders the output.
 
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -212,7 +213,12 @@ impl Encoders {
                             Err(_) => return,
                         };
                         let Ok((path, selections)) = next else { return };
-                        if report.send(write_rows(&path, selections)).is_err() {
+                        // A panic must not leave `wait` waiting for this file for ever.
+                        let written = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                            write_rows(&path, selections)
+                        }))
+                        .unwrap_or(Err(Error::Panicked(path)));
+                        if report.send(written).is_err() {
                             return;
                         }
                     }

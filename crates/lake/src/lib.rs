@@ -32,10 +32,10 @@ mod encode;
 mod split;
 
 pub use compact::{Compacted, compact};
-pub use encode::{ROW_GROUP_ROWS, Selection, parquet_properties, write_file, write_rows};
+pub use encode::{parquet_properties, write_file};
 pub use split::{Part, file_schema, split};
 
-use encode::Encoders;
+use encode::{Encoders, Selection};
 
 /// The folder of event files under the lake's root.
 pub const EVENTS: &str = "events";
@@ -68,6 +68,8 @@ pub enum Error {
     Schema(&'static str),
     #[error("the lake's encoding threads stopped")]
     Closed,
+    #[error("writing `{}` panicked; it was not written", .0.display())]
+    Panicked(PathBuf),
     #[error("another `demarc lake compact` holds `{}`", .0.display())]
     Busy(PathBuf),
 }
@@ -173,10 +175,7 @@ impl Lake {
             }
         }
         if self.pinned_bytes > MAX_BUFFERED_BYTES {
-            let keys: Vec<Key> = self.events.keys().cloned().collect();
-            for key in keys {
-                self.write_partition(&key)?;
-            }
+            self.write_partitions()?;
         }
         Ok(())
     }
@@ -204,10 +203,7 @@ impl Lake {
     /// Writes everything buffered so far, each file synced and renamed into place:
     /// once this returns, what was added is durable.
     pub fn flush(&mut self) -> Result<()> {
-        let keys: Vec<Key> = self.events.keys().cloned().collect();
-        for key in keys {
-            self.write_partition(&key)?;
-        }
+        self.write_partitions()?;
         if self.buffered_alerts > 0 {
             self.write_alerts()?;
         }
@@ -217,6 +213,12 @@ impl Lake {
     fn part_name(&mut self, extension: &str) -> String {
         self.next_part += 1;
         format!("part-{}-{:05}.{extension}", self.run, self.next_part)
+    }
+
+    /// Hands every buffered partition to the encoders.
+    fn write_partitions(&mut self) -> Result<()> {
+        let keys: Vec<Key> = self.events.keys().cloned().collect();
+        keys.iter().try_for_each(|key| self.write_partition(key))
     }
 
     fn write_partition(&mut self, key: &Key) -> Result<()> {

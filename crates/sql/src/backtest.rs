@@ -71,12 +71,8 @@ pub async fn backtest(
     // rule engine plans against.
     let lake = Lake::open(root)?;
     let ctx = lake.context();
-    let table = |error| Error::Query {
-        sql: String::new(),
-        error,
-    };
-    if let Some(all) = ctx.deregister_table(EVENTS_TABLE).map_err(table)? {
-        ctx.register_table(ALL_EVENTS, all).map_err(table)?;
+    if let Some(all) = ctx.deregister_table(EVENTS_TABLE).map_err(Error::Engine)? {
+        ctx.register_table(ALL_EVENTS, all).map_err(Error::Engine)?;
     }
     let window = lake
         .plan(&format!(
@@ -85,7 +81,7 @@ pub async fn backtest(
         ))
         .await?;
     ctx.register_table(EVENTS_TABLE, window.into_view())
-        .map_err(table)?;
+        .map_err(Error::Engine)?;
     let rule_sql = rule.sql.trim().trim_end_matches(';');
     let sql = format!(
         "SELECT * FROM {EVENTS_TABLE} WHERE event_id IN (SELECT event_id FROM (\n{rule_sql}\n) AS matched)"

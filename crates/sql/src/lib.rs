@@ -47,6 +47,9 @@ pub enum Error {
         #[source]
         error: DataFusionError,
     },
+    /// Setting up the session over the lake (not a query's fault).
+    #[error("cannot set up the query engine over the lake")]
+    Engine(#[source] DataFusionError),
     #[error("cannot write the result to `{path}`")]
     Output {
         path: String,
@@ -121,12 +124,12 @@ impl Lake {
         let runtime = RuntimeEnvBuilder::new()
             .with_object_list_cache_limit(0)
             .build_arc()
-            .map_err(|error| query("", error))?;
+            .map_err(Error::Engine)?;
         let mut ctx = SessionContext::new_with_config_rt(config, runtime);
         datafusion_functions_json::register_all(&mut ctx as &mut dyn FunctionRegistry)
-            .map_err(|error| query("", error))?;
+            .map_err(Error::Engine)?;
         demarc_detect::functions::register(&ctx);
-        register(&ctx, root).map_err(|error| query("", error))?;
+        register(&ctx, root).map_err(Error::Engine)?;
         Ok(Self { ctx })
     }
 

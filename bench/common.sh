@@ -1,0 +1,35 @@
+# What the benchmark scripts share; sourced, with OUT set to the results folder.
+
+say() { printf '\n== %s\n' "$*" >&2; }
+
+failed() {
+    echo "$1 failed; the end of its stderr ($OUT/$1.stderr):" >&2
+    tail -n 20 "$OUT/$1.stderr" >&2
+    exit 1
+}
+
+# measure LABEL RUNS COMMAND...: runs the command RUNS times (output in
+# $OUT/LABEL.{stdout,stderr}); prints the median wall seconds and the largest peak RSS
+# (KiB, or "n/a" without GNU time).
+measure() {
+    local label=$1 runs=$2
+    shift 2
+    local times=() rss=0 run start end kib
+    for ((run = 1; run <= runs; run++)); do
+        start=$EPOCHREALTIME
+        if [[ -x /usr/bin/time ]]; then
+            /usr/bin/time -v -o "$OUT/$label.time" "$@" >"$OUT/$label.stdout" 2>"$OUT/$label.stderr" ||
+                failed "$label"
+            kib=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$OUT/$label.time")
+            ((kib > rss)) && rss=$kib
+        else
+            "$@" >"$OUT/$label.stdout" 2>"$OUT/$label.stderr" || failed "$label"
+            rss=n/a
+        fi
+        end=$EPOCHREALTIME
+        times+=("$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.3f", b - a}')")
+        echo "  $label run $run: ${times[-1]} s" >&2
+    done
+    printf '%s\n' "${times[@]}" | sort -g | awk -v rss="$rss" \
+        '{t[NR] = $1} END {printf "%s %s\n", t[int((NR + 1) / 2)], rss}'
+}
