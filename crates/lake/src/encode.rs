@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use arrow::array::{AsArray, RecordBatch};
+use arrow::buffer::ScalarBuffer;
 use arrow::compute::interleave_record_batch;
 use arrow::datatypes::TimestampMicrosecondType;
 use demarc_model::column;
@@ -91,9 +92,10 @@ pub type Selection = (RecordBatch, Option<Vec<u32>>);
 /// Rows gathered at a time: the copy a file's encoder holds beside its input.
 const GATHER_ROWS: usize = 16_384;
 
-/// Hands the selected rows to `each` as batches in time order: whole batches as they
-/// are when each is in order and their ranges follow each other; otherwise gathered in
-/// time order (one copy, [`GATHER_ROWS`] at a time).
+/// Hands the selected rows to `each` as batches in time order: as slices of their
+/// batches when each selection is a run of rows in time order and the runs follow each
+/// other (events that arrived in order); otherwise gathered in time order (one copy,
+/// [`GATHER_ROWS`] at a time).
 pub fn in_time_order(
     selections: Vec<Selection>,
     mut each: impl FnMut(RecordBatch) -> Result<()>,
@@ -106,20 +108,11 @@ pub fn in_time_order(
             .ok_or(Error::Schema("a microsecond `time` column"))?;
         times.push(time.values().clone());
     }
-    let whole = selections.iter().all(|(_, rows)| rows.is_none());
-    if whole {
-        let each_sorted = times.iter().all(|t| t.windows(2).all(|w| w[0] <= w[1]));
-        let follow = times
+    if let Some(runs) = runs_in_order(&selections, &times) {
+        return selections
             .iter()
-            .filter(|t| !t.is_empty())
-            .collect::<Vec<_>>()
-            .windows(2)
-            .all(|w| w[0].last() <= w[1].first());
-        if each_sorted && follow {
-            return selections
-                .into_iter()
-                .try_for_each(|(batch, _)| each(batch));
-        }
+            .zip(runs)
+            .try_for_each(|((batch, _), (start, len))| each(batch.slice(start, len)));
     }
     let mut order: Vec<(i64, usize, usize)> = Vec::new();
     for (b, (batch, rows)) in selections.iter().enumerate() {
@@ -136,6 +129,37 @@ pub fn in_time_order(
         each(interleave_record_batch(&refs, &indices)?)?;
     }
     Ok(())
+}
+
+/// Each selection's rows as a run `(start, len)` of its batch, if every selection is a
+/// run of rows in time order and each run ends no later than the next one starts.
+fn runs_in_order(
+    selections: &[Selection],
+    times: &[ScalarBuffer<i64>],
+) -> Option<Vec<(usize, usize)>> {
+    let mut runs = Vec::with_capacity(selections.len());
+    let mut last = i64::MIN;
+    for ((batch, rows), time) in selections.iter().zip(times) {
+        let (start, len) = match rows {
+            None => (0, batch.num_rows()),
+            Some(rows) => {
+                let start = *rows.first()? as usize;
+                let contiguous = rows.iter().zip(start..).all(|(&r, n)| r as usize == n);
+                if !contiguous {
+                    return None;
+                }
+                (start, rows.len())
+            }
+        };
+        for &t in time.get(start..start + len)? {
+            if t < last {
+                return None;
+            }
+            last = t;
+        }
+        runs.push((start, len));
+    }
+    Some(runs)
 }
 
 /// Writes `batches` (same schema) to a new Parquet file at `path`, in time order,
@@ -270,5 +294,96 @@ impl Drop for Encoders {
         for handle in self.threads.drain(..) {
             let _ = handle.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Int32Array, TimestampMicrosecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
+    fn batch(times: &[i64]) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new(
+                column::TIME,
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                false,
+            ),
+            Field::new("n", DataType::Int32, false),
+        ]));
+        let n = (0..times.len() as i32).collect::<Vec<_>>();
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(TimestampMicrosecondArray::from(times.to_vec())),
+                Arc::new(Int32Array::from(n)),
+            ],
+        )
+        .expect("batch")
+    }
+
+    /// What `in_time_order` hands over: (rows of each batch, all times in order).
+    fn handed(selections: Vec<Selection>) -> (Vec<usize>, Vec<i64>) {
+        let (mut sizes, mut times) = (Vec::new(), Vec::new());
+        in_time_order(selections, |b| {
+            sizes.push(b.num_rows());
+            let t = b.column(0).as_primitive::<TimestampMicrosecondType>();
+            times.extend(t.values().iter().copied());
+            Ok(())
+        })
+        .expect("in order");
+        (sizes, times)
+    }
+
+    #[test]
+    fn runs_that_follow_each_other_are_handed_over_as_slices() {
+        let a = batch(&[1, 2, 3, 4, 5]);
+        let b = batch(&[5, 6, 7]);
+        let selections = vec![(a.clone(), Some(vec![2, 3, 4])), (b.clone(), None)];
+        let times = vec![
+            a.column(0)
+                .as_primitive::<TimestampMicrosecondType>()
+                .values()
+                .clone(),
+            b.column(0)
+                .as_primitive::<TimestampMicrosecondType>()
+                .values()
+                .clone(),
+        ];
+        assert_eq!(
+            runs_in_order(&selections, &times),
+            Some(vec![(2, 3), (0, 3)])
+        );
+        assert_eq!(handed(selections), (vec![3, 3], vec![3, 4, 5, 5, 6, 7]));
+    }
+
+    #[test]
+    fn rows_out_of_order_or_apart_are_gathered_in_time_order() {
+        let a = batch(&[1, 9, 3, 4, 5]);
+        let b = batch(&[2, 6]);
+        // Rows 0 and 2 are not a run; batch b starts before a's rows end.
+        for selections in [
+            vec![(a.clone(), Some(vec![0, 2]))],
+            vec![(a.clone(), Some(vec![2, 3])), (b.clone(), None)],
+            vec![(a.clone(), None)],
+        ] {
+            let times: Vec<_> = selections
+                .iter()
+                .map(|(b, _)| {
+                    b.column(0)
+                        .as_primitive::<TimestampMicrosecondType>()
+                        .values()
+                        .clone()
+                })
+                .collect();
+            assert_eq!(runs_in_order(&selections, &times), None);
+            let (_, got) = handed(selections);
+            assert!(got.windows(2).all(|w| w[0] <= w[1]), "{got:?}");
+        }
+        assert_eq!(
+            handed(vec![(a.clone(), Some(vec![2, 3])), (b, None)]).1,
+            vec![2, 3, 4, 6]
+        );
     }
 }

@@ -87,20 +87,52 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) ->
 
 /// A partition's buffered rows are written out as one file once they take this much
 /// memory (or rows). Buffered rows keep the whole batch they came from alive, so the
-/// memory counted is that of those batches: past [`MAX_BUFFERED_BYTES`], every
-/// partition is written out, which bounds memory however the events are spread over
-/// partitions.
-const FILE_BYTES: usize = 96 << 20;
-const FILE_ROWS: usize = 1 << 20;
-const MAX_BUFFERED_BYTES: usize = 192 << 20;
+/// memory counted is that of those batches.
+///
+/// Events mostly arrive in time order (an archive read in key order, a trail's
+/// stream), so past `idle_bytes` a partition is written out, one file, once it is
+/// complete: the last `idle_batches` batches did not touch it, and its provider's
+/// events have reached `grace` past the end of its hour (CloudTrail delivers most
+/// events within minutes; a later one starts a second file). The memory it held is
+/// then reused at once, and a provider with few events is not cut into a file per
+/// batch. Past `max_buffered_bytes` (events in no order), every partition is written
+/// out, which bounds memory however the events are spread.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    file_bytes: usize,
+    file_rows: usize,
+    idle_bytes: usize,
+    idle_batches: u64,
+    /// Microseconds.
+    grace: i64,
+    max_buffered_bytes: usize,
+}
+
+const LIMITS: Limits = Limits {
+    file_bytes: 96 << 20,
+    file_rows: 1 << 20,
+    idle_bytes: 16 << 20,
+    idle_batches: 1,
+    grace: 15 * 60 * 1_000_000,
+    max_buffered_bytes: 192 << 20,
+};
+
 /// Alerts buffered before they are written out.
 const MAX_BUFFERED_ALERTS: usize = 10_000;
 
 /// A partition: provider and the hour (since the epoch) of the events.
 type Key = (String, i64);
 
-/// A partition's buffered rows: the parts' batches and rows, rows, bytes.
-type Buffered = (Vec<Selection>, usize, usize);
+/// A partition's buffered rows.
+#[derive(Debug, Default)]
+struct Buffered {
+    /// The parts' batches and rows.
+    parts: Vec<Selection>,
+    rows: usize,
+    bytes: usize,
+    /// The number of the last batch that added rows (see [`Lake::batches`]).
+    touched: u64,
+}
 
 #[derive(Debug)]
 pub struct Lake {
@@ -111,9 +143,14 @@ pub struct Lake {
     /// The batches buffered rows keep alive: their memory and how many parts.
     pinned: HashMap<usize, (usize, usize)>,
     pinned_bytes: usize,
+    /// Batches added so far (calls of [`Lake::add_parts`]).
+    batches: u64,
+    /// The latest event time seen per provider (microseconds).
+    latest: HashMap<String, i64>,
     alerts: BTreeMap<String, Vec<String>>,
     buffered_alerts: usize,
     encoders: Encoders,
+    limits: Limits,
     /// Files written so far.
     pub files: u64,
 }
@@ -139,9 +176,12 @@ impl Lake {
             events: HashMap::new(),
             pinned: HashMap::new(),
             pinned_bytes: 0,
+            batches: 0,
+            latest: HashMap::new(),
             alerts: BTreeMap::new(),
             buffered_alerts: 0,
             encoders: Encoders::start(threads)?,
+            limits: LIMITS,
             files: 0,
         })
     }
@@ -155,9 +195,15 @@ impl Lake {
     /// Buffers parts of batches (see [`split`]) under their partitions, writing out
     /// what is due.
     pub fn add_parts(&mut self, parts: Vec<Part>) -> Result<()> {
+        self.batches += 1;
         for part in parts {
+            match self.latest.get_mut(&part.provider) {
+                Some(latest) => *latest = (*latest).max(part.latest),
+                None => {
+                    self.latest.insert(part.provider.clone(), part.latest);
+                }
+            }
             let key = (part.provider, part.hour);
-            let bytes = part.bytes;
             let pin = self
                 .pinned
                 .entry(batch_id(&part.batch))
@@ -167,14 +213,30 @@ impl Lake {
             }
             pin.1 += 1;
             let entry = self.events.entry(key.clone()).or_default();
-            entry.1 += part.rows.len();
-            entry.2 += bytes;
-            entry.0.push((part.batch, Some(part.rows)));
-            if entry.1 >= FILE_ROWS || entry.2 >= FILE_BYTES {
+            entry.rows += part.rows.len();
+            entry.bytes += part.bytes;
+            entry.touched = self.batches;
+            entry.parts.push((part.batch, Some(part.rows)));
+            if entry.rows >= self.limits.file_rows || entry.bytes >= self.limits.file_bytes {
                 self.write_partition(&key)?;
             }
         }
-        if self.pinned_bytes > MAX_BUFFERED_BYTES {
+        let limits = self.limits;
+        if self.pinned_bytes > limits.idle_bytes {
+            let idle: Vec<Key> = self
+                .events
+                .iter()
+                .filter(|((provider, hour), b)| {
+                    let end = (hour + 1).saturating_mul(split::MICROS_PER_HOUR);
+                    let reached = self.latest.get(provider).copied().unwrap_or(i64::MIN);
+                    b.touched + limits.idle_batches <= self.batches
+                        && reached >= end.saturating_add(limits.grace)
+                })
+                .map(|(key, _)| key.clone())
+                .collect();
+            idle.iter().try_for_each(|key| self.write_partition(key))?;
+        }
+        if self.pinned_bytes > limits.max_buffered_bytes {
             self.write_partitions()?;
         }
         Ok(())
@@ -222,7 +284,7 @@ impl Lake {
     }
 
     fn write_partition(&mut self, key: &Key) -> Result<()> {
-        let Some((batches, _, _)) = self.events.remove(key) else {
+        let Some(Buffered { parts: batches, .. }) = self.events.remove(key) else {
             return Ok(());
         };
         for (batch, _) in &batches {
@@ -296,6 +358,174 @@ mod tests {
     use super::*;
     use demarc_model::Origin;
     use demarc_normalize::{Normalizer, Options};
+
+    /// CloudTrail events at these minutes after 2026-01-05 00:00, as one batch.
+    fn events_at(minutes: impl IntoIterator<Item = u32>) -> RecordBatch {
+        let mut normalizer = Normalizer::new(Options::default());
+        for (n, minute) in minutes.into_iter().enumerate() {
+            let event = format!(
+                r#"{{"eventVersion":"1.08","eventTime":"2026-01-05T{:02}:{:02}:00Z","eventSource":"s3.amazonaws.com","eventName":"GetObject","awsRegion":"us-east-1","eventID":"e-{minute}-{n}","recipientAccountId":"111122223333"}}"#,
+                minute / 60,
+                minute % 60
+            );
+            normalizer.push(event.as_bytes(), &Origin::file("test"));
+        }
+        normalizer.take_batch().expect("rows")
+    }
+
+    /// A GCP audit entry at this minute after 2026-01-05 00:00, alone in a batch.
+    fn gcp_at(minute: u32) -> RecordBatch {
+        let mut normalizer = Normalizer::new(Options::default());
+        let entry = format!(
+            r#"{{"protoPayload":{{"@type":"type.googleapis.com/google.cloud.audit.AuditLog","status":{{}},"authenticationInfo":{{"principalEmail":"alice@example.com"}},"serviceName":"storage.googleapis.com","methodName":"storage.buckets.get","resourceName":"projects/_/buckets/b"}},"insertId":"g-{minute}","timestamp":"2026-01-05T{:02}:{:02}:00Z","logName":"projects/acme/logs/cloudaudit.googleapis.com%2Factivity","resource":{{"type":"gcs_bucket","labels":{{"project_id":"acme"}}}}}}"#,
+            minute / 60,
+            minute % 60
+        );
+        normalizer.push(entry.as_bytes(), &Origin::file("test"));
+        normalizer.take_batch().expect("a row")
+    }
+
+    /// Files per partition folder (`date=…/hour=…`) of a provider.
+    fn files_per_hour(root: &Path) -> BTreeMap<String, usize> {
+        files_per_provider_hour(root, "aws")
+    }
+
+    fn files_per_provider_hour(root: &Path, provider: &str) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        let aws = root.join(format!("events/provider={provider}"));
+        for date in std::fs::read_dir(&aws).expect("dates") {
+            let date = date.expect("date").path();
+            for hour in std::fs::read_dir(&date).expect("hours") {
+                let hour = hour.expect("hour").path();
+                let name = hour
+                    .strip_prefix(&aws)
+                    .expect("under")
+                    .display()
+                    .to_string();
+                let files = std::fs::read_dir(&hour).expect("files").count();
+                out.insert(name, files);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn events_in_time_order_give_one_file_per_hour_with_little_memory_held() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut lake = Lake::with_encoders(dir.path(), "ordered", 1).expect("lake");
+        lake.limits.idle_bytes = 0;
+        lake.limits.idle_batches = 2;
+        let mut most = 0;
+        // Eight hours, a batch every 20 minutes.
+        for start in (0..8 * 60).step_by(20) {
+            lake.add_events(&events_at(start..start + 20)).expect("add");
+            most = most.max(lake.events.len());
+        }
+        lake.finish().expect("finish");
+        let hours = files_per_hour(dir.path());
+        assert_eq!(hours.len(), 8, "{hours:?}");
+        assert!(hours.values().all(|&n| n == 1), "{hours:?}");
+        // An hour's partition is written once no batch has touched it for two batches.
+        assert!(most <= 2, "{most} partitions buffered at once");
+    }
+
+    #[test]
+    fn a_provider_with_few_events_is_not_cut_into_a_file_per_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut lake = Lake::with_encoders(dir.path(), "quiet", 1).expect("lake");
+        lake.limits.idle_bytes = 0;
+        // AWS every 5 minutes over two hours; a GCP entry in every fourth batch only.
+        for start in (0..120).step_by(5) {
+            lake.add_events(&events_at(start..start + 5)).expect("add");
+            if start % 20 == 0 {
+                lake.add_events(&gcp_at(start + 1)).expect("add");
+            }
+        }
+        lake.finish().expect("finish");
+        let gcp = files_per_provider_hour(dir.path(), "gcp");
+        assert_eq!(
+            gcp.values().copied().collect::<Vec<_>>(),
+            vec![1, 1],
+            "{gcp:?}"
+        );
+        let aws = files_per_hour(dir.path());
+        assert_eq!(
+            aws.values().copied().collect::<Vec<_>>(),
+            vec![1, 1],
+            "{aws:?}"
+        );
+    }
+
+    #[test]
+    fn late_events_past_the_grace_start_a_second_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut lake = Lake::with_encoders(dir.path(), "late", 1).expect("lake");
+        lake.limits.idle_bytes = 0;
+        let hour_0 = ("aws".to_owned(), 490_992);
+        lake.add_events(&events_at(0..30)).expect("add");
+        // 01:14 is within the 15 minutes of grace after hour 0: it stays open.
+        lake.add_events(&events_at(60..75)).expect("add");
+        assert!(lake.events.contains_key(&hour_0));
+        lake.add_events(&events_at([59])).expect("add");
+        // Past the grace, and untouched by the last batch: hour 0 is written.
+        lake.add_events(&events_at(75..80)).expect("add");
+        assert!(!lake.events.contains_key(&hour_0));
+        // An event of hour 0 after that starts a second file.
+        lake.add_events(&events_at([58])).expect("add");
+        lake.finish().expect("finish");
+        let aws = files_per_hour(dir.path());
+        assert_eq!(
+            aws.values().copied().collect::<Vec<_>>(),
+            vec![2, 1],
+            "{aws:?}"
+        );
+    }
+
+    #[test]
+    fn events_in_no_order_keep_memory_under_the_bound() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut lake = Lake::with_encoders(dir.path(), "shuffled", 1).expect("lake");
+        let batch_bytes = split(&events_at(0..60)).expect("split")[0].batch_bytes;
+        lake.limits.idle_bytes = usize::MAX;
+        lake.limits.max_buffered_bytes = 4 * batch_bytes;
+        let mut rows = 0;
+        // Every batch touches two hours twelve hours apart, in a cycle over 24 hours:
+        // no partition is ever idle, so only the bound writes them out.
+        for round in 0..5 {
+            for hour in 0..12u32 {
+                let minutes: Vec<u32> = (0..30)
+                    .map(|m| hour * 60 + m + round)
+                    .chain((0..30).map(|m| (hour + 12) * 60 + m + round))
+                    .collect();
+                rows += minutes.len();
+                lake.add_events(&events_at(minutes)).expect("add");
+                assert!(
+                    lake.pinned_bytes <= lake.limits.max_buffered_bytes,
+                    "{} bytes held, bound {}",
+                    lake.pinned_bytes,
+                    lake.limits.max_buffered_bytes
+                );
+            }
+        }
+        lake.finish().expect("finish");
+        let hours = files_per_hour(dir.path());
+        assert_eq!(hours.len(), 24, "{hours:?}");
+        let written: usize =
+            std::fs::read_dir(dir.path().join("events/provider=aws/date=2026-01-05"))
+                .expect("hours")
+                .flat_map(|h| std::fs::read_dir(h.expect("hour").path()).expect("files"))
+                .map(|f| {
+                    let file = std::fs::File::open(f.expect("file").path()).expect("open");
+                    parquet::file::reader::SerializedFileReader::new(file)
+                        .map(|r| {
+                            use parquet::file::reader::FileReader;
+                            r.metadata().file_metadata().num_rows()
+                        })
+                        .expect("parquet")
+                })
+                .sum::<i64>() as usize;
+        assert_eq!(written, rows);
+    }
 
     #[test]
     fn two_processes_with_the_same_run_name_never_overwrite_each_other() {

@@ -25,6 +25,8 @@ pub struct Part {
     pub batch: RecordBatch,
     /// The part's rows of `batch`, in time order.
     pub rows: Vec<u32>,
+    /// The time of its latest row (microseconds since the epoch).
+    pub latest: i64,
     /// The memory the rows take, estimated as their share of the batch.
     pub bytes: usize,
     /// The memory of the whole batch, which the part keeps alive.
@@ -80,6 +82,7 @@ pub fn split(batch: &RecordBatch) -> Result<Vec<Part>> {
                 hour: hour(order[start]),
                 batch: rows.clone(),
                 rows: order[start..i].to_vec(),
+                latest: time.value(order[i - 1] as usize),
                 bytes: per_row * (i - start),
                 batch_bytes,
             });

@@ -39,6 +39,12 @@ impl GcpGenerator {
         }
     }
 
+    /// The generator's clock, `YYYY-MM-DDTHH:MM:SSZ`: no entry generated from now on is
+    /// earlier.
+    pub fn clock(&self) -> String {
+        crate::format_time(self.clock)
+    }
+
     /// One log entry, as a JSON value.
     pub fn entry(&mut self) -> Value {
         self.clock += self.rng.u64(0..3);

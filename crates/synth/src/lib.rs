@@ -103,6 +103,12 @@ impl CloudTrailGenerator {
         }
     }
 
+    /// The generator's clock, `YYYY-MM-DDTHH:MM:SSZ`: no event generated from now on is
+    /// earlier.
+    pub fn clock(&self) -> String {
+        format_time(self.clock)
+    }
+
     /// Replaces the fraction `rate` of events by violations, and as many by near misses.
     ///
     /// # Panics

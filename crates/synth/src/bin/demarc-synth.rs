@@ -79,10 +79,10 @@ fn cloudtrail(args: &CloudTrailArgs) -> Result<()> {
     let mut generator =
         CloudTrailGenerator::new(args.common.seed).with_violation_rate(args.violation_rate);
     let account = generator.accounts()[0].clone();
-    let dir = args
+    let root = args
         .common
         .out
-        .join(format!("AWSLogs/{account}/CloudTrail/us-east-1/2026/01/05"));
+        .join(format!("AWSLogs/{account}/CloudTrail/us-east-1"));
     let mut labels = match &args.labels {
         Some(path) => {
             let file = std::fs::File::create(path)
@@ -96,12 +96,13 @@ fn cloudtrail(args: &CloudTrailArgs) -> Result<()> {
     };
     let mut injected = 0;
     write_files(&args.common, |file_no, events| {
-        // Files are spread over the hours of one day, as a trail delivers them.
-        let name = format!(
-            "{account}_CloudTrail_us-east-1_20260105T{:02}{:02}Z_{file_no:08}.json.gz",
-            file_no % 24,
-            file_no % 60
-        );
+        // As a trail delivers them: a file under the day of its events, named by their
+        // time, so that the archive's order is the events' order.
+        let (day, stamp) = folder_and_stamp(&generator.clock());
+        let dir = root.join(day);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create `{}`", dir.display()))?;
+        let name = format!("{account}_CloudTrail_us-east-1_{stamp}_{file_no:08}.json.gz");
         let (body, file_labels) = generator.labelled_records_file(events);
         injected += file_labels.len();
         if let Some((path, writer)) = &mut labels {
@@ -126,16 +127,32 @@ fn cloudtrail(args: &CloudTrailArgs) -> Result<()> {
 
 fn gcp(args: &Args) -> Result<()> {
     let mut generator = GcpGenerator::new(args.seed);
-    let dir = args
-        .out
-        .join("cloudaudit.googleapis.com/activity/2026/01/05");
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let root = args.out.join("cloudaudit.googleapis.com/activity");
     write_files(args, |file_no, events| {
-        let hour = file_no % 24;
-        let path = dir.join(format!("{hour:02}:00:00_{hour:02}:59:59_S{file_no}.json"));
+        // As Cloud Logging exports them: under the day of the entries, named by hour.
+        let clock = generator.clock();
+        let (day, _) = folder_and_stamp(&clock);
+        let dir = root.join(day);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create `{}`", dir.display()))?;
+        let hour = &clock[11..13];
+        let path = dir.join(format!("{hour}:00:00_{hour}:59:59_S{file_no:08}.json"));
         std::fs::write(&path, generator.ndjson(events))
             .with_context(|| format!("cannot write `{}`", path.display()))
     })
+}
+
+/// `YYYY/MM/DD` and `YYYYMMDDTHHMMZ` of a `YYYY-MM-DDTHH:MM:SSZ` time.
+fn folder_and_stamp(time: &str) -> (String, String) {
+    let (date, clock) = time.split_at(10);
+    (
+        date.replace('-', "/"),
+        format!(
+            "{}T{}Z",
+            date.replace('-', ""),
+            clock[1..6].replace(':', "")
+        ),
+    )
 }
 
 /// Calls `write(file_no, events)` until `--events` are written, `--per-file` at a time.
@@ -171,4 +188,17 @@ fn write_gzip(dir: &Path, name: &str, body: &[u8]) -> Result<()> {
         .and_then(|()| encoder.finish())
         .and_then(|mut writer| writer.flush())
         .with_context(|| format!("cannot write `{}`", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::folder_and_stamp;
+
+    #[test]
+    fn files_are_filed_under_the_day_and_minute_of_their_events() {
+        assert_eq!(
+            folder_and_stamp("2026-02-28T23:59:07Z"),
+            ("2026/02/28".to_owned(), "20260228T2359Z".to_owned())
+        );
+    }
 }
