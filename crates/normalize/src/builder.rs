@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
+    ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
     TimestampMicrosecondBuilder,
 };
 use demarc_model::schema::{TIME_ZONE, event_schema};
@@ -108,16 +108,6 @@ impl Default for EventBatchBuilder {
     }
 }
 
-/// The builder's strings as an array; the builder starts again with room for as many
-/// (and an eighth more), so that a batch like the last one is built without growing its
-/// buffers, each growth being a copy and, for large buffers, fresh memory to fault in.
-fn renew(builder: &mut StringBuilder) -> ArrayRef {
-    let array = builder.finish();
-    let (rows, bytes) = (array.len(), array.value_data().len());
-    *builder = StringBuilder::with_capacity(rows + rows / 8, bytes + bytes / 8);
-    Arc::new(array)
-}
-
 impl EventBatchBuilder {
     pub fn len(&self) -> usize {
         self.rows
@@ -180,29 +170,29 @@ impl EventBatchBuilder {
         self.rows = 0;
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.time.finish()),
-            renew(&mut self.provider),
-            renew(&mut self.event_id),
-            renew(&mut self.event_type),
-            renew(&mut self.account_id),
-            renew(&mut self.region),
-            renew(&mut self.service),
-            renew(&mut self.operation),
-            renew(&mut self.resource),
-            renew(&mut self.actor_principal),
-            renew(&mut self.actor_type),
-            renew(&mut self.actor_invoked_by),
+            Arc::new(self.provider.finish()),
+            Arc::new(self.event_id.finish()),
+            Arc::new(self.event_type.finish()),
+            Arc::new(self.account_id.finish()),
+            Arc::new(self.region.finish()),
+            Arc::new(self.service.finish()),
+            Arc::new(self.operation.finish()),
+            Arc::new(self.resource.finish()),
+            Arc::new(self.actor_principal.finish()),
+            Arc::new(self.actor_type.finish()),
+            Arc::new(self.actor_invoked_by.finish()),
             Arc::new(self.mfa.finish()),
-            renew(&mut self.src_ip),
-            renew(&mut self.user_agent),
-            renew(&mut self.outcome),
-            renew(&mut self.error_code),
-            renew(&mut self.error_message),
+            Arc::new(self.src_ip.finish()),
+            Arc::new(self.user_agent.finish()),
+            Arc::new(self.outcome.finish()),
+            Arc::new(self.error_code.finish()),
+            Arc::new(self.error_message.finish()),
             Arc::new(self.read_only.finish()),
-            renew(&mut self.request),
-            renew(&mut self.response),
-            renew(&mut self.additional),
-            renew(&mut self.raw),
-            renew(&mut self.src),
+            Arc::new(self.request.finish()),
+            Arc::new(self.response.finish()),
+            Arc::new(self.additional.finish()),
+            Arc::new(self.raw.finish()),
+            Arc::new(self.src.finish()),
             Arc::new(self.src_partition.finish()),
             Arc::new(self.src_offset.finish()),
             Arc::new(self.src_line.finish()),
