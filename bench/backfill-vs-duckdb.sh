@@ -20,24 +20,15 @@ VIOLATION_RATE=${VIOLATION_RATE:-0.001}
 SEED=${SEED:-42}
 RUNS=${RUNS:-3}
 BENCH_DIR=${BENCH_DIR:-$HOME/.cache/demarc/bench}
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-BUILD=${BUILD:-1}
 
 source bench/common.sh
 
 # 1. Release binaries.
-if [[ $BUILD == 1 ]]; then
-    say "building release binaries"
-    cargo build --release -p demarc -p demarc-synth
-fi
-DEMARC=$TARGET_DIR/release/demarc
-SYNTH=$TARGET_DIR/release/demarc-synth
-[[ -x $SYNTH ]] || { echo "no $SYNTH: run with BUILD=1" >&2; exit 1; }
+release_binaries
 
 # 2. The archive, generated once per parameters and generator source.
 mkdir -p "$BENCH_DIR"
-generator=$(cat crates/synth/src/*.rs crates/synth/src/bin/*.rs | sha256sum | cut -c1-12)
-NAME="cloudtrail-${EVENTS}-pf${PER_FILE}-r${VIOLATION_RATE}-s${SEED}-g${generator}"
+NAME="cloudtrail-${EVENTS}-pf${PER_FILE}-r${VIOLATION_RATE}-s${SEED}-g${GENERATOR}"
 ARCHIVE=$BENCH_DIR/$NAME
 LABELS=$BENCH_DIR/$NAME.labels.tsv
 if [[ ! -f $ARCHIVE/.complete ]]; then

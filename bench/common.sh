@@ -33,3 +33,21 @@ measure() {
     printf '%s\n' "${times[@]}" | sort -g | awk -v rss="$rss" \
         '{t[NR] = $1} END {printf "%s %s\n", t[int((NR + 1) / 2)], rss}'
 }
+
+# release_binaries: builds demarc and demarc-synth (unless BUILD=0) and sets DEMARC,
+# SYNTH and GENERATOR, a hash of the generator's source that names the archives it
+# writes (a changed generator gets new archives).
+release_binaries() {
+    local target=${CARGO_TARGET_DIR:-target}
+    if [[ ${BUILD:-1} == 1 ]]; then
+        say "building release binaries"
+        cargo build --release -p demarc -p demarc-synth
+    fi
+    DEMARC=$target/release/demarc
+    SYNTH=$target/release/demarc-synth
+    [[ -x $DEMARC && -x $SYNTH ]] || {
+        echo "no $DEMARC or $SYNTH: run with BUILD=1" >&2
+        exit 1
+    }
+    GENERATOR=$(cat crates/synth/src/*.rs crates/synth/src/bin/*.rs | sha256sum | cut -c1-12)
+}

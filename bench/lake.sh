@@ -20,21 +20,13 @@ AWS_EVENTS=${AWS_EVENTS:-9000000}
 GCP_EVENTS=${GCP_EVENTS:-1000000}
 RUNS=${RUNS:-3}
 BENCH_DIR=${BENCH_DIR:-$HOME/.cache/demarc/bench}
-TARGET_DIR=${CARGO_TARGET_DIR:-target}
-BUILD=${BUILD:-1}
 
 source bench/common.sh
 
-if [[ $BUILD == 1 ]]; then
-    say "building release binaries"
-    cargo build --release -p demarc -p demarc-synth
-fi
-DEMARC=$TARGET_DIR/release/demarc
-SYNTH=$TARGET_DIR/release/demarc-synth
+release_binaries
 
 # 1. The archives (generated once per size and generator source).
-generator=$(cat crates/synth/src/*.rs crates/synth/src/bin/*.rs | sha256sum | cut -c1-12)
-ARCHIVE=$BENCH_DIR/lake-archive-${AWS_EVENTS}-${GCP_EVENTS}-g${generator}
+ARCHIVE=$BENCH_DIR/lake-archive-${AWS_EVENTS}-${GCP_EVENTS}-g${GENERATOR}
 if [[ ! -f $ARCHIVE/.complete ]]; then
     say "generating $AWS_EVENTS CloudTrail and $GCP_EVENTS GCP events into $ARCHIVE"
     rm -rf "$ARCHIVE"
