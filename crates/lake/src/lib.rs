@@ -385,28 +385,31 @@ mod tests {
         normalizer.take_batch().expect("a row")
     }
 
-    /// Files per partition folder (`date=…/hour=…`) of a provider.
-    fn files_per_hour(root: &Path) -> BTreeMap<String, usize> {
-        files_per_provider_hour(root, "aws")
-    }
-
-    fn files_per_provider_hour(root: &Path, provider: &str) -> BTreeMap<String, usize> {
+    /// A provider's event files by partition folder (`date=…/hour=…`), in order.
+    fn partitions(root: &Path, provider: &str) -> BTreeMap<String, Vec<PathBuf>> {
         let mut out = BTreeMap::new();
-        let aws = root.join(format!("events/provider={provider}"));
-        for date in std::fs::read_dir(&aws).expect("dates") {
-            let date = date.expect("date").path();
-            for hour in std::fs::read_dir(&date).expect("hours") {
+        let base = root.join(format!("{EVENTS}/provider={provider}"));
+        for date in std::fs::read_dir(&base).expect("dates") {
+            for hour in std::fs::read_dir(date.expect("date").path()).expect("hours") {
                 let hour = hour.expect("hour").path();
                 let name = hour
-                    .strip_prefix(&aws)
+                    .strip_prefix(&base)
                     .expect("under")
                     .display()
                     .to_string();
-                let files = std::fs::read_dir(&hour).expect("files").count();
+                let files = std::fs::read_dir(&hour)
+                    .expect("files")
+                    .map(|f| f.expect("file").path())
+                    .collect();
                 out.insert(name, files);
             }
         }
         out
+    }
+
+    /// How many files each of a provider's partitions has, in partition order.
+    fn files_per_hour(root: &Path, provider: &str) -> Vec<usize> {
+        partitions(root, provider).values().map(Vec::len).collect()
     }
 
     #[test]
@@ -422,9 +425,7 @@ mod tests {
             most = most.max(lake.events.len());
         }
         lake.finish().expect("finish");
-        let hours = files_per_hour(dir.path());
-        assert_eq!(hours.len(), 8, "{hours:?}");
-        assert!(hours.values().all(|&n| n == 1), "{hours:?}");
+        assert_eq!(files_per_hour(dir.path(), "aws"), vec![1; 8]);
         // An hour's partition is written once no batch has touched it for two batches.
         assert!(most <= 2, "{most} partitions buffered at once");
     }
@@ -442,18 +443,8 @@ mod tests {
             }
         }
         lake.finish().expect("finish");
-        let gcp = files_per_provider_hour(dir.path(), "gcp");
-        assert_eq!(
-            gcp.values().copied().collect::<Vec<_>>(),
-            vec![1, 1],
-            "{gcp:?}"
-        );
-        let aws = files_per_hour(dir.path());
-        assert_eq!(
-            aws.values().copied().collect::<Vec<_>>(),
-            vec![1, 1],
-            "{aws:?}"
-        );
+        assert_eq!(files_per_hour(dir.path(), "gcp"), vec![1, 1]);
+        assert_eq!(files_per_hour(dir.path(), "aws"), vec![1, 1]);
     }
 
     #[test]
@@ -473,12 +464,7 @@ mod tests {
         // An event of hour 0 after that starts a second file.
         lake.add_events(&events_at([58])).expect("add");
         lake.finish().expect("finish");
-        let aws = files_per_hour(dir.path());
-        assert_eq!(
-            aws.values().copied().collect::<Vec<_>>(),
-            vec![2, 1],
-            "{aws:?}"
-        );
+        assert_eq!(files_per_hour(dir.path(), "aws"), vec![2, 1]);
     }
 
     #[test]
@@ -508,23 +494,19 @@ mod tests {
             }
         }
         lake.finish().expect("finish");
-        let hours = files_per_hour(dir.path());
-        assert_eq!(hours.len(), 24, "{hours:?}");
-        let written: usize =
-            std::fs::read_dir(dir.path().join("events/provider=aws/date=2026-01-05"))
-                .expect("hours")
-                .flat_map(|h| std::fs::read_dir(h.expect("hour").path()).expect("files"))
-                .map(|f| {
-                    let file = std::fs::File::open(f.expect("file").path()).expect("open");
-                    parquet::file::reader::SerializedFileReader::new(file)
-                        .map(|r| {
-                            use parquet::file::reader::FileReader;
-                            r.metadata().file_metadata().num_rows()
-                        })
-                        .expect("parquet")
-                })
-                .sum::<i64>() as usize;
-        assert_eq!(written, rows);
+        let partitions = partitions(dir.path(), "aws");
+        assert_eq!(partitions.len(), 24, "{partitions:?}");
+        let written: i64 = partitions
+            .values()
+            .flatten()
+            .map(|path| {
+                use parquet::file::reader::{FileReader, SerializedFileReader};
+                let file = std::fs::File::open(path).expect("open");
+                let reader = SerializedFileReader::new(file).expect("parquet");
+                reader.metadata().file_metadata().num_rows()
+            })
+            .sum();
+        assert_eq!(written as usize, rows);
     }
 
     #[test]

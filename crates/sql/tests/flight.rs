@@ -8,8 +8,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::Int64Type;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{CommandGetDbSchemas, CommandGetTables, SqlInfo};
-use common::{batch, cloudtrail, fixture_lake};
-use demarc_lake::Lake as LakeWriter;
+use common::fixture_lake;
 use demarc_sql::Lake;
 use demarc_sql::flight::{Auth, FlightSql};
 use futures::TryStreamExt;
@@ -156,16 +155,7 @@ async fn a_client_logs_in_queries_prepares_and_reads_the_metadata() {
     assert!(schema.field_with_name("hour").is_ok());
 
     // A file written now is in the next answer.
-    let mut more = LakeWriter::with_encoders(&root, "later", 1).expect("lake");
-    more.add_events(&batch(&[cloudtrail(
-        "e-9",
-        "2026-02-01T00:00:00Z",
-        "GetObject",
-        "s3.amazonaws.com",
-        "erin",
-    )]))
-    .expect("events");
-    more.finish().expect("flush");
+    common::write_a_later_event(&root);
     assert_eq!(
         int(&query(&mut client, "SELECT count(*) FROM events").await),
         8
@@ -183,33 +173,18 @@ async fn without_the_token_nothing_and_writes_never() {
         .execute("SELECT 1".into(), None)
         .await
         .expect_err("no token");
-    assert!(
-        error
-            .to_string()
-            .contains("valid authentication credentials"),
-        "{error}"
-    );
+    assert_unauthenticated(&error);
     let error = anonymous
         .handshake("analyst", "wrong")
         .await
         .expect_err("bad password");
-    assert!(
-        error
-            .to_string()
-            .contains("valid authentication credentials"),
-        "{error}"
-    );
+    assert_unauthenticated(&error);
     anonymous.set_token("not-the-token-0123456789".into());
     let error = anonymous
         .execute("SELECT 1".into(), None)
         .await
         .expect_err("bad token");
-    assert!(
-        error
-            .to_string()
-            .contains("valid authentication credentials"),
-        "{error}"
-    );
+    assert_unauthenticated(&error);
 
     let mut analyst = client(&address).await;
     analyst.set_token(TOKEN.into());
@@ -363,4 +338,14 @@ async fn with_tls_a_client_that_trusts_the_certificate_queries_and_plain_grpc_fa
     let mut plain = FlightSqlServiceClient::new(channel);
     plain.set_token(TOKEN.into());
     assert!(plain.execute("SELECT 1".into(), None).await.is_err());
+}
+
+/// tonic's message for `Code::Unauthenticated`.
+fn assert_unauthenticated(error: &impl std::fmt::Display) {
+    assert!(
+        error
+            .to_string()
+            .contains("valid authentication credentials"),
+        "{error}"
+    );
 }

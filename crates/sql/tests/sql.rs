@@ -9,9 +9,8 @@ use std::path::{Path, PathBuf};
 use arrow::array::{Array, RecordBatch};
 use arrow::datatypes::DataType;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use common::{batch, cloudtrail, events, fixture_lake};
+use common::{batch, events, fixture_lake};
 use demarc_detect::RuleSet;
-use demarc_lake::Lake as LakeWriter;
 use demarc_sql::Lake;
 use futures::StreamExt;
 use sqllogictest::{DBOutput, DefaultColumnType};
@@ -125,16 +124,7 @@ async fn a_file_written_after_a_query_is_in_the_next_one() {
     let root = fixture_lake(dir.path()).await;
     let lake = Lake::open(&root).expect("open");
     assert_eq!(count(&lake, "SELECT count(*) FROM events").await, 7);
-    let mut more = LakeWriter::with_encoders(&root, "later", 1).expect("lake");
-    more.add_events(&batch(&[cloudtrail(
-        "e-9",
-        "2026-02-01T00:00:00Z",
-        "GetObject",
-        "s3.amazonaws.com",
-        "erin",
-    )]))
-    .expect("events");
-    more.finish().expect("flush");
+    common::write_a_later_event(&root);
     assert_eq!(count(&lake, "SELECT count(*) FROM events").await, 8);
 }
 

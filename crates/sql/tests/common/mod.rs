@@ -62,3 +62,18 @@ pub async fn fixture_lake(dir: &Path) -> PathBuf {
     replay.finish().expect("flush");
     root
 }
+
+/// Writes one more event (`e-9`, 2026-02-01) to the lake at `root`, as a later run
+/// would: a file that did not exist when the reader started.
+pub fn write_a_later_event(root: &Path) {
+    let mut more = LakeWriter::with_encoders(root, "later", 1).expect("lake");
+    more.add_events(&batch(&[cloudtrail(
+        "e-9",
+        "2026-02-01T00:00:00Z",
+        "GetObject",
+        "s3.amazonaws.com",
+        "erin",
+    )]))
+    .expect("events");
+    more.finish().expect("flush");
+}
