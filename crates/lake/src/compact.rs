@@ -139,10 +139,33 @@ fn remove(files: &[PathBuf]) -> Result<()> {
 }
 
 fn merge_events(dir: &Path, files: &[PathBuf], done: &mut Compacted) -> Result<()> {
+    let mut written = Vec::new();
+    let merged = write_merged(dir, files, done, &mut written);
+    if merged.is_err() {
+        // The originals stay; merged files already written would double their rows
+        // until the next compaction.
+        let _ = remove(&written);
+        return merged;
+    }
+    remove(files)?;
+    done.partitions += 1;
+    done.files_before += files.len() as u64;
+    done.files_after += written.len() as u64;
+    done.bytes_after += written.iter().map(|p| size(p)).sum::<u64>();
+    Ok(())
+}
+
+/// Writes the partition's rows, without replayed ones, to new merged files (named in
+/// `written` as they are put in place).
+fn write_merged(
+    dir: &Path,
+    files: &[PathBuf],
+    done: &mut Compacted,
+    written: &mut Vec<PathBuf>,
+) -> Result<()> {
     let mut seen: HashSet<String> = HashSet::new();
     let mut pending: Vec<RecordBatch> = Vec::new();
     let (mut rows, mut bytes) = (0, 0);
-    let mut written = Vec::new();
     for file in files {
         done.bytes_before += size(file);
         let open = File::open(file).map_err(io_error("open", file))?;
@@ -183,11 +206,6 @@ fn merge_events(dir: &Path, files: &[PathBuf], done: &mut Compacted) -> Result<(
         write_file(&path, pending)?;
         written.push(path);
     }
-    remove(files)?;
-    done.partitions += 1;
-    done.files_before += files.len() as u64;
-    done.files_after += written.len() as u64;
-    done.bytes_after += written.iter().map(|p| size(p)).sum::<u64>();
     Ok(())
 }
 

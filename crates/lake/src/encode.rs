@@ -262,15 +262,16 @@ impl Encoders {
         })
     }
 
-    /// Queues a file; reports the failure of an earlier one, if any finished failing.
+    /// Queues a file, then reports the failure of an earlier one, if any finished
+    /// failing (the file just queued is written all the same).
     pub fn submit(&mut self, path: PathBuf, selections: Vec<Selection>) -> Result<()> {
+        let jobs = self.jobs.as_ref().ok_or(Error::Closed)?;
+        jobs.send((path, selections)).map_err(|_| Error::Closed)?;
+        self.in_flight += 1;
         while let Ok(done) = self.results.try_recv() {
             self.in_flight -= 1;
             done?;
         }
-        let jobs = self.jobs.as_ref().ok_or(Error::Closed)?;
-        jobs.send((path, selections)).map_err(|_| Error::Closed)?;
-        self.in_flight += 1;
         Ok(())
     }
 

@@ -33,9 +33,22 @@ pub struct ShellOptions {
 pub fn shell(lake: &Lake, runtime: &tokio::runtime::Runtime, options: ShellOptions) -> Result<()> {
     let readline = |e: ReadlineError| Error::Usage(format!("cannot read the terminal: {e}"));
     let mut editor = DefaultEditor::new().map_err(readline)?;
+    // Saving writes the history the editor holds: a file that could not be read is left
+    // as it is rather than replaced by this session's lines.
+    let mut save = options.history.clone();
     if let Some(history) = &options.history {
-        // A first session has no history yet.
-        let _ = editor.load_history(history);
+        match editor.load_history(history) {
+            Ok(()) => {}
+            // A first session has no history yet.
+            Err(ReadlineError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                eprintln!(
+                    "cannot read the history {}: {e}; this session's is not saved",
+                    history.display()
+                );
+                save = None;
+            }
+        }
     }
     let mut state = State {
         format: options.format,
@@ -79,7 +92,7 @@ pub fn shell(lake: &Lake, runtime: &tokio::runtime::Runtime, options: ShellOptio
             statement.clear();
         }
     }
-    if let Some(history) = &options.history {
+    if let Some(history) = &save {
         if let Some(parent) = history.parent() {
             let _ = std::fs::create_dir_all(parent);
         }
