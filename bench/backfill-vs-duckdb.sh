@@ -43,21 +43,7 @@ bytes=$(du -sb "$ARCHIVE" | cut -f1)
 labelled=$(($(wc -l <"$LABELS") - 1))
 
 # 3. DuckDB from PyPI, in a venv of its own.
-VENV=$BENCH_DIR/duckdb-venv
-if ! "$VENV/bin/python" -c 'import duckdb' 2>/dev/null; then
-    say "installing duckdb into $VENV"
-    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-        echo "python3 -m venv is unavailable: apt-get install python3-venv" >&2
-        exit 1
-    fi
-    rm -rf "$VENV"
-    python3 -m venv "$VENV" || {
-        echo "python3 -m venv failed: apt-get install python3-venv" >&2
-        exit 1
-    }
-    "$VENV/bin/pip" install --quiet "duckdb${DUCKDB_VERSION:+==$DUCKDB_VERSION}"
-fi
-PYTHON=$VENV/bin/python
+duckdb_venv
 
 OUT=$BENCH_DIR/results/$NAME
 mkdir -p "$OUT"

@@ -51,3 +51,23 @@ release_binaries() {
     }
     GENERATOR=$(cat crates/synth/src/*.rs crates/synth/src/bin/*.rs | sha256sum | cut -c1-12)
 }
+
+# duckdb_venv: DuckDB from PyPI (DUCKDB_VERSION, or the latest) in a venv of its own
+# under BENCH_DIR; sets PYTHON to its interpreter.
+duckdb_venv() {
+    local VENV=$BENCH_DIR/duckdb-venv
+    if ! "$VENV/bin/python" -c 'import duckdb' 2>/dev/null; then
+        say "installing duckdb into $VENV"
+        if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+            echo "python3 -m venv is unavailable: apt-get install python3-venv" >&2
+            exit 1
+        fi
+        rm -rf "$VENV"
+        python3 -m venv "$VENV" || {
+            echo "python3 -m venv failed: apt-get install python3-venv" >&2
+            exit 1
+        }
+        "$VENV/bin/pip" install --quiet "duckdb${DUCKDB_VERSION:+==$DUCKDB_VERSION}"
+    fi
+    PYTHON=$VENV/bin/python
+}

@@ -82,12 +82,7 @@ QA="SELECT time, operation, resource, outcome FROM events WHERE actor_principal 
 QB="SELECT operation, count(*) AS n FROM events WHERE date = '$day' GROUP BY operation ORDER BY n DESC, operation"
 QC="SELECT event_id, time, account_id, region, actor_principal, operation, resource FROM events $rule_where AND time >= TIMESTAMP '${month_start}T00:00:00Z' AND time < TIMESTAMP '${month_end}T00:00:00Z' ORDER BY time"
 
-VENV=$BENCH_DIR/duckdb-venv
-if ! "$VENV/bin/python" -c 'import duckdb' 2>/dev/null; then
-    rm -rf "$VENV"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet duckdb
-fi
+duckdb_venv
 cat >"$OUT/duckdb_query.py" <<'PY'
 import sys, duckdb
 lake, sql = sys.argv[1], sys.argv[2]
@@ -104,7 +99,7 @@ for q in a b c; do
     var=Q${q^^}
     sql=${!var}
     d=$(measure "query-$q-demarc" "$RUNS" "$DEMARC" sql --lake "$LAKE" --format csv "$sql")
-    k=$(measure "query-$q-duckdb" "$RUNS" "$VENV/bin/python" "$OUT/duckdb_query.py" "$LAKE" "$sql")
+    k=$(measure "query-$q-duckdb" "$RUNS" "$PYTHON" "$OUT/duckdb_query.py" "$LAKE" "$sql")
     demarc_rows=$(($(wc -l <"$OUT/query-$q-demarc.stdout") - 1))
     duckdb_rows=$(wc -l <"$OUT/query-$q-duckdb.stdout")
     results+=("$q ${d%% *} ${k%% *} $demarc_rows $duckdb_rows")

@@ -72,13 +72,10 @@ pub fn run(args: &BacktestArgs) -> Result<()> {
     let text = std::fs::read_to_string(&args.rule)
         .with_context(|| format!("cannot read `{}`", args.rule.display()))?;
     let runtime = crate::sql::runtime()?;
-    let result = runtime.block_on(async {
-        let rules = RuleSet::from_sources(vec![(args.rule.clone(), text)]).await?;
-        let result = demarc_sql::backtest(&args.lake, &rules, since, until).await;
-        Ok::<_, anyhow::Error>((rules, result))
-    })?;
-    let (rules, result) = result;
-    let backtest = result.map_err(|e| anyhow::anyhow!("{}", e.explain()))?;
+    let rules = runtime.block_on(RuleSet::from_sources(vec![(args.rule.clone(), text)]))?;
+    let backtest = runtime
+        .block_on(demarc_sql::backtest(&args.lake, &rules, since, until))
+        .map_err(|e| anyhow::anyhow!("{}", e.explain()))?;
     if let Some(path) = &args.alerts {
         let mut out = std::io::BufWriter::new(
             std::fs::File::create(path)

@@ -40,17 +40,15 @@ impl RulesArgs {
 }
 
 pub fn run(command: &RulesCommand) -> Result<()> {
-    if let RulesCommand::Backtest(args) = command {
-        return crate::backtest::run(args);
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-    runtime.block_on(async {
-        match command {
-            RulesCommand::List(args) => list(&args.load().await?),
-            RulesCommand::Test { rules, fixtures } => test(&rules.load().await?, fixtures).await,
-            RulesCommand::Backtest(_) => Ok(()),
+    let runtime = || tokio::runtime::Builder::new_current_thread().build();
+    match command {
+        // Backtests run on a runtime of their own, with threads for the scans.
+        RulesCommand::Backtest(args) => crate::backtest::run(args),
+        RulesCommand::List(args) => runtime()?.block_on(async { list(&args.load().await?) }),
+        RulesCommand::Test { rules, fixtures } => {
+            runtime()?.block_on(async { test(&rules.load().await?, fixtures).await })
         }
-    })
+    }
 }
 
 /// The width of the id column: the longest rule id.

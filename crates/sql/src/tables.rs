@@ -14,7 +14,8 @@ use datafusion::prelude::{SessionContext, col};
 use demarc_lake::{ALERTS, EVENTS, file_schema};
 use demarc_model::{column, event_schema, schema::TIME_ZONE};
 
-pub const EVENTS_TABLE: &str = "events";
+/// The rules query `events`; so does the lake.
+pub use demarc_detect::EVENTS_TABLE;
 pub const ALERTS_TABLE: &str = "alerts";
 
 /// Registers `events` and `alerts` over the lake at `root`.
