@@ -23,21 +23,11 @@ BENCH_DIR=${BENCH_DIR:-$HOME/.cache/demarc/bench}
 
 source bench/common.sh
 
-# 1. Release binaries.
-release_binaries
+# 1. The binaries (the `dist` profile).
+dist_binaries
 
 # 2. The archive, generated once per parameters and generator source.
-mkdir -p "$BENCH_DIR"
-NAME="cloudtrail-${EVENTS}-pf${PER_FILE}-r${VIOLATION_RATE}-s${SEED}-g${GENERATOR}"
-ARCHIVE=$BENCH_DIR/$NAME
-LABELS=$BENCH_DIR/$NAME.labels.tsv
-if [[ ! -f $ARCHIVE/.complete ]]; then
-    say "generating $EVENTS events into $ARCHIVE"
-    rm -rf "$ARCHIVE"
-    "$SYNTH" cloudtrail --events "$EVENTS" --per-file "$PER_FILE" --seed "$SEED" \
-        --violation-rate "$VIOLATION_RATE" --labels "$LABELS" --out "$ARCHIVE"
-    touch "$ARCHIVE/.complete"
-fi
+cloudtrail_archive
 files=$(find "$ARCHIVE" -name '*.json.gz' | wc -l)
 bytes=$(du -sb "$ARCHIVE" | cut -f1)
 labelled=$(($(wc -l <"$LABELS") - 1))

@@ -34,22 +34,41 @@ measure() {
         '{t[NR] = $1} END {printf "%s %s\n", t[int((NR + 1) / 2)], rss}'
 }
 
-# release_binaries: builds demarc and demarc-synth (unless BUILD=0) and sets DEMARC,
+# dist_binaries: builds demarc and demarc-synth with the `dist` profile (or PROFILE,
+# e.g. PROFILE=release to measure the quick build) unless BUILD=0, and sets DEMARC,
 # SYNTH and GENERATOR, a hash of the generator's source that names the archives it
 # writes (a changed generator gets new archives).
-release_binaries() {
+dist_binaries() {
     local target=${CARGO_TARGET_DIR:-target}
+    local profile=${PROFILE:-dist}
     if [[ ${BUILD:-1} == 1 ]]; then
-        say "building release binaries"
-        cargo build --release -p demarc -p demarc-synth
+        say "building $profile binaries"
+        cargo build --locked --profile "$profile" -p demarc -p demarc-synth
     fi
-    DEMARC=$target/release/demarc
-    SYNTH=$target/release/demarc-synth
+    DEMARC=$target/$profile/demarc
+    SYNTH=$target/$profile/demarc-synth
     [[ -x $DEMARC && -x $SYNTH ]] || {
         echo "no $DEMARC or $SYNTH: run with BUILD=1" >&2
         exit 1
     }
     GENERATOR=$(cat crates/synth/src/*.rs crates/synth/src/bin/*.rs | sha256sum | cut -c1-12)
+}
+
+# cloudtrail_archive: the CloudTrail archive of EVENTS events (PER_FILE a file, violations
+# at VIOLATION_RATE, SEED) in the S3 gzip layout, generated once per parameters and
+# generator source under BENCH_DIR; sets NAME, ARCHIVE and LABELS.
+cloudtrail_archive() {
+    NAME="cloudtrail-${EVENTS}-pf${PER_FILE}-r${VIOLATION_RATE}-s${SEED}-g${GENERATOR}"
+    ARCHIVE=$BENCH_DIR/$NAME
+    LABELS=$BENCH_DIR/$NAME.labels.tsv
+    if [[ ! -f $ARCHIVE/.complete ]]; then
+        say "generating $EVENTS events into $ARCHIVE"
+        rm -rf "$ARCHIVE"
+        mkdir -p "$BENCH_DIR"
+        "$SYNTH" cloudtrail --events "$EVENTS" --per-file "$PER_FILE" --seed "$SEED" \
+            --violation-rate "$VIOLATION_RATE" --labels "$LABELS" --out "$ARCHIVE"
+        touch "$ARCHIVE/.complete"
+    fi
 }
 
 # duckdb_venv: DuckDB from PyPI (DUCKDB_VERSION, or the latest) in a venv of its own

@@ -23,7 +23,7 @@ BENCH_DIR=${BENCH_DIR:-$HOME/.cache/demarc/bench}
 
 source bench/common.sh
 
-release_binaries
+dist_binaries
 
 # 1. The archives (generated once per size and generator source).
 ARCHIVE=$BENCH_DIR/lake-archive-${AWS_EVENTS}-${GCP_EVENTS}-g${GENERATOR}
