@@ -2,8 +2,9 @@
 //! over a lake `demarc backfill` wrote from the bundled samples.
 
 use std::collections::BTreeSet;
+use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/samples");
 const RULE: &str = concat!(
@@ -167,4 +168,35 @@ fn mistakes_are_refused_with_the_place_in_the_query() {
         ])),
         "{\"n\":0}\n"
     );
+}
+
+#[test]
+fn a_reader_that_stops_early_is_not_an_error() {
+    // `demarc sql … | head`: the reader closes the pipe after the first bytes, long
+    // before the 2 MB of output are written (a pipe holds 64 KiB).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = dir.path().to_string_lossy().into_owned();
+    for format in ["table", "csv", "json", "parquet"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_demarc"))
+            .args(["sql", "--lake", &lake, "--format", format])
+            .arg("SELECT unnest(range(0, 300000)) AS n")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("demarc runs");
+        let mut first = [0u8; 16];
+        child
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_exact(&mut first)
+            .expect("the output begins");
+        let out = child.wait_with_output().expect("demarc ends");
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "{format}: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

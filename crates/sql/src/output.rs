@@ -55,8 +55,53 @@ pub struct Written {
 }
 
 /// Writes the stream's batches to `out` as they come (an aligned table waits for all
-/// of them, to size its columns).
+/// of them, to size its columns). A failed write to `out` is an [`Error::Output`]
+/// whichever format failed on it, so that a caller can tell a reader that stopped
+/// early (`demarc sql … | head`: a broken pipe) from a failed query.
 pub async fn write(
+    stream: SendableRecordBatchStream,
+    format: Format,
+    out: &mut (dyn Write + Send),
+    sql: &str,
+) -> Result<Written> {
+    let mut watched = Watched { out, failed: None };
+    let result = encode(stream, format, &mut watched, sql).await;
+    match (result, watched.failed) {
+        (Err(_), Some((kind, message))) => Err(output(std::io::Error::new(kind, message))),
+        (result, _) => result,
+    }
+}
+
+/// The output, remembering the first error a write to it returned: the format writers
+/// wrap I/O errors in their own (the CSV writer keeps only the message).
+struct Watched<'a> {
+    out: &'a mut (dyn Write + Send),
+    failed: Option<(std::io::ErrorKind, String)>,
+}
+
+impl Watched<'_> {
+    fn watch<T>(&mut self, result: std::io::Result<T>) -> std::io::Result<T> {
+        if let Err(error) = &result {
+            self.failed
+                .get_or_insert_with(|| (error.kind(), error.to_string()));
+        }
+        result
+    }
+}
+
+impl Write for Watched<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let result = self.out.write(buf);
+        self.watch(result)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let result = self.out.flush();
+        self.watch(result)
+    }
+}
+
+async fn encode(
     mut stream: SendableRecordBatchStream,
     format: Format,
     out: &mut (dyn Write + Send),
