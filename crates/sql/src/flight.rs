@@ -34,6 +34,7 @@ use arrow_flight::{
 use base64::Engine;
 use base64::prelude::BASE64_STANDARD;
 use datafusion::common::ScalarValue;
+use datafusion::error::DataFusionError;
 use datafusion::prelude::DataFrame;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
@@ -114,6 +115,31 @@ fn status(error: crate::Error) -> Status {
     match &error {
         crate::Error::Query { .. } => Status::invalid_argument(error.explain()),
         _ => Status::internal(error.explain()),
+    }
+}
+
+/// A query that failed while it ran. The client's doing (a cast or a division that
+/// fails on the data, a bad argument to a function) is INVALID_ARGUMENT, a memory limit
+/// RESOURCE_EXHAUSTED, and the rest (reading the lake) INTERNAL.
+fn execution_status(error: &DataFusionError) -> Status {
+    let message = error.strip_backtrace();
+    match error.find_root() {
+        DataFusionError::ArrowError(arrow, _)
+            if matches!(
+                **arrow,
+                arrow::error::ArrowError::IoError(..) | arrow::error::ArrowError::ExternalError(_)
+            ) =>
+        {
+            Status::internal(message)
+        }
+        DataFusionError::ArrowError(..)
+        | DataFusionError::Plan(_)
+        | DataFusionError::SchemaError(..)
+        | DataFusionError::SQL(..)
+        | DataFusionError::NotImplemented(_)
+        | DataFusionError::Execution(_) => Status::invalid_argument(message),
+        DataFusionError::ResourcesExhausted(_) => Status::resource_exhausted(message),
+        _ => Status::internal(message),
     }
 }
 
@@ -244,8 +270,8 @@ impl FlightSql {
         let batches = frame
             .execute_stream()
             .await
-            .map_err(|e| Status::internal(e.strip_backtrace()))?
-            .map_err(|e| FlightError::ExternalError(Box::new(e)));
+            .map_err(|e| execution_status(&e))?
+            .map_err(|e| FlightError::Tonic(Box::new(execution_status(&e))));
         Ok(Response::new(Self::encode(schema, batches)))
     }
 

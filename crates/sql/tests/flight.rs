@@ -212,6 +212,25 @@ async fn without_the_token_nothing_and_writes_never() {
         );
     }
     assert!(!std::path::Path::new("/tmp/demarc-flight-never.csv").exists());
+    // A query that fails on the data while it runs is the client's mistake too, not
+    // the server's.
+    let info = analyst
+        .execute("SELECT CAST(event_id AS INT) FROM events".into(), None)
+        .await
+        .expect("planned");
+    let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+    let error = match analyst.do_get(ticket).await {
+        Err(error) => error.to_string(),
+        Ok(stream) => stream
+            .try_collect::<Vec<_>>()
+            .await
+            .expect_err("the cast fails")
+            .to_string(),
+    };
+    assert!(
+        error.contains("invalid argument") && error.contains("Cannot cast"),
+        "{error}"
+    );
     assert_eq!(
         int(&query(&mut analyst, "SELECT count(*) FROM events").await),
         7
