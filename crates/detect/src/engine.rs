@@ -302,25 +302,23 @@ pub struct RuleFailure {
     pub error: Error,
 }
 
-/// Optimizer passes left out; see [`session`].
+/// Optimizer passes left out; see [`session_context`].
 const MOVES_JSON_BELOW_FILTERS: [&str; 2] =
     ["extract_leaf_expressions", "push_down_leaf_projections"];
 
-/// A DataFusion session with `batch` as the `events` table and the JSON functions.
-fn session(batch: RecordBatch) -> Result<SessionContext> {
-    // One partition: parallelism comes from evaluating many batches at once.
-    let config = SessionConfig::new().with_target_partitions(1);
-    // These two passes move "cheap" leaf expressions below filters, and the JSON
-    // functions call themselves cheap: `json_get_str(request, …)` would then parse
-    // the request of every event in the batch instead of the few that pass the
-    // `service` and `operation` tests written before it.
+/// A DataFusion session for rules and for queries over events, from `builder` (its
+/// configuration and runtime): DataFusion's defaults, the JSON functions and demarc's
+/// own, and every optimizer pass but two. Those two move "cheap" leaf expressions below
+/// filters, and the JSON functions call themselves cheap: `json_get_str(request, …)`
+/// would then parse the request of every event instead of the few that pass the
+/// `service` and `operation` tests written before it.
+pub fn session_context(builder: SessionStateBuilder) -> Result<SessionContext> {
     let rules = Optimizer::new()
         .rules
         .into_iter()
         .filter(|r| !MOVES_JSON_BELOW_FILTERS.contains(&r.name()))
         .collect();
-    let state = SessionStateBuilder::new()
-        .with_config(config)
+    let state = builder
         .with_default_features()
         .with_optimizer_rules(rules)
         .build();
@@ -328,6 +326,14 @@ fn session(batch: RecordBatch) -> Result<SessionContext> {
     datafusion_functions_json::register_all(&mut ctx as &mut dyn FunctionRegistry)
         .map_err(Error::Engine)?;
     crate::functions::register(&ctx);
+    Ok(ctx)
+}
+
+/// A session with `batch` as the `events` table.
+fn session(batch: RecordBatch) -> Result<SessionContext> {
+    // One partition: parallelism comes from evaluating many batches at once.
+    let config = SessionConfig::new().with_target_partitions(1);
+    let ctx = session_context(SessionStateBuilder::new().with_config(config))?;
     let table = MemTable::try_new(event_schema(), vec![vec![batch]]).map_err(Error::Engine)?;
     ctx.register_table(EVENTS_TABLE, Arc::new(table))
         .map_err(Error::Engine)?;

@@ -17,7 +17,7 @@ mod rule;
 use std::path::PathBuf;
 
 pub use alert::alert_id;
-pub use engine::{Detected, EVENTS_TABLE, Matches, RuleFailure, RuleSet};
+pub use engine::{Detected, EVENTS_TABLE, Matches, RuleFailure, RuleSet, session_context};
 pub use fixtures::{
     FixtureResult, MIN_FIXTURES, check_fixtures, check_rule_fixtures, load_fixtures,
 };

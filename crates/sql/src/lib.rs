@@ -22,9 +22,8 @@ mod tables;
 use std::path::Path;
 
 use datafusion::error::DataFusionError;
-use datafusion::execution::FunctionRegistry;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::{SendableRecordBatchStream, SessionStateBuilder};
 use datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
 
 pub use backtest::{Backtest, backtest};
@@ -125,10 +124,12 @@ impl Lake {
             .with_object_list_cache_limit(0)
             .build_arc()
             .map_err(Error::Engine)?;
-        let mut ctx = SessionContext::new_with_config_rt(config, runtime);
-        datafusion_functions_json::register_all(&mut ctx as &mut dyn FunctionRegistry)
-            .map_err(Error::Engine)?;
-        demarc_detect::functions::register(&ctx);
+        // The rules' session: a rule backtested here is planned as backfill plans it.
+        let ctx = demarc_detect::session_context(
+            SessionStateBuilder::new()
+                .with_config(config)
+                .with_runtime_env(runtime),
+        )?;
         register(&ctx, root).map_err(Error::Engine)?;
         Ok(Self { ctx })
     }

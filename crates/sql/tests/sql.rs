@@ -152,6 +152,26 @@ async fn filters_on_partition_columns_skip_other_folders() {
     assert!(!day.contains("date=2026-01-05"), "{day}");
 }
 
+#[test]
+fn queries_are_planned_as_the_rules_are() {
+    // The rules' session: the JSON and domain functions, and no optimizer pass that
+    // moves a JSON function below the filters written before it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let lake = Lake::open(dir.path()).expect("open");
+    let state = lake.context().state();
+    let passes: Vec<&str> = state.optimizer().rules.iter().map(|r| r.name()).collect();
+    assert!(passes.contains(&"push_down_filter"), "{passes:?}");
+    for moved in ["extract_leaf_expressions", "push_down_leaf_projections"] {
+        assert!(!passes.contains(&moved), "{moved} in {passes:?}");
+    }
+    for function in ["json_get_str", "aws_policy_public", "json_values"] {
+        assert!(
+            state.scalar_functions().contains_key(function),
+            "{function}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_error_points_at_the_offending_part_of_the_query() {
     let dir = tempfile::tempdir().expect("tempdir");
