@@ -14,10 +14,6 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-EVENTS=${EVENTS:-1000000}
-PER_FILE=${PER_FILE:-750}
-VIOLATION_RATE=${VIOLATION_RATE:-0.001}
-SEED=${SEED:-42}
 RUNS=${RUNS:-3}
 BENCH_DIR=${BENCH_DIR:-$HOME/.cache/demarc/bench}
 

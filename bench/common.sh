@@ -54,10 +54,15 @@ dist_binaries() {
     GENERATOR=$(cat crates/synth/src/*.rs crates/synth/src/bin/*.rs | sha256sum | cut -c1-12)
 }
 
-# cloudtrail_archive: the CloudTrail archive of EVENTS events (PER_FILE a file, violations
-# at VIOLATION_RATE, SEED) in the S3 gzip layout, generated once per parameters and
-# generator source under BENCH_DIR; sets NAME, ARCHIVE and LABELS.
+# cloudtrail_archive: the CloudTrail archive of EVENTS events (1000000; PER_FILE, 750, a
+# file; violations at VIOLATION_RATE, 0.001; SEED, 42) in the S3 gzip layout, generated
+# once per parameters and generator source under BENCH_DIR; sets the parameters' defaults,
+# NAME, ARCHIVE and LABELS.
 cloudtrail_archive() {
+    EVENTS=${EVENTS:-1000000}
+    PER_FILE=${PER_FILE:-750}
+    VIOLATION_RATE=${VIOLATION_RATE:-0.001}
+    SEED=${SEED:-42}
     NAME="cloudtrail-${EVENTS}-pf${PER_FILE}-r${VIOLATION_RATE}-s${SEED}-g${GENERATOR}"
     ARCHIVE=$BENCH_DIR/$NAME
     LABELS=$BENCH_DIR/$NAME.labels.tsv
@@ -69,6 +74,22 @@ cloudtrail_archive() {
             --violation-rate "$VIOLATION_RATE" --labels "$LABELS" --out "$ARCHIVE"
         touch "$ARCHIVE/.complete"
     fi
+}
+
+# measure_lake LABEL RUNS PREFIX COMMAND...: measure, with `--lake PREFIX<time>` added to
+# the command, so that each run writes a lake folder of its own as a first backfill does:
+# a lake deleted just before would make ext4 skip its recently freed inodes one by one
+# (without a journal, it does not reuse an inode for a minute after deletion), a cost of
+# the benchmark's clean-up, not of writing a lake. The newest folder is kept.
+measure_lake() {
+    local label=$1 runs=$2 prefix=$3
+    shift 3
+    rm -rf "$prefix"*
+    # shellcheck disable=SC2016 # expanded by the inner shell, once per run
+    measure "$label" "$runs" bash -c 'exec "$@" --lake "$0$EPOCHREALTIME"' "$prefix" "$@"
+    local lakes
+    mapfile -t lakes < <(ls -d "$prefix"* | sort)
+    rm -rf "${lakes[@]:0:${#lakes[@]}-1}"
 }
 
 # duckdb_venv: DuckDB from PyPI (DUCKDB_VERSION, or the latest) in a venv of its own

@@ -51,16 +51,11 @@ find "$ARCHIVE" -name '*.gz' -exec cat {} + >/dev/null
 # 2. Backfill without and with the lake (the last run's lake is kept).
 say "backfill, $events events"
 no_lake=$(measure backfill "$RUNS" "$DEMARC" backfill "$ARCHIVE" --alerts "$OUT/alerts.jsonl")
-# Each run writes a lake folder of its own, as a first backfill does: a lake deleted
-# just before would make ext4 skip its recently freed inodes one by one (without a
-# journal, it does not reuse an inode for a minute after deletion), a cost of the
-# benchmark's clean-up, not of writing a lake.
-rm -rf "$LAKE" "$OUT"/lake-run-*
-with_lake=$(measure backfill-lake "$RUNS" bash -c \
-    "exec '$DEMARC' backfill '$ARCHIVE' --alerts '$OUT/alerts.jsonl' --lake '$OUT/lake-run-'\$EPOCHREALTIME")
-last_run=$(ls -d "$OUT"/lake-run-* | sort | tail -n 1)
-mv "$last_run" "$LAKE"
-rm -rf "$OUT"/lake-run-*
+# Each run writes a lake folder of its own (see measure_lake); the last one is kept.
+rm -rf "$LAKE"
+with_lake=$(measure_lake backfill-lake "$RUNS" "$OUT/lake-run-" "$DEMARC" \
+    backfill "$ARCHIVE" --alerts "$OUT/alerts.jsonl")
+mv "$OUT"/lake-run-* "$LAKE"
 lake_bytes=$(find "$LAKE" -type f -printf '%s\n' | awk '{s += $1} END {print s}')
 lake_files=$(find "$LAKE/events" -name '*.parquet' | wc -l)
 compact=$(measure compact 1 "$DEMARC" lake compact "$LAKE")

@@ -16,10 +16,6 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-EVENTS=${EVENTS:-1000000}
-PER_FILE=${PER_FILE:-750}
-VIOLATION_RATE=${VIOLATION_RATE:-0.001}
-SEED=${SEED:-42}
 RUNS=${RUNS:-3}
 BENCH_DIR=${BENCH_DIR:-$HOME/.cache/demarc/bench}
 PROFILES=${PROFILES:-release dist}
@@ -51,10 +47,9 @@ for PROFILE in $PROFILES; do
     size=$(stat -c %s "$demarc")
     plain=$(measure "$PROFILE-backfill" "$RUNS" "$demarc" backfill "$ARCHIVE" \
         --alerts "$OUT/$PROFILE-alerts.jsonl")
-    rm -rf "$OUT/$PROFILE"-lake-*
-    lake=$(measure "$PROFILE-backfill-lake" "$RUNS" bash -c \
-        "exec '$demarc' backfill '$ARCHIVE' --alerts '$OUT/$PROFILE-alerts.jsonl' --lake '$OUT/$PROFILE-lake-'\$EPOCHREALTIME")
-    last=$(ls -d "$OUT/$PROFILE"-lake-* | sort | tail -n 1)
+    lake=$(measure_lake "$PROFILE-backfill-lake" "$RUNS" "$OUT/$PROFILE-lake-" "$demarc" \
+        backfill "$ARCHIVE" --alerts "$OUT/$PROFILE-alerts.jsonl")
+    last=$(ls -d "$OUT/$PROFILE"-lake-*)
     a=$(measure "$PROFILE-query-a" "$RUNS" "$demarc" sql --lake "$last" --format csv "$query_a")
     b=$(measure "$PROFILE-query-b" "$RUNS" "$demarc" sql --lake "$last" --format csv "$query_b")
     rm -rf "$OUT/$PROFILE"-lake-*
