@@ -324,6 +324,19 @@ mod tests {
         .expect("batch")
     }
 
+    /// The `time` values of each selection's batch.
+    fn times(selections: &[Selection]) -> Vec<ScalarBuffer<i64>> {
+        selections
+            .iter()
+            .map(|(b, _)| {
+                b.column(0)
+                    .as_primitive::<TimestampMicrosecondType>()
+                    .values()
+                    .clone()
+            })
+            .collect()
+    }
+
     /// What `in_time_order` hands over: (rows of each batch, all times in order).
     fn handed(selections: Vec<Selection>) -> (Vec<usize>, Vec<i64>) {
         let (mut sizes, mut times) = (Vec::new(), Vec::new());
@@ -342,18 +355,8 @@ mod tests {
         let a = batch(&[1, 2, 3, 4, 5]);
         let b = batch(&[5, 6, 7]);
         let selections = vec![(a.clone(), Some(vec![2, 3, 4])), (b.clone(), None)];
-        let times = vec![
-            a.column(0)
-                .as_primitive::<TimestampMicrosecondType>()
-                .values()
-                .clone(),
-            b.column(0)
-                .as_primitive::<TimestampMicrosecondType>()
-                .values()
-                .clone(),
-        ];
         assert_eq!(
-            runs_in_order(&selections, &times),
+            runs_in_order(&selections, &times(&selections)),
             Some(vec![(2, 3), (0, 3)])
         );
         assert_eq!(handed(selections), (vec![3, 3], vec![3, 4, 5, 5, 6, 7]));
@@ -369,16 +372,7 @@ mod tests {
             vec![(a.clone(), Some(vec![2, 3])), (b.clone(), None)],
             vec![(a.clone(), None)],
         ] {
-            let times: Vec<_> = selections
-                .iter()
-                .map(|(b, _)| {
-                    b.column(0)
-                        .as_primitive::<TimestampMicrosecondType>()
-                        .values()
-                        .clone()
-                })
-                .collect();
-            assert_eq!(runs_in_order(&selections, &times), None);
+            assert_eq!(runs_in_order(&selections, &times(&selections)), None);
             let (_, got) = handed(selections);
             assert!(got.windows(2).all(|w| w[0] <= w[1]), "{got:?}");
         }
