@@ -8,6 +8,8 @@
 //!   log and metrics port, and the reference alerts `demarc backfill` finds.
 //! - [`produce`]: generated CloudTrail events and a producer that batches as real ones
 //!   do (linger, many records per batch) and keeps the broker's delivery reports.
+//! - [`store`]: object storage on loopback (moto's S3 server, fake-gcs-server) and a
+//!   proxy in front of it that throttles, refuses and records requests.
 //!
 //! It depends on the product only through its binaries and the event generator, never
 //! on the pipeline's code: the tests must see what a user sees. Errors are returned
@@ -17,6 +19,7 @@
 pub mod demarc;
 pub mod kafka;
 pub mod produce;
+pub mod store;
 
 /// Errors of the harness: what failed and what to do about it, in words.
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

@@ -12,7 +12,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use demarc_lake::Lake;
 use demarc_normalize::Options;
-use demarc_pipeline::archive::{self, ArchiveSettings};
+use demarc_pipeline::archive::{self, ArchiveSettings, Selection, StoreOptions};
 use demarc_pipeline::dead_letter::{DeadLetters, Discard, RejectFile};
 use demarc_pipeline::{Engine, LakeOutput, Outputs, Settings};
 use demarc_sink::{AlertSink, FileMode, Format};
@@ -24,10 +24,38 @@ use crate::run::load_rules;
 
 #[derive(Debug, Args)]
 pub struct BackfillArgs {
-    /// Files or directories (read recursively): CloudTrail S3 delivery layout (org
-    /// trails too), GCS exports, or any folder of audit logs in any envelope
-    #[arg(required = true, value_parser = crate::existing_path)]
-    paths: Vec<PathBuf>,
+    /// Files, directories (read recursively) or buckets (s3://BUCKET/PREFIX,
+    /// gs://BUCKET/PREFIX): CloudTrail's S3 delivery layout (org trails too), GCS
+    /// exports, or any folder of audit logs in any envelope
+    #[arg(required = true, value_parser = location)]
+    paths: Vec<String>,
+    /// Only events at or after this time: a span back from now (30d, 12h), a date
+    /// (2026-01-05) or an RFC 3339 time. In buckets, only the days from then are listed
+    #[arg(long)]
+    since: Option<String>,
+    /// Only events before this time (2026-02-01 or an RFC 3339 time)
+    #[arg(long)]
+    until: Option<String>,
+    /// Only these AWS accounts, in CloudTrail's bucket layout (comma-separated)
+    #[arg(long, value_delimiter = ',')]
+    accounts: Vec<String>,
+    /// Only these regions, in CloudTrail's bucket layout (comma-separated)
+    #[arg(long, value_delimiter = ',')]
+    regions: Vec<String>,
+    /// Object storage endpoint instead of the cloud's: an S3-compatible store or a GCS
+    /// emulator (http://localhost:9000)
+    #[arg(long, env = "DEMARC_STORE_ENDPOINT")]
+    endpoint: Option<String>,
+    /// Send requests to object storage unsigned (public buckets, emulators)
+    #[arg(long)]
+    no_sign_request: bool,
+    /// Objects fetched at once, ahead of the workers
+    #[arg(long, default_value_t = 32)]
+    fetch_ahead: usize,
+    /// Attempts after the first for a request that failed with a server error or was
+    /// throttled (backing off up to 15 s between attempts)
+    #[arg(long, default_value_t = 10)]
+    retries: usize,
     /// Load the rules from this folder of *.sql files instead of the compiled-in ones
     #[arg(long)]
     rules: Option<PathBuf>,
@@ -88,10 +116,40 @@ struct Report {
 pub fn run(args: &BackfillArgs) -> Result<()> {
     let started = Instant::now();
     let rules = Arc::new(load_rules(args.rules.as_deref())?);
-    let inputs = archive::collect(&args.paths)?;
+    let since = args
+        .since
+        .as_deref()
+        .map(|t| crate::when("--since", t, true))
+        .transpose()?;
+    let until = args
+        .until
+        .as_deref()
+        .map(|t| crate::when("--until", t, false))
+        .transpose()?;
+    if let (Some(since), Some(until)) = (since, until)
+        && since >= until
+    {
+        bail!("--since {since} is not before --until {until}: nothing to read");
+    }
+    let store = StoreOptions {
+        endpoint: args.endpoint.clone(),
+        unsigned: args.no_sign_request,
+        retries: args.retries,
+    };
+    let selection = Selection {
+        since,
+        until,
+        accounts: args.accounts.clone(),
+        regions: args.regions.clone(),
+    };
+    let inputs = archive::collect_all(&args.paths, &store, &selection)?;
+    for warning in &inputs.warnings {
+        eprintln!("warning: {warning}");
+    }
     if inputs.files.is_empty() {
         bail!("no files found under the given paths");
     }
+    let total_files = inputs.files.len() as u64;
     let total_bytes = inputs.bytes;
     let ignored_files = inputs.ignored;
     let workers = args
@@ -102,6 +160,8 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
         max_event_bytes: args.max_event_bytes,
         // Alerts do not carry the original JSON; only a lake that asks for it keeps it.
         keep_raw: args.lake_raw,
+        since_us: since.map(|t| t.timestamp_micros()),
+        until_us: until.map(|t| t.timestamp_micros()),
         ..Options::default()
     };
     let engine = Engine::new(
@@ -124,6 +184,7 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
         stream_above_bytes: args.stream_above_bytes,
         chunk_bytes: args.chunk_bytes.max(1),
         max_event_bytes: args.max_event_bytes,
+        fetch_ahead: args.fetch_ahead.max(1),
     };
 
     let run_id = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
@@ -157,7 +218,7 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
             }
             warned = summary.unreadable.len();
             progress.set_message(format!(
-                "{files} files, {} events, {} alerts",
+                "{files}/{total_files} files, {} events, {} alerts",
                 summary.stats.events_in,
                 summary.alerts()
             ));
@@ -204,6 +265,14 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A command-line input: a bucket URL, or a path that exists.
+fn location(text: &str) -> Result<String, String> {
+    if archive::remote::is_url(text) {
+        return Ok(text.to_owned());
+    }
+    crate::existing_path(text).map(|_| text.to_owned())
 }
 
 fn progress_bar(total_bytes: u64) -> ProgressBar {

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use clap::Args;
 use demarc_detect::RuleSet;
@@ -34,40 +34,16 @@ pub struct BacktestArgs {
     sample: usize,
 }
 
-/// A time on the command line: a span back from now (`30d`), a date (midnight UTC) or
-/// an RFC 3339 time.
-fn when(option: &str, text: &str, spans: bool) -> Result<DateTime<Utc>> {
-    if spans && let Some(span) = crate::config::duration(text) {
-        let span = chrono::Duration::from_std(span).context("the span is too long")?;
-        return Ok(Utc::now() - span);
-    }
-    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
-        return Ok(time.with_timezone(&Utc));
-    }
-    if let Some(midnight) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-    {
-        return Ok(midnight.and_utc());
-    }
-    let spans = if spans {
-        "a span such as 30d or 12h, "
-    } else {
-        ""
-    };
-    bail!("{option} `{text}`: write {spans}a date (2026-01-05) or an RFC 3339 time")
-}
-
 pub fn run(args: &BacktestArgs) -> Result<()> {
     let since = args
         .since
         .as_deref()
-        .map(|t| when("--since", t, true))
+        .map(|t| crate::when("--since", t, true))
         .transpose()?;
     let until = args
         .until
         .as_deref()
-        .map(|t| when("--until", t, false))
+        .map(|t| crate::when("--until", t, false))
         .transpose()?;
     let text = std::fs::read_to_string(&args.rule)
         .with_context(|| format!("cannot read `{}`", args.rule.display()))?;

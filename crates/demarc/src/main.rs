@@ -103,3 +103,32 @@ fn existing_path(text: &str) -> Result<PathBuf, String> {
         Err(e) => Err(format!("cannot read `{text}`: {e}")),
     }
 }
+
+/// A time on the command line: a span back from now (`30d`), a date (midnight UTC) or
+/// an RFC 3339 time.
+pub(crate) fn when(
+    option: &str,
+    text: &str,
+    spans: bool,
+) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+    if spans && let Some(span) = crate::config::duration(text) {
+        let span = chrono::Duration::from_std(span)
+            .map_err(|_| anyhow::anyhow!("{option} `{text}`: the span is too long"))?;
+        return Ok(chrono::Utc::now() - span);
+    }
+    if let Ok(time) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&chrono::Utc));
+    }
+    if let Some(midnight) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+    {
+        return Ok(midnight.and_utc());
+    }
+    let spans = if spans {
+        "a span such as 30d or 12h, "
+    } else {
+        ""
+    };
+    anyhow::bail!("{option} `{text}`: write {spans}a date (2026-01-05) or an RFC 3339 time")
+}

@@ -87,11 +87,9 @@ struct FileResult {
 
 pub fn run(args: &NormalizeArgs) -> Result<()> {
     let started = Instant::now();
-    let archive::Inputs {
-        files,
-        ignored: ignored_files,
-        ..
-    } = archive::collect(&args.paths)?;
+    let inputs = archive::collect(&args.paths)?;
+    let ignored_files = inputs.ignored;
+    let files: Vec<&Path> = inputs.paths().collect();
     if files.is_empty() {
         bail!("no files found under the given paths");
     }

@@ -44,6 +44,11 @@ pub struct Options {
     pub max_input_bytes: usize,
     /// Keep each event's original JSON in the `raw` column. Default on.
     pub keep_raw: bool,
+    /// Only events whose time is at or after this (microseconds since the epoch); the
+    /// others are skipped as `outside_time_range`. Default: no bound.
+    pub since_us: Option<i64>,
+    /// Only events whose time is before this (microseconds since the epoch).
+    pub until_us: Option<i64>,
 }
 
 impl Default for Options {
@@ -52,6 +57,8 @@ impl Default for Options {
             max_event_bytes: 1 << 20,
             max_input_bytes: 1 << 30,
             keep_raw: true,
+            since_us: None,
+            until_us: None,
         }
     }
 }
@@ -193,6 +200,12 @@ impl Normalizer {
             line: cursor.line,
             index,
         }
+    }
+
+    /// Whether an event of this time is within [`Options::since_us`, `Options::until_us`).
+    fn in_time_range(&self, time_us: i64) -> bool {
+        self.options.since_us.is_none_or(|since| time_us >= since)
+            && self.options.until_us.is_none_or(|until| time_us < until)
     }
 
     fn skip(&mut self, reason: SkipReason) {
@@ -498,6 +511,7 @@ impl Normalizer {
         }
         let raw = self.options.keep_raw.then_some(text);
         match to_row(doc, raw) {
+            Ok(row) if !self.in_time_range(row.time_us) => self.skip(SkipReason::OutsideTimeRange),
             Ok(row) => {
                 let position = self.position(cursor);
                 self.stats.events_in += 1;

@@ -46,6 +46,8 @@ reasons!(
         /// A GCP log entry that is not a Cloud Audit Log (text or JSON payload, other
         /// protobuf payloads).
         GcpNonAudit => "gcp_non_audit",
+        /// An event whose time is outside the range asked for (`--since`, `--until`).
+        OutsideTimeRange => "outside_time_range",
     }
 );
 

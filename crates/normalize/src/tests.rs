@@ -40,3 +40,39 @@ fn lines_cut_from_a_larger_input_keep_their_line_numbers() {
         .map(|c| c.value(0));
     assert_eq!(src_line, Some(41));
 }
+
+#[test]
+fn events_outside_the_time_range_are_skipped_and_counted() {
+    let at = |id: &str, time: &str| {
+        format!(
+            "{{\"eventID\":\"{id}\",\"eventTime\":\"{time}\",\"eventSource\":\"s3.amazonaws.com\",\"eventName\":\"GetObject\"}}\n"
+        )
+    };
+    let input = [
+        at("before", "2026-01-04T23:59:59Z"),
+        at("first", "2026-01-05T00:00:00Z"),
+        at("last", "2026-01-05T23:59:59.999Z"),
+        at("after", "2026-01-06T00:00:00Z"),
+    ]
+    .concat();
+    let day = |d: u32| {
+        chrono::NaiveDate::from_ymd_opt(2026, 1, d)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc().timestamp_micros())
+    };
+    let mut normalizer = Normalizer::new(Options {
+        since_us: day(5),
+        until_us: day(6),
+        ..Options::default()
+    });
+    normalizer.push(input.as_bytes(), &Origin::file("day.ndjson"));
+    let batch = normalizer.take_batch().expect("the day's events");
+    let ids = batch
+        .column_by_name("event_id")
+        .and_then(|c| c.as_any().downcast_ref::<arrow::array::StringArray>())
+        .map(|c| c.iter().flatten().map(str::to_owned).collect::<Vec<_>>());
+    assert_eq!(ids, Some(vec!["first".to_owned(), "last".to_owned()]));
+    let stats = normalizer.stats();
+    assert_eq!(stats.skipped.get(&SkipReason::OutsideTimeRange), Some(&2));
+    assert!(normalizer.take_rejects().is_empty());
+}

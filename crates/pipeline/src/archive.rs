@@ -1,15 +1,23 @@
 //! The archive source: files and folders of audit logs (CloudTrail's S3 layout, GCS
-//! exports, any envelope, gzip or not) cut into batches of about `batch_rows` events.
+//! exports, any envelope, gzip or not), locally or in object storage ([`remote`],
+//! listed by day with [`layout`]), cut into batches of about `batch_rows` events.
 //!
 //! The source thread only lists and groups: a small file goes into a batch by path
 //! and is read by the worker that takes the batch, so reading and decompressing are
-//! spread over the workers. A large NDJSON file (plain or gzip) is read here in runs of
-//! whole lines, so its size never shows in memory. Batches are handed over in input
-//! order and written in that order, so alerts come out in the order of the input.
-//! Memory is bounded by the batches in flight, not by the size of the archive.
+//! spread over the workers. Objects are fetched ahead of the source, several at once,
+//! and handed over in memory. A large NDJSON file or object (plain or gzip) is read
+//! here in runs of whole lines, so its size never shows in memory. Batches are handed
+//! over in input order and written in that order, so alerts come out in the order of
+//! the input. Memory is bounded by the batches in flight and the objects fetched
+//! ahead, not by the size of the archive.
+
+mod fetch;
+mod inputs;
+pub mod layout;
+pub mod remote;
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,15 +25,14 @@ use std::sync::{Arc, Mutex};
 use demarc_model::Origin;
 use demarc_normalize::looks_like_ndjson;
 
+pub use inputs::{Input, Inputs, collect, collect_all};
+pub use layout::Selection;
+pub use remote::{Object, StoreOptions};
+
 use crate::complete::{Acknowledge, Outputs, Summary};
 use crate::engine::{Batch, Dispatcher, Engine, Payload, Position, Record};
 use crate::{Error, Result};
-
-/// Extensions of files that sit beside logs in archives but are never logs. Everything
-/// else found in a directory is read, and its content decides what it is.
-const NOT_LOGS: [&str; 13] = [
-    "md", "txt", "tsv", "csv", "html", "pdf", "png", "jpg", "jpeg", "parquet", "sha256", "sh", "py",
-];
+use fetch::{Ahead, Item};
 
 /// JSON bytes per event, and JSON bytes per gzip byte, of CloudTrail archives: the
 /// estimate a batch is cut on before its files are read. Files of 750 generated events
@@ -36,67 +43,6 @@ const GZIP_RATIO: u64 = 7;
 
 /// Files in one batch at most, however small they are.
 const MAX_BATCH_FILES: usize = 4_096;
-
-/// The files to read.
-#[derive(Debug, Default, Clone)]
-pub struct Inputs {
-    pub files: Vec<PathBuf>,
-    /// Files left out by name (hidden, or an extension that is never a log).
-    pub ignored: u64,
-    /// Their size on disk.
-    pub bytes: u64,
-}
-
-/// Every file named, and every regular file under the named directories (sorted per
-/// directory) except hidden ones (`.name`) and those with an extension in
-/// [`NOT_LOGS`].
-pub fn collect(paths: &[PathBuf]) -> Result<Inputs> {
-    let mut inputs = Inputs::default();
-    for path in paths {
-        let meta = std::fs::metadata(path).map_err(Error::io("read", path))?;
-        if meta.is_dir() {
-            walk(path, &mut inputs)?;
-        } else {
-            inputs.bytes += meta.len();
-            inputs.files.push(path.clone());
-        }
-    }
-    Ok(inputs)
-}
-
-fn walk(dir: &Path, inputs: &mut Inputs) -> Result<()> {
-    let mut entries = std::fs::read_dir(dir)
-        .and_then(|entries| {
-            entries
-                .map(|e| e.map(|e| e.path()))
-                .collect::<std::io::Result<Vec<_>>>()
-        })
-        .map_err(Error::io("list", dir))?;
-    entries.sort();
-    for path in entries {
-        let hidden = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if hidden {
-            continue;
-        }
-        let meta = std::fs::metadata(&path).map_err(Error::io("read", &path))?;
-        let not_a_log = path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| NOT_LOGS.contains(&e.to_ascii_lowercase().as_str()));
-        if meta.is_dir() {
-            walk(&path, inputs)?;
-        } else if meta.is_file() && not_a_log {
-            inputs.ignored += 1;
-        } else if meta.is_file() {
-            inputs.bytes += meta.len();
-            inputs.files.push(path);
-        }
-    }
-    Ok(())
-}
 
 /// How archives are cut.
 #[derive(Debug, Clone)]
@@ -110,6 +56,8 @@ pub struct ArchiveSettings {
     pub chunk_bytes: usize,
     /// Events larger than this are rejected as oversize (a longer line is cut here).
     pub max_event_bytes: usize,
+    /// Objects fetched at once, ahead of the workers.
+    pub fetch_ahead: usize,
 }
 
 /// What an archive batch covers: whole files done, and bytes read from disk.
@@ -167,7 +115,9 @@ pub fn run(
         target: settings.batch_rows.max(1) as u64 * EVENT_BYTES,
         streamed: 0,
     };
-    let read = source.read(inputs.files, engine);
+    let handle = inputs.runtime.as_ref().map(|r| r.handle().clone());
+    let ahead = Ahead::new(inputs.files, handle, settings, is_large);
+    let read = source.read(ahead, engine);
     // Close the queue: the workers finish, the completion stage writes the rest.
     drop(source);
     let summary = stages.join()?;
@@ -198,55 +148,49 @@ struct Source<'a> {
 }
 
 impl Source<'_> {
-    fn read(&mut self, files: Vec<PathBuf>, engine: &Engine) -> Result<()> {
-        for path in files {
+    fn read(&mut self, mut ahead: Ahead, engine: &Engine) -> Result<()> {
+        while let Some(item) = ahead.next() {
             if engine.shared.stopping() {
                 break;
             }
-            let disk_bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
-            // A gzip file holds several times its size: checked from a smaller size.
-            let gzip = path
-                .extension()
-                .is_some_and(|e| e.eq_ignore_ascii_case("gz"));
-            let threshold = if gzip {
-                self.settings.stream_above_bytes / 8
-            } else {
-                self.settings.stream_above_bytes
-            };
-            let handed = if disk_bytes >= threshold {
-                match self.stream_lines(&path) {
-                    Ok(Streamed::Done) => true,
-                    Ok(Streamed::NotNdjson) => self.push_file(path, disk_bytes, gzip),
-                    Ok(Streamed::Stopped) => false,
-                    // The lines before the failure are in the batches: the report says
-                    // where reading stopped.
-                    Ok(Streamed::Failed { error, line, read }) => self.push(
-                        Origin::file(path.display().to_string()),
-                        Payload::Unreadable(format!(
-                            "read error at line {line}, after {read} bytes of the file \
-                             (the {} lines before it were processed): {error}",
-                            line - 1
-                        )),
-                        Progress {
-                            files: 1,
-                            disk_bytes: disk_bytes.saturating_sub(self.streamed),
-                        },
-                        0,
-                    ),
-                    // What was read of it is in the batches already; the rest of its
-                    // size goes with the report, so that the progress adds up.
-                    Err(error) => self.push(
-                        Origin::file(path.display().to_string()),
-                        Payload::Unreadable(error_text(&error)),
-                        Progress {
-                            files: 1,
-                            disk_bytes: disk_bytes.saturating_sub(self.streamed),
-                        },
-                        0,
-                    ),
+            let handed = match item {
+                Item::File(path) => self.read_file(path),
+                Item::Whole(object, fetched) => {
+                    let origin = Origin::file(object.url());
+                    let progress = Progress {
+                        files: 1,
+                        disk_bytes: object.size,
+                    };
+                    match fetched {
+                        Ok(bytes) => {
+                            let estimate = estimate(&object.url(), object.size);
+                            let payload = Payload::Bytes(Vec::from(bytes));
+                            self.push(origin, payload, progress, estimate)
+                        }
+                        Err(error) => self.push(origin, Payload::Unreadable(error), progress, 0),
+                    }
                 }
-            } else {
-                self.push_file(path, disk_bytes, gzip)
+                Item::Large(object) => {
+                    let url = object.url();
+                    let streamed = self.stream_lines(Path::new(&url), ahead.reader(object.clone()));
+                    match streamed {
+                        // Not lines: one document, fetched whole (the normalizer bounds
+                        // what it may expand to).
+                        Ok(Streamed::NotNdjson) => {
+                            let payload = match ahead.fetch_now(&object) {
+                                Ok(bytes) => Payload::Bytes(Vec::from(bytes)),
+                                Err(error) => Payload::Unreadable(error),
+                            };
+                            let progress = Progress {
+                                files: 1,
+                                disk_bytes: object.size,
+                            };
+                            let estimate = estimate(&url, object.size);
+                            self.push(Origin::file(url), payload, progress, estimate)
+                        }
+                        other => self.after_streaming(Path::new(&url), object.size, other),
+                    }
+                }
             };
             if !handed {
                 // The workers are gone: an error is on its way to the user.
@@ -257,12 +201,50 @@ impl Source<'_> {
         Ok(())
     }
 
-    fn push_file(&mut self, path: PathBuf, disk_bytes: u64, gzip: bool) -> bool {
-        let estimate = if gzip {
-            disk_bytes * GZIP_RATIO
-        } else {
-            disk_bytes
+    /// Hands over a local file: by path, or in runs of lines when it is large.
+    fn read_file(&mut self, path: PathBuf) -> bool {
+        let disk_bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
+        if !is_large_file(&path.to_string_lossy(), disk_bytes, self.settings) {
+            return self.push_file(path, disk_bytes);
+        }
+        let streamed = File::open(&path)
+            .map_err(Error::io("open", &path))
+            .and_then(|file| self.stream_lines(&path, Box::new(file)));
+        match streamed {
+            Ok(Streamed::NotNdjson) => self.push_file(path, disk_bytes),
+            other => self.after_streaming(&path, disk_bytes, other),
+        }
+    }
+
+    /// Reports how streaming an input in runs of lines ended; false if the workers are
+    /// gone.
+    fn after_streaming(&mut self, path: &Path, size: u64, streamed: Result<Streamed>) -> bool {
+        let origin = Origin::file(path.display().to_string());
+        // What was read of it is in the batches already; the rest of its size goes with
+        // the report, so that the progress adds up.
+        let rest = Progress {
+            files: 1,
+            disk_bytes: size.saturating_sub(self.streamed),
         };
+        match streamed {
+            Ok(Streamed::Done | Streamed::NotNdjson) => true,
+            Ok(Streamed::Stopped) => false,
+            // The lines before the failure are in the batches: the report says where
+            // reading stopped.
+            Ok(Streamed::Failed { error, line, read }) => {
+                let text = format!(
+                    "read error at line {line}, after {read} bytes of the file \
+                     (the {} lines before it were processed): {error}",
+                    line - 1
+                );
+                self.push(origin, Payload::Unreadable(text), rest, 0)
+            }
+            Err(error) => self.push(origin, Payload::Unreadable(error_text(&error)), rest, 0),
+        }
+    }
+
+    fn push_file(&mut self, path: PathBuf, disk_bytes: u64) -> bool {
+        let estimate = estimate(&path.to_string_lossy(), disk_bytes);
         self.push(
             Origin::file(path.display().to_string()),
             Payload::File { path, disk_bytes },
@@ -304,23 +286,24 @@ impl Source<'_> {
         batch.is_empty() || self.dispatcher.send(batch)
     }
 
-    fn stream_lines(&mut self, path: &Path) -> Result<Streamed> {
-        let mut file = File::open(path).map_err(Error::io("open", path))?;
-        let mut magic = [0u8; 2];
-        let gzip =
-            file.read(&mut magic).map_err(Error::io("read", path))? == 2 && magic == [0x1f, 0x8b];
-        drop(file);
+    /// Reads `raw` (plain or gzip) in runs of whole lines if it is NDJSON.
+    fn stream_lines(&mut self, path: &Path, raw: Box<dyn Read + '_>) -> Result<Streamed> {
         let count = Arc::new(AtomicU64::new(0));
-        let file = Counting {
-            inner: File::open(path).map_err(Error::io("open", path))?,
-            count: Arc::clone(&count),
-        };
-        let mut reader: Box<dyn Read> = if gzip {
-            Box::new(flate2::read::MultiGzDecoder::new(std::io::BufReader::new(
-                file,
-            )))
+        let mut buffered = std::io::BufReader::with_capacity(
+            1 << 16,
+            Counting {
+                inner: raw,
+                count: Arc::clone(&count),
+            },
+        );
+        let gzip = buffered
+            .fill_buf()
+            .map_err(Error::io("read", path))?
+            .starts_with(&[0x1f, 0x8b]);
+        let mut reader: Box<dyn Read + '_> = if gzip {
+            Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
         } else {
-            Box::new(file)
+            Box::new(buffered)
         };
         let origin = Origin::file(path.display().to_string());
         // A line longer than this is passed on cut to this length, and the normalizer
@@ -439,6 +422,37 @@ impl Source<'_> {
             }
         }
     }
+}
+
+/// Whether a gzip input, by its name: it holds several times its size.
+fn gzip_name(name: &str) -> bool {
+    Path::new(name)
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("gz"))
+}
+
+/// JSON bytes an input of `size` bytes is estimated to hold.
+fn estimate(name: &str, size: u64) -> u64 {
+    if gzip_name(name) {
+        size * GZIP_RATIO
+    } else {
+        size
+    }
+}
+
+/// Whether an input is large enough to be checked for NDJSON and read in runs of lines
+/// (a gzip file from an eighth of the size).
+fn is_large_file(name: &str, size: u64, settings: &ArchiveSettings) -> bool {
+    let threshold = if gzip_name(name) {
+        settings.stream_above_bytes / 8
+    } else {
+        settings.stream_above_bytes
+    };
+    size >= threshold
+}
+
+fn is_large(object: &Object, settings: &ArchiveSettings) -> bool {
+    is_large_file(object.location.as_ref(), object.size, settings)
 }
 
 enum Streamed {

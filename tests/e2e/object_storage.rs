@@ -1,0 +1,241 @@
+//! `demarc backfill` of archives where they live, against real servers on loopback: an
+//! S3-compatible server (moto) and a GCS emulator (fake-gcs-server), with a proxy in
+//! front that throttles, refuses and records requests.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::process::Command;
+
+use demarc_tests::demarc::{binary, repo};
+use demarc_tests::store::{self, Faults, Proxy};
+
+/// What a backfill did.
+struct Run {
+    ok: bool,
+    stderr: String,
+    /// Alert id → rule.
+    alerts: BTreeMap<String, String>,
+    report: serde_json::Value,
+}
+
+fn backfill(args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alerts = dir.path().join("alerts.jsonl");
+    let report = dir.path().join("report.json");
+    let out = Command::new(binary().expect("the demarc binary"))
+        .arg("backfill")
+        .args(args)
+        .arg("--alerts")
+        .arg(&alerts)
+        .arg("--report")
+        .arg(&report)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("DEMARC_STORE_ENDPOINT")
+        .output()
+        .expect("demarc runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let alerts = std::fs::read_to_string(&alerts)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| {
+            let alert: serde_json::Value = serde_json::from_str(line).expect("alerts are JSON");
+            let id = alert["alert_id"].as_str().expect("an alert id").to_owned();
+            let rule = alert["rule_id"].as_str().unwrap_or_default().to_owned();
+            (id, rule)
+        })
+        .collect();
+    let report = std::fs::read_to_string(&report)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_else(|| panic!("no report; stderr:\n{stderr}"));
+    Run {
+        ok: out.status.success(),
+        stderr,
+        alerts,
+        report,
+    }
+}
+
+/// The bundled samples as objects under `samples/`.
+fn samples() -> Vec<(String, Vec<u8>)> {
+    let dir = repo().join("testdata/samples");
+    store::files_under(&dir)
+        .expect("the samples")
+        .into_iter()
+        .map(|(key, path)| {
+            (
+                format!("samples/{key}"),
+                std::fs::read(path).expect("a sample"),
+            )
+        })
+        .collect()
+}
+
+fn local_samples() -> Run {
+    let local = backfill(&[repo()
+        .join("testdata/samples")
+        .to_str()
+        .expect("a UTF-8 path")]);
+    assert!(local.ok, "{}", local.stderr);
+    assert!(
+        local.alerts.len() > 20,
+        "the samples raise alerts: {}",
+        local.stderr
+    );
+    local
+}
+
+#[test]
+fn s3_backfill_through_throttling_raises_the_alerts_of_the_local_run() {
+    let local = local_samples();
+    let moto = store::moto().expect("moto's S3 server");
+    store::s3_upload(&moto, "archive", &samples()).expect("upload");
+    // Every third request is answered 503 SlowDown, as a throttled bucket does.
+    let proxy = Proxy::start(
+        moto.addr,
+        Faults {
+            slow_down_every: 3,
+            ..Faults::default()
+        },
+    )
+    .expect("proxy");
+    let remote = backfill(&["s3://archive/samples", "--endpoint", &proxy.endpoint()]);
+    assert!(remote.ok, "{}", remote.stderr);
+    assert_eq!(remote.alerts, local.alerts);
+    assert_eq!(remote.report["events_in"], local.report["events_in"]);
+    assert_eq!(remote.report["skipped"], local.report["skipped"]);
+    let slowed = proxy.slowed.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(slowed > 5, "the proxy slowed {slowed} requests down");
+}
+
+#[test]
+fn gcs_backfill_raises_the_alerts_of_the_local_run() {
+    let local = local_samples();
+    let gcs = store::fake_gcs().expect("fake-gcs-server");
+    store::gcs_upload(&gcs, "archive", &samples()).expect("upload");
+    let remote = backfill(&[
+        "gs://archive/samples/",
+        "--endpoint",
+        &gcs.endpoint(),
+        "--no-sign-request",
+    ]);
+    assert!(remote.ok, "{}", remote.stderr);
+    assert_eq!(remote.alerts, local.alerts);
+    assert_eq!(remote.report["events_in"], local.report["events_in"]);
+}
+
+const TRAIL: &str = "AWSLogs/111122223333/CloudTrail/us-east-1/2026/01";
+
+/// A CloudTrail log file as S3 holds it: gzip, `{"Records": […]}`.
+fn log_file(events: &[(&str, &str)]) -> Vec<u8> {
+    let records: Vec<serde_json::Value> = events
+        .iter()
+        .map(|(id, time)| {
+            serde_json::json!({
+                "eventVersion": "1.09", "eventID": id, "eventTime": time,
+                "eventSource": "cloudtrail.amazonaws.com", "eventName": "StopLogging",
+                "eventType": "AwsApiCall", "awsRegion": "us-east-1",
+                "recipientAccountId": "111122223333", "sourceIPAddress": "198.51.100.7",
+                "userIdentity": {"type": "IAMUser", "accountId": "111122223333",
+                    "arn": "arn:aws:iam::111122223333:user/mallory"},
+                "requestParameters": {"name": "arn:aws:cloudtrail:us-east-1:111122223333:trail/main"},
+                "responseElements": null
+            })
+        })
+        .collect();
+    let json = serde_json::json!({ "Records": records }).to_string();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(json.as_bytes()).expect("gzip");
+    gz.finish().expect("gzip")
+}
+
+/// Days 4 to 8 of January; each day's file holds an event of that noon and one of the
+/// evening before, delivered after midnight.
+fn trail_days() -> Vec<(String, Vec<u8>)> {
+    (4..=8)
+        .map(|day| {
+            let key = format!("{TRAIL}/{day:02}/111122223333_CloudTrail_us-east-1_202601{day:02}T1200Z_k{day}.json.gz");
+            let noon = format!("2026-01-{day:02}T12:00:00Z");
+            let evening = format!("2026-01-{:02}T23:58:00Z", day - 1);
+            let events = [
+                (format!("noon-{day}"), noon),
+                (format!("evening-{}", day - 1), evening),
+            ];
+            let refs: Vec<(&str, &str)> = events.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            (key, log_file(&refs))
+        })
+        .collect()
+}
+
+#[test]
+fn a_day_lists_its_days_only_and_a_refused_object_is_named() {
+    let moto = store::moto().expect("moto's S3 server");
+    store::s3_upload(&moto, "trail", &trail_days()).expect("upload");
+    let proxy = Proxy::start(
+        moto.addr,
+        Faults {
+            refuse: Some("20260105T1200Z".into()),
+            ..Faults::default()
+        },
+    )
+    .expect("proxy");
+    let day = [
+        "s3://trail/",
+        "--since",
+        "2026-01-05",
+        "--until",
+        "2026-01-06",
+    ];
+    let direct = backfill(&[&day[..], &["--endpoint", &moto.endpoint()]].concat());
+    assert!(direct.ok, "{}", direct.stderr);
+    // The noon of the 5th from its own folder, the evening of the 5th from the 6th's.
+    assert_eq!(direct.report["events_in"], 2, "{}", direct.stderr);
+    assert_eq!(direct.report["skipped"]["outside_time_range"], 2);
+    assert_eq!(direct.alerts.len(), 2);
+
+    let refused = backfill(&[&day[..], &["--endpoint", &proxy.endpoint()]].concat());
+    assert!(!refused.ok, "a refused object fails the run");
+    let key = format!(
+        "s3://trail/{TRAIL}/05/111122223333_CloudTrail_us-east-1_20260105T1200Z_k5.json.gz"
+    );
+    assert!(refused.stderr.contains(&key), "{}", refused.stderr);
+    assert!(
+        refused.report["unreadable_files"].get(&key).is_some(),
+        "{}",
+        refused.report
+    );
+    // The rest was read: the evening of the 5th, in the 6th's file.
+    assert_eq!(refused.alerts.len(), 1);
+
+    // Only the days of the range (and the day after) were listed or read.
+    let requests = proxy.requests();
+    let touched = |day: &str| {
+        requests.iter().any(|r| {
+            r.contains(&format!("2026%2F01%2F{day}")) || r.contains(&format!("2026/01/{day}"))
+        })
+    };
+    assert!(touched("05") && touched("06"), "{requests:#?}");
+    for other in ["04", "07", "08"] {
+        assert!(!touched(other), "day {other} was listed: {requests:#?}");
+    }
+    assert!(requests.len() < 15, "{requests:#?}");
+}
+
+#[test]
+fn a_bucket_url_without_a_bucket_is_refused_before_anything_is_read() {
+    let run = Command::new(binary().expect("the demarc binary"))
+        .args([
+            "backfill",
+            "s3:///AWSLogs",
+            "--endpoint",
+            "http://127.0.0.1:9",
+        ])
+        .output()
+        .expect("demarc runs");
+    assert!(!run.status.success());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(stderr.contains("names no bucket"), "{stderr}");
+}
