@@ -4,7 +4,9 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use demarc_tests::demarc::{binary, repo};
 use demarc_tests::store::{self, Faults, Proxy};
@@ -18,27 +20,40 @@ struct Run {
     report: serde_json::Value,
 }
 
-fn backfill(args: &[&str]) -> Run {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let alerts = dir.path().join("alerts.jsonl");
-    let report = dir.path().join("report.json");
-    let out = Command::new(binary().expect("the demarc binary"))
+/// `demarc backfill ARGS` with the test store's credentials.
+fn command(args: &[&str]) -> Command {
+    let mut command = Command::new(binary().expect("the demarc binary"));
+    command
         .arg("backfill")
         .args(args)
-        .arg("--alerts")
-        .arg(&alerts)
-        .arg("--report")
-        .arg(&report)
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "us-east-1")
         .env_remove("AWS_PROFILE")
-        .env_remove("DEMARC_STORE_ENDPOINT")
+        .env_remove("DEMARC_STORE_ENDPOINT");
+    command
+}
+
+fn backfill(args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().expect("tempdir");
+    backfill_into(args, &dir.path().join("alerts.jsonl"))
+}
+
+/// A backfill writing its alerts to `alerts`.
+fn backfill_into(args: &[&str], alerts: &Path) -> Run {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let report = dir.path().join("report.json");
+    let out = command(args)
+        .arg("--alerts")
+        .arg(alerts)
+        .arg("--report")
+        .arg(&report)
         .output()
         .expect("demarc runs");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let alerts = std::fs::read_to_string(&alerts)
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(alerts).unwrap_or_default();
+    let lines = text.lines().count();
+    let alerts: BTreeMap<String, String> = text
         .lines()
         .map(|line| {
             let alert: serde_json::Value = serde_json::from_str(line).expect("alerts are JSON");
@@ -47,6 +62,7 @@ fn backfill(args: &[&str]) -> Run {
             (id, rule)
         })
         .collect();
+    assert_eq!(lines, alerts.len(), "an alert written twice:\n{text}");
     let report = std::fs::read_to_string(&report)
         .ok()
         .and_then(|text| serde_json::from_str(&text).ok())
@@ -238,4 +254,139 @@ fn a_bucket_url_without_a_bucket_is_refused_before_anything_is_read() {
     assert!(!run.status.success());
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(stderr.contains("names no bucket"), "{stderr}");
+}
+
+/// `SELECT count(*), count(DISTINCT provider || event_id) FROM events` of a lake.
+fn lake_rows(lake: &Path) -> (u64, u64) {
+    let out = Command::new(binary().expect("the demarc binary"))
+        .args(["sql", "--format", "csv", "--lake"])
+        .arg(lake)
+        .arg("SELECT count(*) AS n, count(DISTINCT provider || event_id) AS d FROM events")
+        .output()
+        .expect("demarc sql runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let row: Vec<u64> = text
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    assert_eq!(row.len(), 2, "{text}");
+    (row[0], row[1])
+}
+
+#[test]
+fn a_run_killed_halfway_resumes_to_the_alerts_and_lake_of_an_uninterrupted_one() {
+    let mut generator = demarc_synth::CloudTrailGenerator::new(7).with_violation_rate(0.02);
+    let objects: Vec<(String, Vec<u8>)> = (0..120)
+        .map(|i| {
+            let key = format!("AWSLogs/123456789012/CloudTrail/us-east-1/2026/01/05/f{i:04}.json");
+            (key, generator.records_file(150))
+        })
+        .collect();
+    let moto = store::moto().expect("moto's S3 server");
+    store::s3_upload(&moto, "big", &objects).expect("upload");
+    let dir = tempfile::tempdir().expect("tempdir");
+
+    let whole_lake = dir.path().join("whole-lake");
+    let whole = backfill_into(
+        &[
+            "s3://big/",
+            "--endpoint",
+            &moto.endpoint(),
+            "--lake",
+            whole_lake.to_str().expect("UTF-8"),
+        ],
+        &dir.path().join("whole.jsonl"),
+    );
+    assert!(whole.ok, "{}", whole.stderr);
+    assert!(whole.alerts.len() > 50, "{}", whole.stderr);
+    let events = whole.report["events_in"].as_u64().expect("events");
+    assert_eq!(lake_rows(&whole_lake), (events, events));
+
+    // A slow link, so that the run is still going when it is killed.
+    let slow = Proxy::start(
+        moto.addr,
+        Faults {
+            delay: Duration::from_millis(60),
+            ..Faults::default()
+        },
+    )
+    .expect("proxy");
+    let lake = dir.path().join("lake");
+    let alerts = dir.path().join("alerts.jsonl");
+    let checkpoint = dir.path().join("run.checkpoint");
+    let endpoint = slow.endpoint();
+    let args = [
+        "s3://big/",
+        "--endpoint",
+        &endpoint,
+        "--fetch-ahead",
+        "2",
+        "--threads",
+        "1",
+        // Small batches, so that checkpoints come every few objects.
+        "--batch-rows",
+        "300",
+        "--lake",
+        lake.to_str().expect("UTF-8"),
+        "--checkpoint",
+        checkpoint.to_str().expect("UTF-8"),
+        "--checkpoint-every",
+        "1s",
+    ];
+    let mut child = command(&args)
+        .arg("--alerts")
+        .arg(&alerts)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("demarc runs");
+    let done = |path: &Path| -> u64 {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .and_then(|v| v["inputs_done"].as_u64())
+            .unwrap_or(0)
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while done(&checkpoint) < 30 {
+        assert!(Instant::now() < deadline, "no checkpoint past 30 inputs");
+        assert!(
+            child.try_wait().ok().flatten().is_none(),
+            "the run ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Killed between checkpoints: the outputs are ahead of the checkpoint.
+    std::thread::sleep(Duration::from_millis(600));
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    let at_kill = done(&checkpoint);
+    assert!(at_kill < 120, "killed after the end: {at_kill}");
+
+    let resumed = backfill_into(&args, &alerts);
+    assert!(resumed.ok, "{}", resumed.stderr);
+    assert!(resumed.stderr.contains("resuming: "), "{}", resumed.stderr);
+    assert!(resumed.report["resumed_inputs"].as_u64().unwrap_or(0) >= at_kill);
+    assert_eq!(resumed.alerts, whole.alerts);
+    assert_eq!(lake_rows(&lake), (events, events));
+
+    // Done is done.
+    let again = command(&args)
+        .arg("--alerts")
+        .arg(&alerts)
+        .output()
+        .expect("demarc runs");
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        again.status.success() && stderr.contains("nothing to do"),
+        "{stderr}"
+    );
 }

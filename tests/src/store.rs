@@ -241,6 +241,8 @@ pub struct Faults {
     pub slow_down_every: u64,
     /// Answer every GET of a path containing this `403 AccessDenied`.
     pub refuse: Option<String>,
+    /// Wait this long before passing a request on (a slow link).
+    pub delay: Duration,
 }
 
 /// A proxy in front of a store, one request per connection.
@@ -361,6 +363,7 @@ fn relay(
     {
         return answer(&mut client, "403 Forbidden", "AccessDenied");
     }
+    std::thread::sleep(faults.delay);
     let mut server = TcpStream::connect(upstream)?;
     server.write_all(head.as_bytes())?;
     server.write_all(&body)?;

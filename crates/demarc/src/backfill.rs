@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use clap::Args;
@@ -21,6 +21,8 @@ use serde::Serialize;
 
 use crate::output::write_json;
 use crate::run::load_rules;
+
+mod resume;
 
 #[derive(Debug, Args)]
 pub struct BackfillArgs {
@@ -76,6 +78,14 @@ pub struct BackfillArgs {
     /// Write the run summary as JSON
     #[arg(long)]
     report: Option<PathBuf>,
+    /// Record in this file how far the run is durable, and resume from it: the same
+    /// command started again after an interruption skips what was done and gives the
+    /// alerts (same ids) and lake rows of an uninterrupted run. Needs --alerts FILE
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// How often the checkpoint is written (and, with --lake, the lake flushed)
+    #[arg(long, default_value = "30s", value_parser = checkpoint_every, requires = "checkpoint")]
+    checkpoint_every: Duration,
     /// Worker threads (default: one per core)
     #[arg(long)]
     threads: Option<usize>,
@@ -100,6 +110,8 @@ struct Report {
     /// Files, bytes, events, skips and rejects, as `demarc normalize` reports them.
     #[serde(flatten)]
     normalized: crate::normalize::Report,
+    /// Inputs an earlier attempt finished (`--checkpoint`): this report covers the rest.
+    resumed_inputs: u64,
     /// Files that could not be read, with the reason; the run went on without them.
     unreadable_files: BTreeMap<String, String>,
     rules: usize,
@@ -116,6 +128,18 @@ struct Report {
 pub fn run(args: &BackfillArgs) -> Result<()> {
     let started = Instant::now();
     let rules = Arc::new(load_rules(args.rules.as_deref())?);
+    let previous = match args.checkpoint.as_deref() {
+        Some(path) => resume::previous(path, args)?,
+        None => None,
+    };
+    if let Some(state) = previous.as_ref().filter(|s| s.complete) {
+        eprintln!(
+            "the checkpoint says this backfill completed ({} inputs): nothing to do; remove \
+             it to run the backfill again",
+            state.inputs_done
+        );
+        return Ok(());
+    }
     let since = args
         .since
         .as_deref()
@@ -126,6 +150,10 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
         .as_deref()
         .map(|t| crate::when("--until", t, false))
         .transpose()?;
+    let (since, until) = match &previous {
+        Some(state) => resume::range(state),
+        None => (since, until),
+    };
     if let (Some(since), Some(until)) = (since, until)
         && since >= until
     {
@@ -142,12 +170,19 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
         accounts: args.accounts.clone(),
         regions: args.regions.clone(),
     };
-    let inputs = archive::collect_all(&args.paths, &store, &selection)?;
+    let mut inputs = archive::collect_all(&args.paths, &store, &selection)?;
     for warning in &inputs.warnings {
         eprintln!("warning: {warning}");
     }
     if inputs.files.is_empty() {
         bail!("no files found under the given paths");
+    }
+    let resumed = resume::skip_done(&mut inputs, previous.as_ref())?;
+    if resumed > 0 {
+        eprintln!(
+            "resuming: {resumed} input(s) were done, {} left",
+            inputs.files.len()
+        );
     }
     let total_files = inputs.files.len() as u64;
     let total_bytes = inputs.bytes;
@@ -192,38 +227,66 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
         None => None,
         Some(dir) => Some(LakeOutput {
             lake: Lake::with_encoders(dir, &format!("{run_id}-{}", std::process::id()), workers)?,
-            // A backfill's lake is complete when the run ends.
-            flush_every: None,
+            // A backfill's lake is complete when the run ends, unless it is
+            // checkpointed.
+            flush_every: args.checkpoint.is_some().then_some(args.checkpoint_every),
         }),
+    };
+    let checkpoint = match args.checkpoint.as_deref() {
+        None => None,
+        Some(path) => Some(
+            resume::Start {
+                path,
+                args,
+                previous,
+                since,
+                until,
+                lake_run: lake.as_ref().map(|l| l.lake.run().to_owned()),
+                every: args.checkpoint_every,
+                to_do: inputs.files.len() as u64,
+            }
+            .begin()?,
+        ),
+    };
+    // A checkpointed run appends to its files, synced as it goes; otherwise each file
+    // is put in place, whole, at the end.
+    let mode = if checkpoint.is_some() {
+        FileMode::Append
+    } else {
+        FileMode::Replace
     };
     let alerts = AlertSink::open(
         args.alerts.is_none().then_some(Format::Json),
-        args.alerts.as_deref().map(|path| (path, FileMode::Replace)),
+        args.alerts.as_deref().map(|path| (path, mode)),
         usize::MAX,
     )?;
-    let dead_letters: Box<dyn DeadLetters> = match args.dead_letter.as_deref() {
-        Some(path) => Box::new(RejectFile::create(path)?),
-        None => Box::new(Discard),
+    let dead_letters: Box<dyn DeadLetters> = match (args.dead_letter.as_deref(), mode) {
+        (Some(path), FileMode::Append) => Box::new(RejectFile::append(path)?),
+        (Some(path), FileMode::Replace) => Box::new(RejectFile::create(path)?),
+        (None, _) => Box::new(Discard),
     };
     let progress = progress_bar(total_bytes);
-    let (acknowledge, done) = archive::progress({
-        let progress = progress.clone();
-        let mut warned = 0;
-        let mut files = 0;
-        Box::new(move |batch, summary| {
-            progress.inc(batch.disk_bytes);
-            files += batch.files;
-            for (path, error) in &summary.unreadable[warned..] {
-                progress.suspend(|| eprintln!("warning: cannot read `{path}`: {error}"));
-            }
-            warned = summary.unreadable.len();
-            progress.set_message(format!(
-                "{files}/{total_files} files, {} events, {} alerts",
-                summary.stats.events_in,
-                summary.alerts()
-            ));
-        })
-    });
+    let (acknowledge, done) = archive::progress(
+        {
+            let progress = progress.clone();
+            let mut warned = 0;
+            let mut files = 0;
+            Box::new(move |batch, summary| {
+                progress.inc(batch.disk_bytes);
+                files += batch.files;
+                for (path, error) in &summary.unreadable[warned..] {
+                    progress.suspend(|| eprintln!("warning: cannot read `{path}`: {error}"));
+                }
+                warned = summary.unreadable.len();
+                progress.set_message(format!(
+                    "{files}/{total_files} files, {} events, {} alerts",
+                    summary.stats.events_in,
+                    summary.alerts()
+                ));
+            })
+        },
+        checkpoint,
+    );
     let outputs = Outputs {
         alerts,
         // Backfill writes every alert: routes, suppression and snoozes are for the
@@ -241,6 +304,7 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
     let stats = &summary.stats;
     let mut report = Report {
         normalized: crate::normalize::Report::new(stats, ignored_files, seconds),
+        resumed_inputs: resumed as u64,
         unreadable_files: summary.unreadable.iter().cloned().collect(),
         rules: rules.rules().len(),
         alerts: summary.alerts(),
@@ -265,6 +329,10 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+fn checkpoint_every(text: &str) -> Result<Duration, String> {
+    crate::config::duration(text).ok_or_else(|| format!("`{text}`: write a span such as 30s or 5m"))
 }
 
 /// A command-line input: a bucket URL, or a path that exists.

@@ -47,7 +47,7 @@ enum Command {
     Validate(run::ValidateArgs),
     /// Run every rule over archived audit logs: alerts as JSON lines, and optionally the
     /// normalized events as a Parquet lake
-    Backfill(backfill::BackfillArgs),
+    Backfill(Box<backfill::BackfillArgs>),
     /// Normalize audit-log files (any envelope, gzip or not) into one Parquet or JSONL file
     Normalize(normalize::NormalizeArgs),
     /// List the detection rules, or test them against their fixtures

@@ -29,10 +29,12 @@ use demarc_sink::PendingFile;
 
 mod compact;
 mod encode;
+mod resume;
 mod split;
 
 pub use compact::{Compacted, compact};
 pub use encode::{parquet_properties, write_file};
+pub use resume::discard_after;
 pub use split::{Part, file_schema, split};
 
 use encode::{Encoders, Selection};
@@ -270,6 +272,17 @@ impl Lake {
             self.write_alerts()?;
         }
         self.encoders.wait()
+    }
+
+    /// This run's name, as its files carry it (`part-<run>-<n>.…`).
+    pub fn run(&self) -> &str {
+        &self.run
+    }
+
+    /// The number of this run's latest file: once [`Lake::flush`] has returned, every
+    /// file of the run up to it is durable.
+    pub fn parts(&self) -> u64 {
+        self.next_part
     }
 
     fn part_name(&mut self, extension: &str) -> String {

@@ -11,6 +11,7 @@
 //! the input. Memory is bounded by the batches in flight and the objects fetched
 //! ahead, not by the size of the archive.
 
+pub mod checkpoint;
 mod fetch;
 mod inputs;
 pub mod layout;
@@ -25,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use demarc_model::Origin;
 use demarc_normalize::looks_like_ndjson;
 
+pub use checkpoint::Checkpoint;
 pub use inputs::{Input, Inputs, collect, collect_all};
 pub use layout::Selection;
 pub use remote::{Object, StoreOptions};
@@ -61,16 +63,45 @@ pub struct ArchiveSettings {
 }
 
 /// What an archive batch covers: whole files done, and bytes read from disk.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Progress {
     pub files: u64,
     pub disk_bytes: u64,
+    /// The last whole input done (a path or an object's URL).
+    pub last: Option<Arc<str>>,
+    /// Whether the batch ends where an input ends (not within a large one read in
+    /// runs of lines): only there can a run resume.
+    pub boundary: bool,
+}
+
+impl Progress {
+    /// A whole input, `name`, of which these bytes are read.
+    fn whole(name: &str, disk_bytes: u64) -> Self {
+        Self {
+            files: 1,
+            disk_bytes,
+            last: Some(name.into()),
+            boundary: true,
+        }
+    }
+
+    /// Part of an input that goes on in the next batches.
+    fn part(disk_bytes: u64) -> Self {
+        Self {
+            disk_bytes,
+            ..Self::default()
+        }
+    }
 }
 
 impl Position for Progress {
     fn merge(&mut self, later: Self) {
         self.files += later.files;
         self.disk_bytes += later.disk_bytes;
+        if later.last.is_some() {
+            self.last = later.last;
+        }
+        self.boundary = later.boundary;
     }
 }
 
@@ -78,23 +109,41 @@ impl Position for Progress {
 /// far.
 pub type OnProgress = Box<dyn FnMut(&Progress, &Summary) + Send>;
 
-/// Archive progress, reported as batches are written. Nothing is committed anywhere:
-/// a backfill's outputs are complete only when the run ends.
+/// Archive progress, reported as batches are written, and with a checkpoint, recorded
+/// as the outputs become durable; without one, a backfill's outputs are complete only
+/// when the run ends.
 struct Report {
     total: Arc<Mutex<Progress>>,
     on_progress: OnProgress,
+    checkpoint: Option<Checkpoint>,
 }
 
 impl Acknowledge<Progress> for Report {
     fn completed(&mut self, position: &Progress, summary: &Summary) {
         if let Ok(mut total) = self.total.lock() {
-            total.merge(*position);
+            total.merge(position.clone());
         }
         (self.on_progress)(position, summary);
     }
 
-    fn acknowledge(&mut self, _position: &Progress, _wait: bool) -> Result<()> {
-        Ok(())
+    fn lake_durable(&mut self, run: &str, parts: u64) {
+        if let Some(checkpoint) = self.checkpoint.as_mut() {
+            checkpoint.lake_durable(run, parts);
+        }
+    }
+
+    fn acknowledge(&mut self, position: &Progress, wait: bool) -> Result<()> {
+        match self.checkpoint.as_mut() {
+            Some(checkpoint) => checkpoint.durable(position, wait),
+            None => Ok(()),
+        }
+    }
+
+    fn finish(&mut self) -> Result<()> {
+        match self.checkpoint.as_mut() {
+            Some(checkpoint) => checkpoint.finish(),
+            None => Ok(()),
+        }
     }
 }
 
@@ -125,13 +174,17 @@ pub fn run(
     Ok(summary)
 }
 
-/// The outputs' acknowledgement for an archive run: `on_progress` for each batch, and
-/// the running total.
-pub fn progress(on_progress: OnProgress) -> (Box<dyn Acknowledge<Progress>>, Arc<Mutex<Progress>>) {
+/// The outputs' acknowledgement for an archive run: `on_progress` for each batch, the
+/// running total, and the checkpoint if the run has one.
+pub fn progress(
+    on_progress: OnProgress,
+    checkpoint: Option<Checkpoint>,
+) -> (Box<dyn Acknowledge<Progress>>, Arc<Mutex<Progress>>) {
     let total = Arc::new(Mutex::new(Progress::default()));
     let report = Report {
         total: Arc::clone(&total),
         on_progress,
+        checkpoint,
     };
     (Box::new(report), total)
 }
@@ -156,11 +209,9 @@ impl Source<'_> {
             let handed = match item {
                 Item::File(path) => self.read_file(path),
                 Item::Whole(object, fetched) => {
-                    let origin = Origin::file(object.url());
-                    let progress = Progress {
-                        files: 1,
-                        disk_bytes: object.size,
-                    };
+                    let url = object.url();
+                    let origin = Origin::file(url.as_str());
+                    let progress = Progress::whole(&url, object.size);
                     match fetched {
                         Ok(bytes) => {
                             let estimate = estimate(&object.url(), object.size);
@@ -181,10 +232,7 @@ impl Source<'_> {
                                 Ok(bytes) => Payload::Bytes(Vec::from(bytes)),
                                 Err(error) => Payload::Unreadable(error),
                             };
-                            let progress = Progress {
-                                files: 1,
-                                disk_bytes: object.size,
-                            };
+                            let progress = Progress::whole(&url, object.size);
                             let estimate = estimate(&url, object.size);
                             self.push(Origin::file(url), payload, progress, estimate)
                         }
@@ -222,10 +270,10 @@ impl Source<'_> {
         let origin = Origin::file(path.display().to_string());
         // What was read of it is in the batches already; the rest of its size goes with
         // the report, so that the progress adds up.
-        let rest = Progress {
-            files: 1,
-            disk_bytes: size.saturating_sub(self.streamed),
-        };
+        let rest = Progress::whole(
+            &path.display().to_string(),
+            size.saturating_sub(self.streamed),
+        );
         match streamed {
             Ok(Streamed::Done | Streamed::NotNdjson) => true,
             Ok(Streamed::Stopped) => false,
@@ -245,13 +293,12 @@ impl Source<'_> {
 
     fn push_file(&mut self, path: PathBuf, disk_bytes: u64) -> bool {
         let estimate = estimate(&path.to_string_lossy(), disk_bytes);
+        let name = path.display().to_string();
+        let progress = Progress::whole(&name, disk_bytes);
         self.push(
-            Origin::file(path.display().to_string()),
+            Origin::file(name),
             Payload::File { path, disk_bytes },
-            Progress {
-                files: 1,
-                disk_bytes,
-            },
+            progress,
             estimate,
         )
     }
@@ -334,10 +381,7 @@ impl Source<'_> {
                     let lines = memchr::memchr_iter(b'\n', &buffer).count() as u64;
                     let read = count.load(Ordering::Relaxed);
                     if !buffer.is_empty() {
-                        let progress = Progress {
-                            files: 0,
-                            disk_bytes: read - self.streamed,
-                        };
+                        let progress = Progress::part(read - self.streamed);
                         self.streamed = read;
                         let estimate = buffer.len() as u64;
                         let bytes = std::mem::take(&mut buffer);
@@ -402,9 +446,10 @@ impl Source<'_> {
             let read = count.load(Ordering::Relaxed);
             let bytes = std::mem::replace(&mut buffer, rest);
             let estimate = bytes.len() as u64;
-            let progress = Progress {
-                files: u64::from(at_end),
-                disk_bytes: read - self.streamed,
+            let progress = if at_end {
+                Progress::whole(&path.display().to_string(), read - self.streamed)
+            } else {
+                Progress::part(read - self.streamed)
             };
             self.streamed = read;
             let handed = self.push(

@@ -29,6 +29,10 @@ pub trait Acknowledge<P>: Send {
     /// unacknowledged: its input comes again after a restart, with the same alert ids.
     fn acknowledge(&mut self, position: &P, wait: bool) -> Result<()>;
 
+    /// The lake has just been flushed: this run's files up to number `parts` (named
+    /// `part-<run>-<n>`) are durable. Called before [`Acknowledge::acknowledge`].
+    fn lake_durable(&mut self, _run: &str, _parts: u64) {}
+
     /// The run is over: make sure what was acknowledged in the background arrived.
     fn finish(&mut self) -> Result<()> {
         Ok(())
@@ -358,10 +362,13 @@ impl<P: Position> Completion<P> {
             }
             lake.lake.flush()?;
             *last = Instant::now();
+            self.acknowledge
+                .lake_durable(lake.lake.run(), lake.lake.parts());
         }
         if self.pending.batches == 0 {
             return Ok(());
         }
+        self.dead_letters.sync()?;
         let Unacknowledged {
             position,
             batches,

@@ -122,6 +122,12 @@ struct UndeliveredLine<'a> {
 pub trait DeadLetters: Send {
     fn write(&mut self, letters: &[DeadLetter]) -> Result<u64>;
 
+    /// Makes what was written durable, before the source position is acknowledged
+    /// (outputs that are durable as they are written need not).
+    fn sync(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// The run is over.
     fn finish(&mut self) -> Result<()> {
         Ok(())
@@ -140,17 +146,44 @@ impl DeadLetters for Discard {
 }
 
 /// Every reject as a JSON line (reason, detail, position, excerpt), in a file put in
-/// place when the run ends.
+/// place when the run ends, or appended to and synced with each acknowledgement.
 #[derive(Debug)]
 pub struct RejectFile {
-    out: Option<(BufWriter<File>, PendingFile)>,
+    out: Option<(BufWriter<File>, Target)>,
+}
+
+/// Where a [`RejectFile`] writes.
+#[derive(Debug)]
+enum Target {
+    /// A new file, put in place at the end.
+    Pending(PendingFile),
+    /// The file itself, appended to (a resumable run).
+    Append(std::path::PathBuf),
+}
+
+impl Target {
+    fn path(&self) -> &Path {
+        match self {
+            Self::Pending(pending) => pending.path(),
+            Self::Append(path) => path,
+        }
+    }
 }
 
 impl RejectFile {
     pub fn create(path: &Path) -> Result<Self> {
         let (pending, file) = PendingFile::create(path)?;
         Ok(Self {
-            out: Some((BufWriter::new(file), pending)),
+            out: Some((BufWriter::new(file), Target::Pending(pending))),
+        })
+    }
+
+    /// Appends to `path` (created if missing), syncing at each acknowledgement, so that
+    /// a resumed run can cut it back to its last checkpoint.
+    pub fn append(path: &Path) -> Result<Self> {
+        let file = demarc_sink::file::open_jsonl(path)?;
+        Ok(Self {
+            out: Some((BufWriter::new(file), Target::Append(path.to_owned()))),
         })
     }
 }
@@ -216,9 +249,26 @@ impl DeadLetters for RejectFile {
         Ok(written)
     }
 
+    fn sync(&mut self) -> Result<()> {
+        if let Some((writer, Target::Append(path))) = self.out.as_mut() {
+            writer
+                .flush()
+                .and_then(|()| writer.get_ref().sync_data())
+                .map_err(Error::io("sync", path))?;
+        }
+        Ok(())
+    }
+
     fn finish(&mut self) -> Result<()> {
-        if let Some((writer, pending)) = self.out.take() {
-            pending.commit_buffered(writer)?;
+        match self.out.take() {
+            Some((writer, Target::Pending(pending))) => pending.commit_buffered(writer)?,
+            Some((writer, Target::Append(path))) => {
+                let file = writer
+                    .into_inner()
+                    .map_err(|e| Error::io("write", &path)(e.into_error()))?;
+                file.sync_all().map_err(Error::io("sync", &path))?;
+            }
+            None => {}
         }
         Ok(())
     }

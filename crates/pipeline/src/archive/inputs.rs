@@ -35,7 +35,42 @@ pub struct Inputs {
     pub(super) runtime: Option<Arc<tokio::runtime::Runtime>>,
 }
 
+impl Input {
+    /// Its name in reports, provenance and checkpoints: the path, or the object's URL.
+    pub fn name(&self) -> String {
+        match self {
+            Self::File(path) => path.display().to_string(),
+            Self::Object(object) => object.url(),
+        }
+    }
+
+    fn size(&self) -> u64 {
+        match self {
+            Self::File(path) => std::fs::metadata(path).map_or(0, |m| m.len()),
+            Self::Object(object) => object.size,
+        }
+    }
+}
+
 impl Inputs {
+    /// Leaves out the inputs up to and including the one named `last` (the last one a
+    /// checkpoint recorded as done); how many. An error if it is not among them.
+    pub fn resume_after(&mut self, last: &str) -> Result<usize> {
+        let at = self
+            .files
+            .iter()
+            .position(|input| input.name() == last)
+            .ok_or_else(|| {
+                Error::Config(format!(
+                    "the checkpoint's last input `{last}` is no longer among the inputs: the \
+                     archive changed since; remove the checkpoint to start over"
+                ))
+            })?;
+        let done: u64 = self.files.drain(..=at).map(|input| input.size()).sum();
+        self.bytes = self.bytes.saturating_sub(done);
+        Ok(at + 1)
+    }
+
     /// The local files among the inputs.
     pub fn paths(&self) -> impl Iterator<Item = &Path> {
         self.files.iter().filter_map(|input| match input {
