@@ -205,6 +205,20 @@ fn a_day_lists_its_days_only_and_a_refused_object_is_named() {
         "--until",
         "2026-01-06",
     ];
+    // A dry run lists the day and the next, and reads nothing.
+    let listing = command(&[&day[..], &["--endpoint", &moto.endpoint(), "--dry-run"]].concat())
+        .output()
+        .expect("demarc runs");
+    let listed = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        listing.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listing.stderr)
+    );
+    let keys: Vec<&str> = listed.lines().collect();
+    assert_eq!(keys.len(), 2, "{listed}");
+    assert!(keys[0].ends_with("20260105T1200Z_k5.json.gz"), "{listed}");
+    assert!(keys[1].ends_with("20260106T1200Z_k6.json.gz"), "{listed}");
     let direct = backfill(&[&day[..], &["--endpoint", &moto.endpoint()]].concat());
     assert!(direct.ok, "{}", direct.stderr);
     // The noon of the 5th from its own folder, the evening of the 5th from the 6th's.

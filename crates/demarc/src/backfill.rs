@@ -54,6 +54,9 @@ pub struct BackfillArgs {
     /// Objects fetched at once, ahead of the workers
     #[arg(long, default_value_t = 32)]
     fetch_ahead: usize,
+    /// List what would be read (count, bytes, the first and last inputs) and exit
+    #[arg(long)]
+    dry_run: bool,
     /// Attempts after the first for a request that failed with a server error or was
     /// throttled (backing off up to 15 s between attempts)
     #[arg(long, default_value_t = 10)]
@@ -176,6 +179,10 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
     }
     if inputs.files.is_empty() {
         bail!("no files found under the given paths");
+    }
+    if args.dry_run {
+        print_listing(&inputs, started.elapsed().as_secs_f64());
+        return Ok(());
     }
     let resumed = resume::skip_done(&mut inputs, previous.as_ref())?;
     if resumed > 0 {
@@ -329,6 +336,27 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// What `--dry-run` prints: the inputs' count and size, the first and last of them, and
+/// how long listing took.
+fn print_listing(inputs: &archive::Inputs, seconds: f64) {
+    let files = &inputs.files;
+    let show = |input: &archive::Input| println!("{}", input.name());
+    files.iter().take(5).for_each(show);
+    if files.len() > 10 {
+        println!("… {} more", files.len() - 10);
+    }
+    files
+        .iter()
+        .skip(5.max(files.len().saturating_sub(5)))
+        .for_each(show);
+    eprintln!(
+        "{} inputs, {} bytes ({} left out by name), listed in {seconds:.2}s",
+        files.len(),
+        inputs.bytes,
+        inputs.ignored
+    );
 }
 
 fn checkpoint_every(text: &str) -> Result<Duration, String> {

@@ -214,7 +214,7 @@ impl Source<'_> {
                     let progress = Progress::whole(&url, object.size);
                     match fetched {
                         Ok(bytes) => {
-                            let estimate = estimate(&object.url(), object.size);
+                            let estimate = estimate(&url, object.size);
                             let payload = Payload::Bytes(Vec::from(bytes));
                             self.push(origin, payload, progress, estimate)
                         }
