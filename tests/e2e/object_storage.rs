@@ -271,11 +271,32 @@ fn a_bucket_url_without_a_bucket_is_refused_before_anything_is_read() {
 }
 
 /// `SELECT count(*), count(DISTINCT provider || event_id) FROM events` of a lake.
-fn lake_rows(lake: &Path) -> (u64, u64) {
+fn lake_rows(lake: &str, endpoint: &str) -> (u64, u64) {
+    let (n, d) = query_pair(
+        lake,
+        endpoint,
+        "SELECT count(*) AS n, count(DISTINCT provider || event_id) AS d FROM events",
+    );
+    (n, d)
+}
+
+/// A query's one row of two numbers, over the lake at `lake` (a folder or a bucket
+/// reached at `endpoint`).
+fn query_pair(lake: &str, endpoint: &str, sql: &str) -> (u64, u64) {
     let out = Command::new(binary().expect("the demarc binary"))
-        .args(["sql", "--format", "csv", "--lake"])
-        .arg(lake)
-        .arg("SELECT count(*) AS n, count(DISTINCT provider || event_id) AS d FROM events")
+        .args([
+            "sql",
+            "--format",
+            "csv",
+            "--lake",
+            lake,
+            "--endpoint",
+            endpoint,
+            sql,
+        ])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
         .output()
         .expect("demarc sql runs");
     let text = String::from_utf8_lossy(&out.stdout);
@@ -322,7 +343,8 @@ fn a_run_killed_halfway_resumes_to_the_alerts_and_lake_of_an_uninterrupted_one()
     assert!(whole.ok, "{}", whole.stderr);
     assert!(whole.alerts.len() > 50, "{}", whole.stderr);
     let events = whole.report["events_in"].as_u64().expect("events");
-    assert_eq!(lake_rows(&whole_lake), (events, events));
+    let whole_lake = whole_lake.to_str().expect("UTF-8");
+    assert_eq!(lake_rows(whole_lake, &moto.endpoint()), (events, events));
 
     // A slow link, so that the run is still going when it is killed.
     let slow = Proxy::start(
@@ -333,7 +355,9 @@ fn a_run_killed_halfway_resumes_to_the_alerts_and_lake_of_an_uninterrupted_one()
         },
     )
     .expect("proxy");
-    let lake = dir.path().join("lake");
+    // The lake in a bucket: what the killed run wrote after its checkpoint is removed.
+    store::s3_upload(&moto, "lakes", &[]).expect("the lake's bucket");
+    let lake = "s3://lakes/resumed";
     let alerts = dir.path().join("alerts.jsonl");
     let checkpoint = dir.path().join("run.checkpoint");
     let endpoint = slow.endpoint();
@@ -349,7 +373,7 @@ fn a_run_killed_halfway_resumes_to_the_alerts_and_lake_of_an_uninterrupted_one()
         "--batch-rows",
         "300",
         "--lake",
-        lake.to_str().expect("UTF-8"),
+        lake,
         "--checkpoint",
         checkpoint.to_str().expect("UTF-8"),
         "--checkpoint-every",
@@ -390,7 +414,7 @@ fn a_run_killed_halfway_resumes_to_the_alerts_and_lake_of_an_uninterrupted_one()
     assert!(resumed.stderr.contains("resuming: "), "{}", resumed.stderr);
     assert!(resumed.report["resumed_inputs"].as_u64().unwrap_or(0) >= at_kill);
     assert_eq!(resumed.alerts, whole.alerts);
-    assert_eq!(lake_rows(&lake), (events, events));
+    assert_eq!(lake_rows(lake, &moto.endpoint()), (events, events));
 
     // Done is done.
     let again = command(&args)
@@ -403,4 +427,48 @@ fn a_run_killed_halfway_resumes_to_the_alerts_and_lake_of_an_uninterrupted_one()
         again.status.success() && stderr.contains("nothing to do"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_lake_in_a_bucket_holds_what_a_local_one_does_and_is_queried_there() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let samples = repo().join("testdata/samples");
+    let samples = samples.to_str().expect("UTF-8");
+    let local_lake = dir.path().join("lake");
+    let local_lake = local_lake.to_str().expect("UTF-8");
+    let local = backfill(&[samples, "--lake", local_lake]);
+    assert!(local.ok, "{}", local.stderr);
+
+    let moto = store::moto().expect("moto's S3 server");
+    store::s3_upload(&moto, "lakes", &[]).expect("the lake's bucket");
+    let remote = backfill(&[
+        samples,
+        "--lake",
+        "s3://lakes/audit",
+        "--endpoint",
+        &moto.endpoint(),
+    ]);
+    assert!(remote.ok, "{}", remote.stderr);
+    assert_eq!(remote.alerts, local.alerts);
+
+    let events = "SELECT count(*), count(DISTINCT event_id) FROM events";
+    let alerts = "SELECT count(*), count(DISTINCT alert_id) FROM alerts";
+    let hours = "SELECT count(DISTINCT date || hour), count(DISTINCT provider) FROM events";
+    for sql in [events, alerts, hours] {
+        let here = query_pair(local_lake, &moto.endpoint(), sql);
+        let there = query_pair("s3://lakes/audit", &moto.endpoint(), sql);
+        assert_eq!(there, here, "{sql}");
+        assert!(here.0 > 0, "{sql}");
+    }
+    // Only whole files, under the prefix.
+    let (status, listing) =
+        store::http(moto.addr, "GET", "/lakes?list-type=2", &[], b"").expect("list the bucket");
+    let listing = String::from_utf8_lossy(&listing);
+    assert_eq!(status, 200, "{listing}");
+    assert!(
+        listing.contains("<Key>audit/events/provider=aws/date="),
+        "{listing}"
+    );
+    assert!(listing.contains("<Key>audit/alerts/date="), "{listing}");
+    assert!(!listing.contains(".partial"), "{listing}");
 }

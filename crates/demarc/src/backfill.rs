@@ -12,7 +12,7 @@ use anyhow::{Result, bail};
 use clap::Args;
 use demarc_lake::Lake;
 use demarc_normalize::Options;
-use demarc_pipeline::archive::{self, ArchiveSettings, Selection, StoreOptions};
+use demarc_pipeline::archive::{self, ArchiveSettings, Selection};
 use demarc_pipeline::dead_letter::{DeadLetters, Discard, RejectFile};
 use demarc_pipeline::{Engine, LakeOutput, Outputs, Settings};
 use demarc_sink::{AlertSink, FileMode, Format};
@@ -44,23 +44,14 @@ pub struct BackfillArgs {
     /// Only these regions, in CloudTrail's bucket layout (comma-separated)
     #[arg(long, value_delimiter = ',')]
     regions: Vec<String>,
-    /// Object storage endpoint instead of the cloud's: an S3-compatible store or a GCS
-    /// emulator (http://localhost:9000)
-    #[arg(long, env = "DEMARC_STORE_ENDPOINT")]
-    endpoint: Option<String>,
-    /// Send requests to object storage unsigned (public buckets, emulators)
-    #[arg(long)]
-    no_sign_request: bool,
+    #[command(flatten)]
+    store: crate::store::StoreArgs,
     /// Objects fetched at once, ahead of the workers
     #[arg(long, default_value_t = 32)]
     fetch_ahead: usize,
     /// List what would be read (count, bytes, the first and last inputs) and exit
     #[arg(long)]
     dry_run: bool,
-    /// Attempts after the first for a request that failed with a server error or was
-    /// throttled (backing off up to 15 s between attempts)
-    #[arg(long, default_value_t = 10)]
-    retries: usize,
     /// Load the rules from this folder of *.sql files instead of the compiled-in ones
     #[arg(long)]
     rules: Option<PathBuf>,
@@ -68,9 +59,10 @@ pub struct BackfillArgs {
     #[arg(long)]
     alerts: Option<PathBuf>,
     /// Also write the normalized events (DIR/events/provider=…/date=…/hour=…/*.parquet)
-    /// and the alerts (DIR/alerts/date=…/*.jsonl) under this folder
+    /// and the alerts (DIR/alerts/date=…/*.jsonl) under this folder, or under this
+    /// prefix of a bucket (s3://BUCKET/PREFIX, gs://BUCKET/PREFIX)
     #[arg(long)]
-    lake: Option<PathBuf>,
+    lake: Option<String>,
     /// Keep each event's original JSON (the `raw` column) in the lake: complete, but
     /// about 3x the lake's size and a slower backfill (docs/lake.md)
     #[arg(long, requires = "lake")]
@@ -162,11 +154,7 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
     {
         bail!("--since {since} is not before --until {until}: nothing to read");
     }
-    let store = StoreOptions {
-        endpoint: args.endpoint.clone(),
-        unsigned: args.no_sign_request,
-        retries: args.retries,
-    };
+    let store = args.store.options();
     let selection = Selection {
         since,
         until,
@@ -230,10 +218,19 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
     };
 
     let run_id = chrono::Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
-    let lake = match args.lake.as_deref() {
+    let place = args
+        .lake
+        .as_deref()
+        .map(|text| crate::store::lake(text, &args.store))
+        .transpose()?;
+    let lake = match &place {
         None => None,
-        Some(dir) => Some(LakeOutput {
-            lake: Lake::with_encoders(dir, &format!("{run_id}-{}", std::process::id()), workers)?,
+        Some(place) => Some(LakeOutput {
+            lake: Lake::with_encoders(
+                place.place.clone(),
+                &format!("{run_id}-{}", std::process::id()),
+                workers,
+            )?,
             // A backfill's lake is complete when the run ends, unless it is
             // checkpointed.
             flush_every: args.checkpoint.is_some().then_some(args.checkpoint_every),
@@ -248,6 +245,7 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
                 previous,
                 since,
                 until,
+                lake: place.as_ref().map(|p| &p.place),
                 lake_run: lake.as_ref().map(|l| l.lake.run().to_owned()),
                 every: args.checkpoint_every,
                 to_do: inputs.files.len() as u64,

@@ -16,9 +16,11 @@ pub struct BacktestArgs {
     /// The rule file (`*.sql` with its header), new or changed
     #[arg(value_parser = crate::existing_path)]
     rule: PathBuf,
-    /// The lake to run it over
+    /// The lake to run it over: a folder or a bucket prefix (s3://…, gs://…)
     #[arg(long, env = "DEMARC_LAKE")]
-    lake: PathBuf,
+    lake: String,
+    #[command(flatten)]
+    store: crate::store::StoreArgs,
     /// Only events since then: a span back from now (30d, 12h) or a time (2026-01-05,
     /// 2026-01-05T10:00:00Z); default: the whole lake
     #[arg(long)]
@@ -47,10 +49,11 @@ pub fn run(args: &BacktestArgs) -> Result<()> {
         .transpose()?;
     let text = std::fs::read_to_string(&args.rule)
         .with_context(|| format!("cannot read `{}`", args.rule.display()))?;
+    let place = crate::store::lake(&args.lake, &args.store)?;
     let runtime = crate::sql::runtime()?;
     let rules = runtime.block_on(RuleSet::from_sources(vec![(args.rule.clone(), text)]))?;
     let backtest = runtime
-        .block_on(demarc_sql::backtest(&args.lake, &rules, since, until))
+        .block_on(demarc_sql::backtest(&place.place, &rules, since, until))
         .map_err(|e| anyhow::anyhow!("{}", e.explain()))?;
     if let Some(path) = &args.alerts {
         let mut out = std::io::BufWriter::new(

@@ -15,6 +15,7 @@ mod rules;
 mod run;
 mod serve;
 mod sql;
+mod store;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

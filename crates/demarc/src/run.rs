@@ -94,12 +94,21 @@ pub fn stream(config: &Config, engine: &Engine, format: Format) -> Result<Summar
             .map(|path| (path, FileMode::Append)),
         RECENT_ALERT_IDS,
     )?;
-    let lake = match &config.lake {
-        None => None,
-        Some(lake) => Some(LakeOutput {
-            lake: Lake::with_encoders(&lake.path, &run_name(), config.workers)?,
+    // A bucket's client and runtime live as long as the run.
+    let place = config
+        .lake
+        .as_ref()
+        .map(|lake| {
+            let text = lake.path.to_string_lossy();
+            crate::store::lake(&text, &crate::store::StoreArgs::from_env())
+        })
+        .transpose()?;
+    let lake = match (&config.lake, &place) {
+        (Some(lake), Some(place)) => Some(LakeOutput {
+            lake: Lake::with_encoders(place.place.clone(), &run_name(), config.workers)?,
             flush_every: Some(lake.flush_every),
         }),
+        _ => None,
     };
     let routing = match &config.routing {
         Some(plan) => Some(crate::alerts::start_routing(

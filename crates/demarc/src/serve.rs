@@ -14,9 +14,11 @@ pub struct ServeArgs {
     /// port, printed at start)
     #[arg(long, value_name = "ADDR")]
     flight_sql: SocketAddr,
-    /// The lake to serve
+    /// The lake to serve: a folder or a bucket prefix (s3://…, gs://…)
     #[arg(long, env = "DEMARC_LAKE")]
-    lake: PathBuf,
+    lake: String,
+    #[command(flatten)]
+    store: crate::store::StoreArgs,
     /// Read the token clients must present from this file (default: the environment
     /// variable DEMARC_FLIGHT_TOKEN). Clients send `authorization: Bearer <token>`, or
     /// log in with any user name and the token as password.
@@ -53,9 +55,10 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         }),
         _ => None,
     };
+    let place = crate::store::lake(&args.lake, &args.store)?;
     let runtime = crate::sql::runtime()?;
     runtime.block_on(async {
-        let lake = Lake::open(&args.lake).map_err(|e| anyhow::anyhow!("{}", e.explain()))?;
+        let lake = Lake::open(&place.place).map_err(|e| anyhow::anyhow!("{}", e.explain()))?;
         let listener = demarc_sql::flight::bind(args.flight_sql)
             .await
             .with_context(|| format!("cannot listen on {}", args.flight_sql))?;
@@ -63,7 +66,7 @@ pub fn run(args: &ServeArgs) -> Result<()> {
         eprintln!(
             "demarc serve: Flight SQL on {}://{address}, lake {}",
             if tls.is_some() { "grpc+tls" } else { "grpc" },
-            args.lake.display()
+            args.lake
         );
         let shutdown = async {
             let mut term =

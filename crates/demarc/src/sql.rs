@@ -9,9 +9,12 @@ use demarc_sql::{Format, Lake};
 
 #[derive(Debug, Args)]
 pub struct SqlArgs {
-    /// The lake: the folder `demarc backfill --lake` or `[lake] path` writes
+    /// The lake: the folder or bucket prefix (s3://…, gs://…) `demarc backfill --lake`
+    /// or `[lake] path` writes
     #[arg(long, env = "DEMARC_LAKE")]
-    lake: PathBuf,
+    lake: String,
+    #[command(flatten)]
+    store: crate::store::StoreArgs,
     /// The query; without one, the query is read from standard input, or on a terminal
     /// an interactive shell starts
     query: Option<String>,
@@ -31,8 +34,7 @@ pub enum LakeCommand {
     /// demarc writes and reads the lake
     Compact {
         /// The lake's folder
-        #[arg(value_parser = crate::existing_path)]
-        lake: PathBuf,
+        lake: String,
     },
 }
 
@@ -61,9 +63,10 @@ pub fn sql(args: &SqlArgs) -> Result<()> {
     if format == Format::Parquet && args.out.is_none() && std::io::stdout().is_terminal() {
         bail!("Parquet is not for a terminal: add --out FILE.parquet or redirect the output");
     }
+    let place = crate::store::lake(&args.lake, &args.store)?;
     let runtime = runtime()?;
     let result = runtime.block_on(async {
-        let lake = Lake::open(&args.lake)?;
+        let lake = Lake::open(&place.place)?;
         let stream = lake.stream(&query).await?;
         match &args.out {
             Some(path) => {
@@ -100,8 +103,9 @@ pub fn sql(args: &SqlArgs) -> Result<()> {
 
 /// The interactive shell, its history in `DEMARC_HISTORY` or `~/.demarc_sql_history`.
 fn shell(args: &SqlArgs) -> Result<()> {
+    let place = crate::store::lake(&args.lake, &args.store)?;
     let runtime = runtime()?;
-    let lake = Lake::open(&args.lake).map_err(|e| anyhow::anyhow!("{}", e.explain()))?;
+    let lake = Lake::open(&place.place).map_err(|e| anyhow::anyhow!("{}", e.explain()))?;
     let history = std::env::var_os("DEMARC_HISTORY")
         .map(PathBuf::from)
         .or_else(|| {
@@ -122,7 +126,17 @@ pub fn lake(command: &LakeCommand) -> Result<()> {
     }
 }
 
-fn compact(lake: &Path) -> Result<()> {
+fn compact(lake: &str) -> Result<()> {
+    if demarc_pipeline::archive::remote::is_url(lake) {
+        bail!(
+            "`{lake}`: demarc lake compact merges local lakes only so far; a lake in a bucket \
+             is read as it is (its files are one per partition and flush)"
+        );
+    }
+    let lake = Path::new(lake);
+    if let Err(e) = std::fs::metadata(lake) {
+        bail!("cannot read `{}`: {e}", lake.display());
+    }
     let done = demarc_lake::compact(lake)
         .with_context(|| format!("cannot compact the lake at `{}`", lake.display()))?;
     let mb = |bytes: u64| bytes as f64 / 1e6;

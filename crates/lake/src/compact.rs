@@ -19,6 +19,7 @@ use demarc_model::column;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::encode::write_file;
+use crate::place::Target;
 use crate::{ALERTS, EVENTS, Error, Result, io_error, write_lines};
 
 /// Rows and memory of one merged file at most.
@@ -233,7 +234,10 @@ fn merge_alerts(dir: &Path, files: &[PathBuf], done: &mut Compacted) -> Result<(
         }
     }
     let path = merged_name(dir, 0, "jsonl");
-    write_lines(&path, lines.iter().map(String::as_str))?;
+    write_lines(
+        &Target::File(path.clone()),
+        lines.iter().map(String::as_str),
+    )?;
     remove(files)?;
     done.partitions += 1;
     done.files_before += files.len() as u64;

@@ -7,12 +7,12 @@ use std::sync::mpsc::{Receiver, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
+use crate::place::Target;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::buffer::ScalarBuffer;
 use arrow::compute::interleave_record_batch;
 use arrow::datatypes::TimestampMicrosecondType;
 use demarc_model::column;
-use demarc_sink::PendingFile;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::SortingColumn;
@@ -165,12 +165,13 @@ fn runs_in_order(
 /// Writes `batches` (same schema) to a new Parquet file at `path`, in time order,
 /// synced and renamed into place.
 pub fn write_file(path: &Path, batches: Vec<RecordBatch>) -> Result<()> {
-    write_rows(path, batches.into_iter().map(|b| (b, None)).collect())
+    let target = Target::File(path.to_owned());
+    write_rows(&target, batches.into_iter().map(|b| (b, None)).collect())
 }
 
-/// Writes the selected rows (same schema) to a new Parquet file at `path`, in time
-/// order, synced and renamed into place.
-pub fn write_rows(path: &Path, selections: Vec<Selection>) -> Result<()> {
+/// Writes the selected rows (same schema) to a new Parquet file at `target`, in time
+/// order, whole or not at all.
+pub(crate) fn write_rows(target: &Target, selections: Vec<Selection>) -> Result<()> {
     let Some((first, _)) = selections.first() else {
         return Ok(());
     };
@@ -180,10 +181,9 @@ pub fn write_rows(path: &Path, selections: Vec<Selection>) -> Result<()> {
         .map(|(batch, rows)| rows.as_ref().map_or(batch.num_rows(), Vec::len))
         .sum();
     let parquet = |source| Error::Parquet {
-        path: path.to_owned(),
+        path: PathBuf::from(target.name()),
         source,
     };
-    let (pending, file) = PendingFile::create_new(path)?;
     let time = schema.index_of(column::TIME)?;
     let props = parquet_properties(rows)
         .set_sorting_columns(Some(vec![SortingColumn {
@@ -192,21 +192,21 @@ pub fn write_rows(path: &Path, selections: Vec<Selection>) -> Result<()> {
             nulls_first: false,
         }]))
         .build();
-    let mut writer =
-        ArrowWriter::try_new(file, Arc::clone(&schema), Some(props)).map_err(parquet)?;
-    in_time_order(selections, |batch| {
-        if batch.schema().fields() != schema.fields() {
-            return Err(Error::Schema("the same columns in every batch of a file"));
-        }
-        writer.write(&batch).map_err(parquet)
-    })?;
-    let file = writer.into_inner().map_err(parquet)?;
-    pending.commit(&file)?;
-    Ok(())
+    target.write(|sink| {
+        let mut writer =
+            ArrowWriter::try_new(sink, Arc::clone(&schema), Some(props)).map_err(parquet)?;
+        in_time_order(selections, |batch| {
+            if batch.schema().fields() != schema.fields() {
+                return Err(Error::Schema("the same columns in every batch of a file"));
+            }
+            writer.write(&batch).map_err(parquet)
+        })?;
+        writer.into_inner().map_err(parquet)
+    })
 }
 
 /// A file to write.
-type Job = (PathBuf, Vec<Selection>);
+type Job = (Target, Vec<Selection>);
 
 /// Threads that write lake files. A file is handed over only to an idle thread, so a
 /// writer that runs ahead of them waits instead of buffering without bound.
@@ -236,12 +236,14 @@ impl Encoders {
                             Ok(queue) => queue.recv(),
                             Err(_) => return,
                         };
-                        let Ok((path, selections)) = next else { return };
+                        let Ok((target, selections)) = next else {
+                            return;
+                        };
                         // A panic must not leave `wait` waiting for this file for ever.
                         let written = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                            write_rows(&path, selections)
+                            write_rows(&target, selections)
                         }))
-                        .unwrap_or(Err(Error::Panicked(path)));
+                        .unwrap_or_else(|_| Err(Error::Panicked(PathBuf::from(target.name()))));
                         if report.send(written).is_err() {
                             return;
                         }
@@ -264,9 +266,9 @@ impl Encoders {
 
     /// Queues a file, then reports the failure of an earlier one, if any finished
     /// failing (the file just queued is written all the same).
-    pub fn submit(&mut self, path: PathBuf, selections: Vec<Selection>) -> Result<()> {
+    pub fn submit(&mut self, target: Target, selections: Vec<Selection>) -> Result<()> {
         let jobs = self.jobs.as_ref().ok_or(Error::Closed)?;
-        jobs.send((path, selections)).map_err(|_| Error::Closed)?;
+        jobs.send((target, selections)).map_err(|_| Error::Closed)?;
         self.in_flight += 1;
         while let Ok(done) = self.results.try_recv() {
             self.in_flight -= 1;

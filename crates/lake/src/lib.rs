@@ -20,20 +20,22 @@
 //! it without the streaming job.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
 use demarc_model::Alert;
-use demarc_sink::PendingFile;
+use place::Target;
 
 mod compact;
 mod encode;
+mod place;
 mod resume;
 mod split;
 
 pub use compact::{Compacted, compact};
 pub use encode::{parquet_properties, write_file};
+pub use place::{Bucket, Place};
 pub use resume::discard_after;
 pub use split::{Part, file_schema, split};
 
@@ -74,6 +76,8 @@ pub enum Error {
     Panicked(PathBuf),
     #[error("another `demarc lake compact` holds `{}`", .0.display())]
     Busy(PathBuf),
+    #[error("cannot write `{url}`: {message}")]
+    Store { url: String, message: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -138,7 +142,7 @@ struct Buffered {
 
 #[derive(Debug)]
 pub struct Lake {
-    root: PathBuf,
+    place: Place,
     run: String,
     next_part: u64,
     events: HashMap<Key, Buffered>,
@@ -164,15 +168,15 @@ impl Lake {
     /// encoded on one thread per core.
     pub fn open(root: &Path, run: &str) -> Result<Self> {
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
-        Self::with_encoders(root, run, threads)
+        Self::with_encoders(root.into(), run, threads)
     }
 
-    /// [`Lake::open`] with `threads` encoding threads.
-    pub fn with_encoders(root: &Path, run: &str, threads: usize) -> Result<Self> {
-        std::fs::create_dir_all(root).map_err(io_error("create the lake folder", root))?;
+    /// [`Lake::open`] at `place` (a folder or a bucket) with `threads` encoding threads.
+    pub fn with_encoders(place: Place, run: &str, threads: usize) -> Result<Self> {
+        place.create()?;
         let random = uuid::Uuid::new_v4().simple().to_string();
         Ok(Self {
-            root: root.to_owned(),
+            place,
             run: format!("{run}-{}", &random[..12]),
             next_part: 0,
             events: HashMap::new(),
@@ -311,20 +315,23 @@ impl Lake {
             }
         }
         let (provider, hour) = key;
-        let dir = partition_dir(&self.root, provider, *hour)?;
-        std::fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
-        let path = dir.join(self.part_name("parquet"));
-        self.encoders.submit(path, batches)?;
+        let [provider, date, hour] = partition_folders(provider, *hour)?;
+        let name = self.part_name("parquet");
+        let target = self
+            .place
+            .target(&[EVENTS, &provider, &date, &hour], &name)?;
+        self.encoders.submit(target, batches)?;
         self.files += 1;
         Ok(())
     }
 
     fn write_alerts(&mut self) -> Result<()> {
         for (date, lines) in std::mem::take(&mut self.alerts) {
-            let dir = self.root.join(ALERTS).join(format!("date={date}"));
-            std::fs::create_dir_all(&dir).map_err(io_error("create", &dir))?;
-            let path = dir.join(self.part_name("jsonl"));
-            write_lines(&path, lines.iter().map(String::as_str))?;
+            let name = self.part_name("jsonl");
+            let target = self
+                .place
+                .target(&[ALERTS, &format!("date={date}")], &name)?;
+            write_lines(&target, lines.iter().map(String::as_str))?;
             self.files += 1;
         }
         self.buffered_alerts = 0;
@@ -341,29 +348,28 @@ fn batch_id(batch: &RecordBatch) -> usize {
         .map_or(0, |c| std::sync::Arc::as_ptr(c).cast::<()>() as usize)
 }
 
-/// Writes `lines` to a new file at `path`, synced and renamed into place.
-pub(crate) fn write_lines<'a>(path: &Path, lines: impl Iterator<Item = &'a str>) -> Result<()> {
-    let (pending, file) = PendingFile::create_new(path)?;
-    let mut writer = BufWriter::new(file);
-    for line in lines {
-        writer
-            .write_all(line.as_bytes())
-            .and_then(|()| writer.write_all(b"\n"))
-            .map_err(io_error("write", pending.path()))?;
-    }
-    pending.commit_buffered(writer)?;
-    Ok(())
+/// Writes `lines` to a new file at `target`, whole or not at all.
+pub(crate) fn write_lines<'a>(target: &Target, lines: impl Iterator<Item = &'a str>) -> Result<()> {
+    target.write(|mut sink| {
+        for line in lines {
+            sink.write_all(line.as_bytes())
+                .and_then(|()| sink.write_all(b"\n"))
+                .map_err(io_error("write", Path::new(&target.name())))?;
+        }
+        Ok(sink)
+    })
 }
 
-/// `ROOT/events/provider=…/date=…/hour=…` for a provider and an hour since the epoch.
-fn partition_dir(root: &Path, provider: &str, hour: i64) -> Result<PathBuf> {
+/// `provider=…`, `date=…`, `hour=…`: the folders under `events/` of a provider's hour
+/// since the epoch.
+fn partition_folders(provider: &str, hour: i64) -> Result<[String; 3]> {
     let start = chrono::DateTime::from_timestamp(hour.saturating_mul(3600), 0)
         .ok_or(Error::Schema("an event hour within chrono's range"))?;
-    Ok(root
-        .join(EVENTS)
-        .join(format!("provider={provider}"))
-        .join(format!("date={}", start.format("%Y-%m-%d")))
-        .join(format!("hour={}", start.format("%H"))))
+    Ok([
+        format!("provider={provider}"),
+        format!("date={}", start.format("%Y-%m-%d")),
+        format!("hour={}", start.format("%H")),
+    ])
 }
 
 #[cfg(test)]
@@ -428,7 +434,7 @@ mod tests {
     #[test]
     fn events_in_time_order_give_one_file_per_hour_with_little_memory_held() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut lake = Lake::with_encoders(dir.path(), "ordered", 1).expect("lake");
+        let mut lake = Lake::with_encoders(dir.path().into(), "ordered", 1).expect("lake");
         lake.limits.idle_bytes = 0;
         lake.limits.idle_batches = 2;
         let mut most = 0;
@@ -446,7 +452,7 @@ mod tests {
     #[test]
     fn a_provider_with_few_events_is_not_cut_into_a_file_per_batch() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut lake = Lake::with_encoders(dir.path(), "quiet", 1).expect("lake");
+        let mut lake = Lake::with_encoders(dir.path().into(), "quiet", 1).expect("lake");
         lake.limits.idle_bytes = 0;
         // AWS every 5 minutes over two hours; a GCP entry in every fourth batch only.
         for start in (0..120).step_by(5) {
@@ -463,7 +469,7 @@ mod tests {
     #[test]
     fn late_events_past_the_grace_start_a_second_file() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut lake = Lake::with_encoders(dir.path(), "late", 1).expect("lake");
+        let mut lake = Lake::with_encoders(dir.path().into(), "late", 1).expect("lake");
         lake.limits.idle_bytes = 0;
         let hour_0 = ("aws".to_owned(), 490_992);
         lake.add_events(&events_at(0..30)).expect("add");
@@ -483,7 +489,7 @@ mod tests {
     #[test]
     fn events_in_no_order_keep_memory_under_the_bound() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut lake = Lake::with_encoders(dir.path(), "shuffled", 1).expect("lake");
+        let mut lake = Lake::with_encoders(dir.path().into(), "shuffled", 1).expect("lake");
         let batch_bytes = split(&events_at(0..60)).expect("split")[0].batch_bytes;
         lake.limits.idle_bytes = usize::MAX;
         lake.limits.max_buffered_bytes = 4 * batch_bytes;

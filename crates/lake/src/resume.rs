@@ -2,44 +2,19 @@
 //! wrote after its last checkpoint are removed, so that the resumed run writes their
 //! rows once.
 
-use std::path::Path;
+use crate::{Place, Result};
 
-use crate::{Result, io_error};
-
-/// Removes the files of the run `run` numbered after `parts` under `root` (Parquet,
+/// Removes the files of the run `run` numbered after `parts` in the lake (Parquet,
 /// alert lines, and unfinished `.partial` files of any number); how many.
-pub fn discard_after(root: &Path, run: &str, parts: u64) -> Result<u64> {
+pub fn discard_after(place: &Place, run: &str, parts: u64) -> Result<u64> {
     let prefix = format!("part-{run}-");
-    let mut removed = 0;
-    let mut folders = vec![root.to_path_buf()];
-    while let Some(folder) = folders.pop() {
-        let entries = match std::fs::read_dir(&folder) {
-            Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(io_error("list", &folder)(e)),
+    place.remove_where(|name| {
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            return false;
         };
-        for entry in entries {
-            let path = entry.map_err(io_error("list", &folder))?.path();
-            if path.is_dir() {
-                folders.push(path);
-                continue;
-            }
-            let Some(rest) = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .and_then(|n| n.strip_prefix(&prefix))
-            else {
-                continue;
-            };
-            let number: Option<u64> = rest.split('.').next().and_then(|n| n.parse().ok());
-            let unfinished = rest.ends_with(".partial");
-            if unfinished || number.is_some_and(|n| n > parts) {
-                std::fs::remove_file(&path).map_err(io_error("remove", &path))?;
-                removed += 1;
-            }
-        }
-    }
-    Ok(removed)
+        let number: Option<u64> = rest.split('.').next().and_then(|n| n.parse().ok());
+        rest.ends_with(".partial") || number.is_some_and(|n| n > parts)
+    })
 }
 
 #[cfg(test)]
@@ -67,7 +42,7 @@ mod tests {
         for file in &files {
             std::fs::write(file, b"x").expect("a file");
         }
-        let removed = discard_after(dir.path(), "r1-abc", 2).expect("discarded");
+        let removed = discard_after(&dir.path().into(), "r1-abc", 2).expect("discarded");
         assert_eq!(removed, 3);
         let left: Vec<bool> = files.iter().map(|f| f.exists()).collect();
         assert_eq!(left, [true, false, false, true, true, false]);

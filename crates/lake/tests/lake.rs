@@ -82,7 +82,7 @@ fn times(batches: &[RecordBatch]) -> Vec<i64> {
 #[test]
 fn a_file_is_sorted_by_time_with_bloom_filters_statistics_and_no_provider_column() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut lake = Lake::with_encoders(dir.path(), "t", 2).expect("lake");
+    let mut lake = Lake::with_encoders(dir.path().into(), "t", 2).expect("lake");
     // Two batches whose times interleave, each out of order.
     lake.add_events(&events((0..30).rev(), |id| id * 2))
         .expect("add");
@@ -153,7 +153,7 @@ fn compaction_merges_a_partition_into_one_sorted_file_without_replayed_rows() {
     // Three runs: the second replays the first's events, the third adds new ones; each
     // run flushes twice (streaming writes many small files).
     for (run, ids) in [("a", 0..40), ("b", 0..40), ("c", 40..70)] {
-        let mut lake = Lake::with_encoders(dir.path(), run, 1).expect("lake");
+        let mut lake = Lake::with_encoders(dir.path().into(), run, 1).expect("lake");
         let ids: Vec<u32> = ids.collect();
         for half in ids.chunks(ids.len() / 2) {
             lake.add_events(&events(half.iter().copied(), |id| 59 - id % 60))

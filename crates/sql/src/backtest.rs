@@ -7,7 +7,6 @@
 //! the alerts (ids, dedup keys, summaries).
 
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use demarc_detect::RuleSet;
@@ -32,7 +31,7 @@ pub struct Backtest {
 /// Runs the one rule of `rules` over the events of the lake at `root` from `since`
 /// (included) to `until` (excluded); `None`: no bound.
 pub async fn backtest(
-    root: &Path,
+    place: impl Into<demarc_lake::Place>,
     rules: &RuleSet,
     since: Option<DateTime<Utc>>,
     until: Option<DateTime<Utc>>,
@@ -69,7 +68,7 @@ pub async fn backtest(
     };
     // The rule reads `events`: here the lake's events since `since`, in the schema the
     // rule engine plans against.
-    let lake = Lake::open(root)?;
+    let lake = Lake::open(place)?;
     let ctx = lake.context();
     if let Some(all) = ctx.deregister_table(EVENTS_TABLE).map_err(Error::Engine)? {
         ctx.register_table(ALL_EVENTS, all).map_err(Error::Engine)?;

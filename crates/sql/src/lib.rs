@@ -19,7 +19,10 @@ mod output;
 mod shell;
 mod tables;
 
-use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::execution::object_store::ObjectStoreUrl;
+use demarc_lake::Place;
 
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
@@ -102,8 +105,10 @@ impl std::fmt::Debug for Lake {
 }
 
 impl Lake {
-    /// A session over the lake at `root` (which may not exist yet: its tables are empty).
-    pub fn open(root: &Path) -> Result<Self> {
+    /// A session over the lake at `place`, a folder (which may not exist yet: its
+    /// tables are empty) or a prefix in a bucket.
+    pub fn open(place: impl Into<Place>) -> Result<Self> {
+        let place = place.into();
         let threads = std::thread::available_parallelism().map_or(1, usize::from);
         let mut config = SessionConfig::new()
             .with_target_partitions(threads)
@@ -130,7 +135,12 @@ impl Lake {
                 .with_config(config)
                 .with_runtime_env(runtime),
         )?;
-        register(&ctx, root).map_err(Error::Engine)?;
+        if let Place::Bucket(bucket) = &place {
+            let url = ObjectStoreUrl::parse(&bucket.store_url).map_err(Error::Engine)?;
+            ctx.runtime_env()
+                .register_object_store(url.as_ref(), Arc::clone(&bucket.store));
+        }
+        register(&ctx, &place).map_err(Error::Engine)?;
         Ok(Self { ctx })
     }
 

@@ -1,6 +1,5 @@
 //! The lake's folders as the tables `events` and `alerts`.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
@@ -11,15 +10,15 @@ use datafusion::datasource::listing::{
 };
 use datafusion::error::Result;
 use datafusion::prelude::{SessionContext, col};
-use demarc_lake::{ALERTS, EVENTS, file_schema};
+use demarc_lake::{ALERTS, EVENTS, Place, file_schema};
 use demarc_model::{column, event_schema, schema::TIME_ZONE};
 
 /// The rules query `events`; so does the lake.
 pub use demarc_detect::EVENTS_TABLE;
 pub const ALERTS_TABLE: &str = "alerts";
 
-/// Registers `events` and `alerts` over the lake at `root`.
-pub fn register(ctx: &SessionContext, root: &Path) -> Result<()> {
+/// Registers `events` and `alerts` over the lake at `place`.
+pub fn register(ctx: &SessionContext, place: &Place) -> Result<()> {
     let parquet =
         ParquetFormat::default().with_options(ctx.state().default_table_options().parquet);
     let events = ListingOptions::new(Arc::new(parquet))
@@ -33,29 +32,38 @@ pub fn register(ctx: &SessionContext, root: &Path) -> Result<()> {
         // are still right, so only the files that say so are taken as sorted).
         .with_file_sort_order(vec![vec![col(column::TIME).sort(true, false)]]);
     let events_schema = file_schema(&event_schema());
-    table(ctx, root, EVENTS, EVENTS_TABLE, events, events_schema)?;
+    table(ctx, place, EVENTS, EVENTS_TABLE, events, events_schema)?;
 
     let json = JsonFormat::default().with_newline_delimited(true);
     let alerts = ListingOptions::new(Arc::new(json))
         .with_file_extension(".jsonl")
         .with_table_partition_cols(vec![("date".to_owned(), DataType::Utf8)]);
-    table(ctx, root, ALERTS, ALERTS_TABLE, alerts, alerts_schema())
+    table(ctx, place, ALERTS, ALERTS_TABLE, alerts, alerts_schema())
 }
 
 fn table(
     ctx: &SessionContext,
-    root: &Path,
+    place: &Place,
     folder: &str,
     name: &str,
     options: ListingOptions,
     schema: SchemaRef,
 ) -> Result<()> {
     // A trailing separator: a folder, even before it exists.
-    let mut path = std::path::absolute(root.join(folder))?
-        .to_string_lossy()
-        .into_owned();
-    path.push(std::path::MAIN_SEPARATOR);
-    let url = ListingTableUrl::parse(&path)?;
+    let location = match place {
+        Place::Folder(root) => {
+            let mut path = std::path::absolute(root.join(folder))?
+                .to_string_lossy()
+                .into_owned();
+            path.push(std::path::MAIN_SEPARATOR);
+            path
+        }
+        Place::Bucket(bucket) => {
+            let base = bucket.url(&bucket.prefix);
+            format!("{}/{folder}/", base.trim_end_matches('/'))
+        }
+    };
+    let url = ListingTableUrl::parse(&location)?;
     let config = ListingTableConfig::new(url)
         .with_listing_options(options)
         .with_schema(schema);

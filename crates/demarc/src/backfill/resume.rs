@@ -73,6 +73,8 @@ pub struct Start<'a> {
     pub previous: Option<State>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
+    /// The lake, if the run writes one.
+    pub lake: Option<&'a demarc_lake::Place>,
     /// The lake run of this attempt.
     pub lake_run: Option<String>,
     pub every: Duration,
@@ -92,8 +94,8 @@ impl Start<'_> {
         if let Some(path) = self.args.dead_letter.as_deref() {
             cut_back(path, previous.dead_letter_bytes.filter(|_| resuming))?;
         }
-        if let (Some(dir), Some(mark)) = (self.args.lake.as_deref(), &previous.lake) {
-            let removed = demarc_lake::discard_after(dir, &mark.run, mark.parts)?;
+        if let (Some(place), Some(mark)) = (self.lake, &previous.lake) {
+            let removed = demarc_lake::discard_after(place, &mark.run, mark.parts)?;
             if removed > 0 {
                 eprintln!("removed {removed} lake file(s) written after the checkpoint");
             }

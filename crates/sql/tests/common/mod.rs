@@ -46,7 +46,7 @@ pub async fn fixture_lake(dir: &Path) -> PathBuf {
     let root = dir.join("lake");
     let rules = RuleSet::builtin().await.expect("rules");
     let all = events();
-    let mut lake = LakeWriter::with_encoders(&root, "first", 1).expect("lake");
+    let mut lake = LakeWriter::with_encoders(root.as_path().into(), "first", 1).expect("lake");
     let rows = batch(&all);
     for alert in rules
         .alerts(rows.clone(), "2026-01-07T00:00:00Z")
@@ -57,7 +57,7 @@ pub async fn fixture_lake(dir: &Path) -> PathBuf {
     }
     lake.add_events(&rows).expect("events");
     lake.finish().expect("flush");
-    let mut replay = LakeWriter::with_encoders(&root, "replay", 1).expect("lake");
+    let mut replay = LakeWriter::with_encoders(root.as_path().into(), "replay", 1).expect("lake");
     replay.add_events(&batch(&all[1..2])).expect("events");
     replay.finish().expect("flush");
     root
@@ -66,7 +66,7 @@ pub async fn fixture_lake(dir: &Path) -> PathBuf {
 /// Writes one more event (`e-9`, 2026-02-01) to the lake at `root`, as a later run
 /// would: a file that did not exist when the reader started.
 pub fn write_a_later_event(root: &Path) {
-    let mut more = LakeWriter::with_encoders(root, "later", 1).expect("lake");
+    let mut more = LakeWriter::with_encoders(root.into(), "later", 1).expect("lake");
     more.add_events(&batch(&[cloudtrail(
         "e-9",
         "2026-02-01T00:00:00Z",
