@@ -135,16 +135,7 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
         );
         return Ok(());
     }
-    let since = args
-        .since
-        .as_deref()
-        .map(|t| crate::when("--since", t, true))
-        .transpose()?;
-    let until = args
-        .until
-        .as_deref()
-        .map(|t| crate::when("--until", t, false))
-        .transpose()?;
+    let (since, until) = crate::time_range(args.since.as_deref(), args.until.as_deref())?;
     let (since, until) = match &previous {
         Some(state) => resume::range(state),
         None => (since, until),

@@ -37,16 +37,7 @@ pub struct BacktestArgs {
 }
 
 pub fn run(args: &BacktestArgs) -> Result<()> {
-    let since = args
-        .since
-        .as_deref()
-        .map(|t| crate::when("--since", t, true))
-        .transpose()?;
-    let until = args
-        .until
-        .as_deref()
-        .map(|t| crate::when("--until", t, false))
-        .transpose()?;
+    let (since, until) = crate::time_range(args.since.as_deref(), args.until.as_deref())?;
     let text = std::fs::read_to_string(&args.rule)
         .with_context(|| format!("cannot read `{}`", args.rule.display()))?;
     let place = crate::store::lake(&args.lake, &args.store)?;

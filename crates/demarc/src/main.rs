@@ -105,9 +105,21 @@ fn existing_path(text: &str) -> Result<PathBuf, String> {
     }
 }
 
+/// `--since` (a span back from now, a date or a time) and `--until` (a date or a time).
+pub(crate) type Range = (
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<chrono::DateTime<chrono::Utc>>,
+);
+
+pub(crate) fn time_range(since: Option<&str>, until: Option<&str>) -> anyhow::Result<Range> {
+    let since = since.map(|t| when("--since", t, true)).transpose()?;
+    let until = until.map(|t| when("--until", t, false)).transpose()?;
+    Ok((since, until))
+}
+
 /// A time on the command line: a span back from now (`30d`), a date (midnight UTC) or
 /// an RFC 3339 time.
-pub(crate) fn when(
+fn when(
     option: &str,
     text: &str,
     spans: bool,

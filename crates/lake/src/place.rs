@@ -158,19 +158,9 @@ fn remove_files_where(root: &Path, doomed: &dyn Fn(&str) -> bool) -> Result<u64>
 }
 
 fn store_error(url: &str, error: &object_store::Error) -> Error {
-    let mut message = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        cause = c.source();
-    }
     Error::Store {
         url: url.to_owned(),
-        message,
+        message: demarc_model::error_chain(error),
     }
 }
 

@@ -413,14 +413,4 @@ fn refused_letter(refused: &demarc_sink::store::Rejected) -> DeadLetter {
     }
 }
 
-/// An error and its causes, on one line.
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub(crate) use demarc_model::error_chain;

@@ -115,19 +115,9 @@ async fn fetch(object: Object) -> Result<Bytes, String> {
     }
 }
 
-/// An `object_store` error with its causes, without repeating them.
+/// An `object_store` error with its causes.
 pub(super) fn error_text(error: &object_store::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = std::error::Error::source(error);
-    while let Some(c) = cause {
-        let c_text = c.to_string();
-        if !text.contains(&c_text) {
-            text.push_str(": ");
-            text.push_str(&c_text);
-        }
-        cause = c.source();
-    }
-    text
+    demarc_model::error_chain(error)
 }
 
 /// Reads an object as its body arrives.
