@@ -46,8 +46,8 @@ export AWS_ACCESS_KEY_ID=bench AWS_SECRET_ACCESS_KEY=bench AWS_REGION=us-east-1
 
 # upload BUCKET: puts the files of stdin's lines "KEY<TAB>PATH" (PATH empty: a small
 # CloudTrail file for the key's day) into BUCKET, 16 at a time.
-upload() {
-    "$VENV/bin/python" - "$ENDPOINT" "$1" <<'EOF'
+UPLOAD=$(
+    cat <<'EOF'
 import concurrent.futures, gzip, json, sys
 import boto3
 endpoint, bucket = sys.argv[1], sys.argv[2]
@@ -64,9 +64,11 @@ def put(line):
         body = gzip.compress(json.dumps({"Records": [event]}).encode())
     s3.put_object(Bucket=bucket, Key=key, Body=body)
 with concurrent.futures.ThreadPoolExecutor(16) as pool:
-    list(pool.map(put, sys.stdin))
+    n = len(list(pool.map(put, sys.stdin)))
+print(f"{n} objects put into {bucket}", file=sys.stderr)
 EOF
-}
+)
+upload() { "$VENV/bin/python" -c "$UPLOAD" "$ENDPOINT" "$1"; }
 
 say "uploading $ARCHIVE to $ENDPOINT"
 (cd "$ARCHIVE" && find . -name '*.json.gz' | sed 's|^\./||' | sort |

@@ -274,26 +274,19 @@ fn a_bucket_url_without_a_bucket_is_refused_before_anything_is_read() {
 fn lake_rows(lake: &str, endpoint: &str) -> (u64, u64) {
     let (n, d) = query_pair(
         lake,
-        endpoint,
+        &["--endpoint", endpoint],
         "SELECT count(*) AS n, count(DISTINCT provider || event_id) AS d FROM events",
     );
     (n, d)
 }
 
 /// A query's one row of two numbers, over the lake at `lake` (a folder or a bucket
-/// reached at `endpoint`).
-fn query_pair(lake: &str, endpoint: &str, sql: &str) -> (u64, u64) {
+/// reached with the options `store`).
+fn query_pair(lake: &str, store: &[&str], sql: &str) -> (u64, u64) {
     let out = Command::new(binary().expect("the demarc binary"))
-        .args([
-            "sql",
-            "--format",
-            "csv",
-            "--lake",
-            lake,
-            "--endpoint",
-            endpoint,
-            sql,
-        ])
+        .args(["sql", "--format", "csv", "--lake", lake])
+        .args(store)
+        .arg(sql)
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "us-east-1")
@@ -455,8 +448,8 @@ fn a_lake_in_a_bucket_holds_what_a_local_one_does_and_is_queried_there() {
     let alerts = "SELECT count(*), count(DISTINCT alert_id) FROM alerts";
     let hours = "SELECT count(DISTINCT date || hour), count(DISTINCT provider) FROM events";
     for sql in [events, alerts, hours] {
-        let here = query_pair(local_lake, &moto.endpoint(), sql);
-        let there = query_pair("s3://lakes/audit", &moto.endpoint(), sql);
+        let here = query_pair(local_lake, &[], sql);
+        let there = query_pair("s3://lakes/audit", &["--endpoint", &moto.endpoint()], sql);
         assert_eq!(there, here, "{sql}");
         assert!(here.0 > 0, "{sql}");
     }

@@ -119,11 +119,7 @@ pub(crate) fn time_range(since: Option<&str>, until: Option<&str>) -> anyhow::Re
 
 /// A time on the command line: a span back from now (`30d`), a date (midnight UTC) or
 /// an RFC 3339 time.
-fn when(
-    option: &str,
-    text: &str,
-    spans: bool,
-) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
+fn when(option: &str, text: &str, spans: bool) -> anyhow::Result<chrono::DateTime<chrono::Utc>> {
     if spans && let Some(span) = crate::config::duration(text) {
         let span = chrono::Duration::from_std(span)
             .map_err(|_| anyhow::anyhow!("{option} `{text}`: the span is too long"))?;
