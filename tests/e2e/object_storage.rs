@@ -252,6 +252,33 @@ fn a_day_lists_its_days_only_and_a_refused_object_is_named() {
         assert!(!touched(other), "day {other} was listed: {requests:#?}");
     }
     assert!(requests.len() < 15, "{requests:#?}");
+
+    // With a checkpoint, the refused object is read again when the same command is
+    // started again (after the store lets it through): the alerts of a run without
+    // failures, none twice.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let checkpoint = dir.path().join("day.checkpoint");
+    let alerts = dir.path().join("alerts.jsonl");
+    let checkpointed = [
+        &day[..],
+        &["--checkpoint", checkpoint.to_str().expect("UTF-8")],
+    ]
+    .concat();
+    let first = backfill_into(
+        &[&checkpointed[..], &["--endpoint", &proxy.endpoint()]].concat(),
+        &alerts,
+    );
+    assert!(
+        !first.ok && first.stderr.contains("run the same command again"),
+        "{}",
+        first.stderr
+    );
+    let again = backfill_into(
+        &[&checkpointed[..], &["--endpoint", &moto.endpoint()]].concat(),
+        &alerts,
+    );
+    assert!(again.ok, "{}", again.stderr);
+    assert_eq!(again.alerts, direct.alerts);
 }
 
 #[test]

@@ -319,8 +319,15 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
         write_json(path, &report)?;
     }
     if !report.unreadable_files.is_empty() {
+        let retry = if args.checkpoint.is_some() {
+            "; the checkpoint stays before the first of them: run the same command again to \
+             read them (and what follows) again"
+        } else {
+            ""
+        };
         bail!(
-            "{} file(s) could not be read; the rest were processed (see the warnings above)",
+            "{} file(s) could not be read; the rest were processed (see the warnings \
+             above){retry}",
             report.unreadable_files.len()
         );
     }

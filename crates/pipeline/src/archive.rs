@@ -116,12 +116,20 @@ struct Report {
     total: Arc<Mutex<Progress>>,
     on_progress: OnProgress,
     checkpoint: Option<Checkpoint>,
+    /// Unreadable inputs seen so far.
+    unreadable: usize,
 }
 
 impl Acknowledge<Progress> for Report {
     fn completed(&mut self, position: &Progress, summary: &Summary) {
         if let Ok(mut total) = self.total.lock() {
             total.merge(position.clone());
+        }
+        if summary.unreadable.len() > self.unreadable {
+            self.unreadable = summary.unreadable.len();
+            if let Some(checkpoint) = self.checkpoint.as_mut() {
+                checkpoint.freeze();
+            }
         }
         (self.on_progress)(position, summary);
     }
@@ -185,6 +193,7 @@ pub fn progress(
         total: Arc::clone(&total),
         on_progress,
         checkpoint,
+        unreadable: 0,
     };
     (Box::new(report), total)
 }

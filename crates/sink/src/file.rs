@@ -11,12 +11,17 @@ use crate::{Error, Result};
 /// renames it to its name and syncs the folder, and dropping it uncommitted removes it.
 /// A crash never leaves a truncated file that looks finished, and a committed file
 /// survives a power cut.
+///
+/// A destination that exists and is not a regular file (`/dev/null`, `/dev/stdout`, a
+/// named pipe) is written directly: it cannot be replaced, and must not be.
 #[derive(Debug)]
 pub struct PendingFile {
     tmp: PathBuf,
     dest: PathBuf,
     /// Whether committing may replace an existing file of the same name.
     replace: bool,
+    /// Written in place: a device or a pipe.
+    direct: bool,
 }
 
 impl PendingFile {
@@ -32,6 +37,20 @@ impl PendingFile {
     }
 
     fn open(dest: &Path, replace: bool) -> Result<(Self, File)> {
+        let special = std::fs::metadata(dest).is_ok_and(|m| !m.is_file() && !m.is_dir());
+        if special {
+            let file = OpenOptions::new()
+                .write(true)
+                .open(dest)
+                .map_err(Error::io("open", dest))?;
+            let pending = Self {
+                tmp: dest.to_owned(),
+                dest: dest.to_owned(),
+                replace,
+                direct: true,
+            };
+            return Ok((pending, file));
+        }
         let mut tmp = dest.as_os_str().to_owned();
         tmp.push(".partial");
         let tmp = PathBuf::from(tmp);
@@ -46,6 +65,7 @@ impl PendingFile {
                 tmp,
                 dest: dest.to_owned(),
                 replace,
+                direct: false,
             },
             file,
         ))
@@ -64,6 +84,10 @@ impl PendingFile {
     /// Syncs `file` (this pending file's handle), puts it in place and syncs the folder,
     /// so that the new name is durable too.
     pub fn commit(self, file: &File) -> Result<()> {
+        if self.direct {
+            // Nothing to sync or rename: a device or a pipe took the bytes.
+            return Ok(());
+        }
         file.sync_all().map_err(Error::io("sync", &self.tmp))?;
         if self.replace {
             std::fs::rename(&self.tmp, &self.dest)
@@ -98,6 +122,9 @@ impl PendingFile {
 
 impl Drop for PendingFile {
     fn drop(&mut self) {
+        if self.direct {
+            return;
+        }
         // After a successful commit the temporary name is gone and this finds nothing;
         // after a failure it removes the incomplete file. Either way there is nothing
         // to report.
@@ -164,6 +191,25 @@ pub fn open_jsonl(path: &Path) -> Result<File> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_device_is_written_in_place_never_replaced() {
+        use std::io::Write as _;
+        use std::os::unix::fs::FileTypeExt as _;
+        let null = Path::new("/dev/null");
+        let (pending, mut file) = PendingFile::create(null).expect("open /dev/null");
+        // Were it written aside, committing would put a regular file in its place: stop
+        // here (dropping the pending file removes what was written aside).
+        assert_eq!(
+            pending.path(),
+            null,
+            "/dev/null would be written aside and replaced"
+        );
+        file.write_all(b"{}\n").expect("write");
+        pending.commit(&file).expect("commit");
+        let kind = std::fs::metadata(null).expect("/dev/null").file_type();
+        assert!(kind.is_char_device());
+    }
 
     #[test]
     fn partial_last_line_is_removed_when_the_file_is_opened() {

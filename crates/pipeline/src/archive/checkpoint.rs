@@ -59,6 +59,9 @@ pub struct Checkpoint {
     /// Inputs this attempt must complete for the run to be complete.
     to_do: u64,
     done: u64,
+    /// An input could not be read: the checkpoint stays before it, so that the same
+    /// command started again reads it (and what follows) again.
+    frozen: bool,
 }
 
 impl Checkpoint {
@@ -97,6 +100,7 @@ impl Checkpoint {
             written: Instant::now(),
             to_do,
             done: 0,
+            frozen: false,
         };
         checkpoint.write()?;
         Ok(checkpoint)
@@ -104,6 +108,9 @@ impl Checkpoint {
 
     /// The lake's files of the run up to `parts` are durable.
     pub(super) fn lake_durable(&mut self, run: &str, parts: u64) {
+        if self.frozen {
+            return;
+        }
         self.state.lake = Some(LakeMark {
             run: run.to_owned(),
             parts,
@@ -114,6 +121,9 @@ impl Checkpoint {
     /// it, and writes the file if it is due (or `now`) and the position ends at an input's
     /// end.
     pub(super) fn durable(&mut self, position: &Progress, now: bool) -> Result<()> {
+        if self.frozen {
+            return Ok(());
+        }
         self.state.inputs_done += position.files;
         self.done += position.files;
         if let Some(last) = &position.last {
@@ -125,12 +135,23 @@ impl Checkpoint {
         self.write()
     }
 
-    /// The run is over: complete if every input was done.
+    /// An input of the batches not yet durable could not be read (a network loss, a
+    /// refused object): the checkpoint goes no further in this attempt.
+    pub(super) fn freeze(&mut self) {
+        self.frozen = true;
+    }
+
+    /// The run is over: complete if every input was done and read. After a failure the
+    /// file keeps the checkpoint before it.
     pub(super) fn finish(&mut self) -> Result<()> {
+        if self.frozen {
+            return Ok(());
+        }
         self.state.complete = self.done >= self.to_do;
         self.write()
     }
 
+    /// Records the outputs' lengths now, and writes the state.
     fn write(&mut self) -> Result<()> {
         self.state.alerts_bytes = length(&self.alerts);
         self.state.dead_letter_bytes = self.dead_letters.as_deref().map(length);
