@@ -472,3 +472,78 @@ fn rolling_restart_loses_nothing_and_never_moves_a_commit_backwards() {
     );
     assert_only_expected(&[&a, &b], &expected);
 }
+
+/// `demarc run` with its lake in a bucket (an S3-compatible server on loopback): every
+/// event it consumed is in the lake once, and the alerts too, after a graceful stop.
+#[test]
+fn a_streaming_lake_in_a_bucket_holds_every_event_consumed_once() {
+    let _serial = one_at_a_time();
+    let kafka = broker();
+    let moto = demarc_tests::store::moto().expect("moto's S3 server");
+    demarc_tests::store::s3_upload(&moto, "stream-lake", &[]).expect("the lake's bucket");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut member_settings = settings(&kafka, "demarc-e2e-lake", None);
+    member_settings.extra = "[lake]\npath = \"s3://stream-lake/run\"\nflush_seconds = 1\n".into();
+    let credentials = [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    member_settings.env = credentials
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .chain([("DEMARC_STORE_ENDPOINT".to_owned(), moto.endpoint())])
+        .collect();
+    let events = Arc::new(events(6_000, 0.01, 23));
+    let producer = SteadyProducer::start(kafka.client(), TOPIC, Arc::clone(&events), RATE);
+    let mut member = Member::start(dir.path(), "lake", member_settings).expect("member");
+    wait_consumed(&mut member);
+    let produced = producer.finish().expect("every event acknowledged");
+    let total = produced.placed.len() as u64;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while member.messages() != Some(total) {
+        assert!(
+            member.running(),
+            "the member exited:\n{}",
+            member.log_text()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "not every event consumed:\n{}",
+            member.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = member.terminate().expect("terminate");
+    assert!(status.success(), "{}", member.log_text());
+    let alerts = member.alert_ids();
+    assert!(!alerts.is_empty(), "no alert:\n{}", member.log_text());
+
+    let query = |sql: &str| -> String {
+        let out = std::process::Command::new(demarc_tests::demarc::binary().expect("binary"))
+            .args(["sql", "--format", "csv", "--lake", "s3://stream-lake/run"])
+            .args(["--endpoint", &moto.endpoint(), sql])
+            .envs(credentials)
+            .output()
+            .expect("demarc sql runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(
+        query("SELECT count(*), count(DISTINCT event_id) FROM events"),
+        format!("{total},{total}")
+    );
+    let n = alerts.len();
+    assert_eq!(
+        query("SELECT count(*), count(DISTINCT alert_id) FROM alerts"),
+        format!("{n},{n}")
+    );
+}

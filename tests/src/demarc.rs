@@ -98,6 +98,8 @@ pub struct MemberSettings {
     pub workers: usize,
     /// More configuration, appended as written (`[sinks]`, `[[routes]]`…).
     pub extra: String,
+    /// Environment variables of the process (credentials, a store's endpoint).
+    pub env: Vec<(String, String)>,
 }
 
 /// One `demarc run` process, restartable, with its own alert file and log in `dir`.
@@ -165,6 +167,7 @@ impl Member {
         let child = Command::new(binary()?)
             .args(["run", "--config"])
             .arg(&config)
+            .envs(s.env.iter().map(|(k, v)| (k, v)))
             .env("DEMARC_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -44,6 +44,7 @@ pub fn settings(kafka: &Kafka, group: &str, instance: Option<&str>) -> MemberSet
         batch_wait_ms: 50,
         workers: 1,
         extra: String::new(),
+        env: Vec::new(),
     }
 }
 
