@@ -484,12 +484,7 @@ fn a_streaming_lake_in_a_bucket_holds_every_event_consumed_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut member_settings = settings(&kafka, "demarc-e2e-lake", None);
     member_settings.extra = "[lake]\npath = \"s3://stream-lake/run\"\nflush_seconds = 1\n".into();
-    let credentials = [
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_REGION", "us-east-1"),
-    ];
-    member_settings.env = credentials
+    member_settings.env = demarc_tests::store::CREDENTIALS
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .chain([("DEMARC_STORE_ENDPOINT".to_owned(), moto.endpoint())])
@@ -519,23 +514,11 @@ fn a_streaming_lake_in_a_bucket_holds_every_event_consumed_once() {
     let alerts = member.alert_ids();
     assert!(!alerts.is_empty(), "no alert:\n{}", member.log_text());
 
+    let endpoint = moto.endpoint();
     let query = |sql: &str| -> String {
-        let out = std::process::Command::new(demarc_tests::demarc::binary().expect("binary"))
-            .args(["sql", "--format", "csv", "--lake", "s3://stream-lake/run"])
-            .args(["--endpoint", &moto.endpoint(), sql])
-            .envs(credentials)
-            .output()
-            .expect("demarc sql runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .nth(1)
-            .unwrap_or_default()
-            .to_owned()
+        let rows =
+            demarc_tests::store::sql_rows("s3://stream-lake/run", &["--endpoint", &endpoint], sql);
+        rows.expect("demarc sql").join("\n")
     };
     assert_eq!(
         query("SELECT count(*), count(DISTINCT event_id) FROM events"),

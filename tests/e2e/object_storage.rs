@@ -26,9 +26,7 @@ fn command(args: &[&str]) -> Command {
     command
         .arg("backfill")
         .args(args)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
+        .envs(store::CREDENTIALS)
         .env_remove("AWS_PROFILE")
         .env_remove("DEMARC_STORE_ENDPOINT");
     command
@@ -299,40 +297,25 @@ fn a_bucket_url_without_a_bucket_is_refused_before_anything_is_read() {
 
 /// `SELECT count(*), count(DISTINCT provider || event_id) FROM events` of a lake.
 fn lake_rows(lake: &str, endpoint: &str) -> (u64, u64) {
-    let (n, d) = query_pair(
+    query_pair(
         lake,
         &["--endpoint", endpoint],
         "SELECT count(*) AS n, count(DISTINCT provider || event_id) AS d FROM events",
-    );
-    (n, d)
+    )
 }
 
 /// A query's one row of two numbers, over the lake at `lake` (a folder or a bucket
 /// reached with the options `store`).
 fn query_pair(lake: &str, store: &[&str], sql: &str) -> (u64, u64) {
-    let out = Command::new(binary().expect("the demarc binary"))
-        .args(["sql", "--format", "csv", "--lake", lake])
-        .args(store)
-        .arg(sql)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .output()
-        .expect("demarc sql runs");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let row: Vec<u64> = text
-        .lines()
-        .nth(1)
+    let rows = store::sql_rows(lake, store, sql).expect("demarc sql");
+    let row: Vec<u64> = rows
+        .first()
+        .map(String::as_str)
         .unwrap_or_default()
         .split(',')
         .filter_map(|n| n.trim().parse().ok())
         .collect();
-    assert_eq!(row.len(), 2, "{text}");
+    assert_eq!(row.len(), 2, "{rows:?}");
     (row[0], row[1])
 }
 

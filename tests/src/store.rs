@@ -16,6 +16,37 @@ use std::time::{Duration, Instant};
 
 use crate::{Result, cache_dir, free_port};
 
+/// The credentials the test servers take (moto accepts any).
+pub const CREDENTIALS: [(&str, &str); 3] = [
+    ("AWS_ACCESS_KEY_ID", "test"),
+    ("AWS_SECRET_ACCESS_KEY", "test"),
+    ("AWS_REGION", "us-east-1"),
+];
+
+/// The rows of `demarc sql --format csv QUERY` (header left out) over the lake at `lake`,
+/// a folder or a bucket reached with the options `store` (`--endpoint …`) and
+/// [`CREDENTIALS`].
+pub fn sql_rows(lake: &str, store: &[&str], query: &str) -> Result<Vec<String>> {
+    let out = Command::new(crate::demarc::binary()?)
+        .args(["sql", "--format", "csv", "--lake", lake])
+        .args(store)
+        .arg(query)
+        .envs(CREDENTIALS)
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "demarc sql `{query}` failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(1)
+        .map(str::to_owned)
+        .collect())
+}
+
 /// A storage server on loopback, stopped when dropped.
 #[derive(Debug)]
 pub struct Server {
