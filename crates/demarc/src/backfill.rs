@@ -67,6 +67,10 @@ pub struct BackfillArgs {
     /// about 3x the lake's size and a slower backfill (docs/lake.md)
     #[arg(long, requires = "lake")]
     lake_raw: bool,
+    /// Build a row for every event, also those no rule can return (without a lake,
+    /// such events are only checked and counted; the alerts are the same either way)
+    #[arg(long)]
+    no_row_filter: bool,
     /// Write rejected input as JSON lines (reason, detail, position, excerpt)
     #[arg(long)]
     dead_letter: Option<PathBuf>,
@@ -189,6 +193,7 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
         Arc::clone(&rules),
         Settings {
             keep_rows: args.lake.is_some(),
+            filter_rows: !args.no_row_filter,
             // The source can wait: let it read one batch ahead per worker, and keep
             // no more batches than that in flight (their rows, with a lake, are the
             // run's memory).

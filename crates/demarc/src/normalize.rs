@@ -50,6 +50,9 @@ pub struct Report {
     pub bytes: u64,
     pub events_in: u64,
     pub events_out: u64,
+    /// Events no loaded rule could return, so no row was built for them (backfill
+    /// without a lake).
+    pub events_unmatched: u64,
     pub skipped: BTreeMap<String, u64>,
     pub rejected: BTreeMap<String, u64>,
     pub seconds: f64,
@@ -63,6 +66,7 @@ impl Report {
             bytes: stats.bytes,
             events_in: stats.events_in,
             events_out: stats.events_out,
+            events_unmatched: stats.events_unmatched,
             skipped: stats
                 .skipped
                 .iter()

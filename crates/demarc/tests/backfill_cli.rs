@@ -354,6 +354,56 @@ fn generated_violations_alert_and_near_misses_do_not() {
     assert_eq!(fired, expected);
 }
 
+/// Without a lake, only the events some rule may return become rows; the alerts, the
+/// counts and the dead letters are those of building every row.
+#[test]
+fn building_only_the_rows_rules_can_use_changes_no_alert() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let run = |name: &str, extra: &[&str]| {
+        let report = dir.path().join(format!("{name}.json"));
+        let dead = dir.path().join(format!("{name}.dead.jsonl"));
+        let mut args = vec![
+            "backfill",
+            "testdata/samples",
+            "testdata/aws",
+            "testdata/gcp",
+            "--report",
+            text(&report),
+            "--dead-letter",
+            text(&dead),
+        ];
+        args.extend(extra);
+        let output = demarc(&args);
+        succeeded(&output);
+        let mut alerts = json_lines(&output.stdout);
+        for alert in &mut alerts {
+            alert["detected_at"] = Value::Null;
+        }
+        alerts.sort_by_key(|a| a["alert_id"].to_string());
+        let dead = std::fs::read(&dead).unwrap_or_default();
+        (alerts, read_json(&report), dead)
+    };
+    let (filtered, filtered_report, filtered_dead) = run("filtered", &[]);
+    let (full, full_report, full_dead) = run("full", &["--no-row-filter"]);
+    assert!(full.len() >= 10, "{} alerts", full.len());
+    assert_eq!(filtered, full);
+    assert_eq!(filtered_dead, full_dead);
+    assert!(!full_dead.is_empty(), "the samples hold bad input");
+    for key in [
+        "files",
+        "bytes",
+        "events_in",
+        "events_out",
+        "skipped",
+        "rejected",
+    ] {
+        assert_eq!(filtered_report[key], full_report[key], "{key}");
+    }
+    assert_eq!(full_report["events_unmatched"], 0);
+    let unmatched = filtered_report["events_unmatched"].as_u64().expect("count");
+    assert!(unmatched > 100, "{filtered_report}");
+}
+
 /// A line longer than a whole chunk and than the event limit is rejected at its line,
 /// and the lines after it keep their numbers.
 #[test]

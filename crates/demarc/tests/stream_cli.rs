@@ -144,6 +144,13 @@ fn metrics_and_health_are_served_and_sigterm_exits_cleanly() {
     ] {
         assert!(metrics.contains(name), "{name} missing:\n{metrics}");
     }
+    // Without a lake, most sample events match no rule and get no row.
+    let unmatched: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("demarc_events_unmatched_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no demarc_events_unmatched_total:\n{metrics}"));
+    assert!(unmatched > 0.0, "{metrics}");
     // The alert counted above was timed, from the producer and from its receipt.
     for histogram in [
         "demarc_alert_latency_seconds",

@@ -18,6 +18,7 @@ use demarc_model::event_schema;
 use crate::prefilter::{BatchValues, Prefilter};
 use crate::rule::{RuleError, RuleFile, placeholders};
 use crate::{Error, Result};
+use demarc_normalize::RowFilter;
 
 /// The table every rule reads.
 pub const EVENTS_TABLE: &str = "events";
@@ -178,6 +179,17 @@ impl RuleSet {
     pub fn prefilter(&self, id: &str) -> Option<&Prefilter> {
         let index = self.rules.iter().position(|r| r.meta.id == id)?;
         self.prefilters.get(index)
+    }
+
+    /// The rules' column tests for the normalizer, so that events no rule can return
+    /// are never built into rows (see [`RowFilter`]). `None`: some rule may return any
+    /// event, so every event needs its row.
+    pub fn row_filter(&self) -> Option<RowFilter> {
+        let mut alternatives = Vec::new();
+        for plan in &self.plans {
+            alternatives.extend(crate::prefilter::row_alternatives(plan)?);
+        }
+        RowFilter::new(alternatives)
     }
 
     /// Runs the rule with this id alone over one batch (`None`: no such rule).

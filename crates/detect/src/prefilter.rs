@@ -17,6 +17,8 @@ use datafusion::common::ScalarValue;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{BinaryExpr, Distinct, Expr, LogicalPlan, Operator};
 
+use demarc_normalize::{AlternativeTests, ColumnTest};
+
 use crate::engine::EVENTS_TABLE;
 
 /// For some string columns of `events`, the only values a row the rule returns can
@@ -34,35 +36,9 @@ impl Prefilter {
     /// projections, sorts, limits and `DISTINCT`) get a prefilter; an aggregate, a
     /// join or a union returns rows no such test covers.
     pub fn from_plan(plan: &LogicalPlan) -> Self {
-        let mut conjuncts: Vec<&Expr> = Vec::new();
-        let mut node = plan;
-        loop {
-            match node {
-                // Filters above a projection test its outputs, not the scan's columns.
-                LogicalPlan::Projection(p) => {
-                    conjuncts.clear();
-                    node = &p.input;
-                }
-                LogicalPlan::SubqueryAlias(a) => {
-                    conjuncts.clear();
-                    node = &a.input;
-                }
-                LogicalPlan::Filter(f) => {
-                    conjuncts.extend(split_conjunction(&f.predicate));
-                    node = &f.input;
-                }
-                LogicalPlan::Sort(s) => node = &s.input,
-                LogicalPlan::Limit(l) => node = &l.input,
-                LogicalPlan::Distinct(Distinct::All(input)) => node = input,
-                LogicalPlan::TableScan(scan) if scan.table_name.table() == EVENTS_TABLE => {
-                    for filter in &scan.filters {
-                        conjuncts.extend(split_conjunction(filter));
-                    }
-                    break;
-                }
-                _ => return Self::default(),
-            }
-        }
+        let Some(conjuncts) = scan_conjuncts(plan) else {
+            return Self::default();
+        };
         let mut columns: Vec<(String, BTreeSet<String>)> = Vec::new();
         for conjunct in conjuncts {
             let Some((column, values)) = allowed(conjunct) else {
@@ -106,6 +82,153 @@ impl fmt::Display for Prefilter {
         }
         Ok(())
     }
+}
+
+/// The tests on `events` columns that every row `plan` returns passed, as a
+/// conjunction; `None` when its rows do not come straight from one scan of `events`
+/// (through filters, projections, sorts, limits and `DISTINCT`): an aggregate, a join
+/// or a union returns rows no such test covers.
+fn scan_conjuncts(plan: &LogicalPlan) -> Option<Vec<&Expr>> {
+    let mut conjuncts: Vec<&Expr> = Vec::new();
+    let mut node = plan;
+    loop {
+        match node {
+            // Filters above a projection test its outputs, not the scan's columns.
+            LogicalPlan::Projection(p) => {
+                conjuncts.clear();
+                node = &p.input;
+            }
+            LogicalPlan::SubqueryAlias(a) => {
+                conjuncts.clear();
+                node = &a.input;
+            }
+            LogicalPlan::Filter(f) => {
+                conjuncts.extend(split_conjunction(&f.predicate));
+                node = &f.input;
+            }
+            LogicalPlan::Sort(s) => node = &s.input,
+            LogicalPlan::Limit(l) => node = &l.input,
+            LogicalPlan::Distinct(Distinct::All(input)) => node = input,
+            LogicalPlan::TableScan(scan) if scan.table_name.table() == EVENTS_TABLE => {
+                for filter in &scan.filters {
+                    conjuncts.extend(split_conjunction(filter));
+                }
+                return Some(conjuncts);
+            }
+            _ => return None,
+        }
+    }
+}
+
+/// Past this many alternatives, an `AND` of `OR`s keeps only one side's.
+const MAX_ALTERNATIVES: usize = 64;
+
+/// The ways a row `plan` returns may pass its tests, for the normalizer's
+/// [`demarc_normalize::RowFilter`]: each alternative a conjunction of column tests,
+/// read from `=`, `IN`, `LIKE`, `regexp_like` and the `AND`s and `OR`s over them.
+/// Every returned row passes one alternative. `None` when no such test covers every
+/// row.
+pub(crate) fn row_alternatives(plan: &LogicalPlan) -> Option<Vec<AlternativeTests>> {
+    scan_conjuncts(plan)?
+        .into_iter()
+        .map(alternatives)
+        .fold(None, and)
+}
+
+/// `a AND b`, each `None` when it says nothing.
+fn and(
+    a: Option<Vec<AlternativeTests>>,
+    b: Option<Vec<AlternativeTests>>,
+) -> Option<Vec<AlternativeTests>> {
+    match (a, b) {
+        (Some(a), Some(b)) if a.len() * b.len() <= MAX_ALTERNATIVES => Some(
+            a.iter()
+                .flat_map(|x| {
+                    b.iter().map(move |y| {
+                        let mut both = x.clone();
+                        both.extend(y.iter().cloned());
+                        both
+                    })
+                })
+                .collect(),
+        ),
+        // Either side alone is still a necessary condition: keep the narrower.
+        (Some(a), Some(b)) => Some(if a.len() <= b.len() { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
+fn alternatives(expr: &Expr) -> Option<Vec<AlternativeTests>> {
+    match expr {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => match op {
+            Operator::And => and(alternatives(left), alternatives(right)),
+            Operator::Or => {
+                // Equalities on one column: one test, not one alternative each.
+                if let Some((c, values)) = allowed(expr) {
+                    return Some(vec![vec![(c, ColumnTest::OneOf(values))]]);
+                }
+                let mut all = alternatives(left)?;
+                all.extend(alternatives(right)?);
+                (all.len() <= MAX_ALTERNATIVES).then_some(all)
+            }
+            Operator::RegexMatch | Operator::RegexIMatch => {
+                let (Expr::Column(c), pattern) = (left.as_ref(), right.as_ref()) else {
+                    return None;
+                };
+                let flags = (*op == Operator::RegexIMatch).then(|| "i".to_owned());
+                let test = ColumnTest::Matches {
+                    pattern: text(pattern)?,
+                    flags,
+                };
+                Some(vec![vec![(scan_column(c)?, test)]])
+            }
+            _ => allowed(expr).map(|(c, values)| vec![vec![(c, ColumnTest::OneOf(values))]]),
+        },
+        Expr::ScalarFunction(f) if f.name() == "regexp_like" => {
+            let (Some(Expr::Column(c)), Some(pattern)) = (f.args.first(), f.args.get(1)) else {
+                return None;
+            };
+            let flags = match f.args.get(2) {
+                Some(flags) => Some(text(flags)?),
+                None => None,
+            };
+            let test = ColumnTest::Matches {
+                pattern: text(pattern)?,
+                flags,
+            };
+            Some(vec![vec![(scan_column(c)?, test)]])
+        }
+        Expr::Like(like) if !like.negated && like.escape_char.is_none() => {
+            let Expr::Column(c) = like.expr.as_ref() else {
+                return None;
+            };
+            let test = ColumnTest::Matches {
+                pattern: like_regex(&text(&like.pattern)?)?,
+                flags: like.case_insensitive.then(|| "i".to_owned()),
+            };
+            Some(vec![vec![(scan_column(c)?, test)]])
+        }
+        _ => allowed(expr).map(|(c, values)| vec![vec![(c, ColumnTest::OneOf(values))]]),
+    }
+}
+
+/// A `LIKE` pattern as a regular expression: `%` any run of characters, `_` one
+/// character, everything else literal. `None` for a pattern with a backslash, whose
+/// escaping rules are left to the query engine.
+fn like_regex(pattern: &str) -> Option<String> {
+    if pattern.contains('\\') {
+        return None;
+    }
+    let mut regex = String::from("^");
+    for c in pattern.chars() {
+        match c {
+            '%' => regex.push_str("(?s:.*)"),
+            '_' => regex.push_str("(?s:.)"),
+            c => regex.push_str(&regex::escape(c.encode_utf8(&mut [0; 4]))),
+        }
+    }
+    regex.push('$');
+    Some(regex)
 }
 
 /// The distinct values of a batch's string columns, computed once per batch and

@@ -147,3 +147,72 @@ async fn skipping_rules_changes_no_alert() {
     assert!(skipped > 0, "no rule was ever skipped");
     assert!(without.runnable(&batch).iter().all(|run| *run));
 }
+
+#[tokio::test]
+async fn row_filters_read_ors_of_ands_patterns_and_like() {
+    let rule = |id: &str, where_clause: &str| {
+        let text = std::fs::read_to_string(repo().join("queries/aws-mfa-device-removed.sql"))
+            .expect("rule is readable")
+            .replace("aws-mfa-device-removed", id);
+        let start = text.find("WHERE").expect("a WHERE clause");
+        (
+            PathBuf::from(format!("{id}.sql")),
+            format!("{}{where_clause}\n", &text[..start]),
+        )
+    };
+    let filter = |sources| async move {
+        RuleSet::from_sources(sources)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .row_filter()
+            .map(|f| f.to_string())
+    };
+    // An OR of ANDs becomes one alternative per branch; a test the normalizer cannot
+    // make (a function of the request) leaves its branch wider, never narrower.
+    assert_eq!(
+        filter(vec![rule(
+            "a",
+            "WHERE provider = 'aws' AND ((service = 's' AND operation IN ('A', 'B')) \
+             OR (operation = 'C' AND json_get_str(request, 'x') = 'y'))"
+        )])
+        .await
+        .as_deref(),
+        Some(
+            "(provider in ('aws') and service in ('s') and operation in ('A', 'B')) or \
+             (provider in ('aws') and operation in ('C'))"
+        )
+    );
+    // Patterns: regexp_like (with its flags) and LIKE, as regular expressions. (The
+    // planner turns this regexp_like into `ILIKE 'Put%'`.)
+    let patterns = filter(vec![rule(
+        "b",
+        "WHERE regexp_like(operation, '^Put', 'i') AND service LIKE 's3.%'",
+    )])
+    .await
+    .expect("a filter");
+    assert!(
+        patterns.contains("operation ~ '(?i)^Put(?s:.*)$'"),
+        "{patterns}"
+    );
+    assert!(
+        patterns.contains(r"service ~ '^s3\.(?s:.*)$'"),
+        "{patterns}"
+    );
+    // A rule that may return any event of a cloud: every event needs its row.
+    assert_eq!(
+        filter(vec![
+            rule("c", "WHERE operation = 'A'"),
+            rule("d", "WHERE provider = 'aws' AND region = 'r'"),
+        ])
+        .await,
+        Some("(operation in ('A')) or (provider in ('aws'))".to_owned())
+    );
+    assert_eq!(
+        filter(vec![
+            rule("c", "WHERE operation = 'A'"),
+            rule("d", "WHERE region = 'r' OR operation = 'B'"),
+        ])
+        .await,
+        None
+    );
+}

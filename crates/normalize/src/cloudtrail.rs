@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::builder::EventRow;
 use crate::document::Document;
+use crate::filter::RowKeys;
 use crate::lenient::{Obj, Text};
 use crate::outcome::RejectReason;
 use crate::time::parse_timestamp_micros;
@@ -15,16 +16,14 @@ use crate::time::parse_timestamp_micros;
 /// Why an event cannot become a row.
 pub(crate) type EventError = (RejectReason, String);
 
+/// CloudTrail events, for [`crate::Normalizer`]'s dispatch.
+pub(crate) struct Event;
+
 pub(crate) fn to_row<'a>(
     doc: &mut Document<'a>,
     raw: Option<&'a str>,
 ) -> Result<EventRow<'a>, EventError> {
-    let (event_id, time_us) = identify(
-        take(&mut doc.event_id),
-        take(&mut doc.event_time),
-        "CloudTrail event",
-        ["eventID", "eventTime"],
-    )?;
+    let (event_id, time_us) = identify_event(doc)?;
 
     let identity = take(&mut doc.user_identity).0.unwrap_or_default();
     let session_mfa = identity
@@ -33,29 +32,19 @@ pub(crate) fn to_row<'a>(
         .and_then(|c| c.attributes.get())
         .and_then(|a| a.mfa_authenticated.0);
 
+    let failed = failed(doc);
     let event_name = take(&mut doc.event_name).0.filter(|s| !s.is_empty());
     let is_console_login = event_name.as_deref() == Some("ConsoleLogin");
 
-    let mut failed = doc.error_code.as_deref().is_some();
     let mut mfa = session_mfa;
-    if is_console_login {
-        // A failed console sign-in may carry no errorCode, only the response element.
-        if let Some(response) = doc.response_elements.0.clone().map(json_text) {
-            let login =
-                crate::parse_nested::<Obj<ConsoleLoginResponse<'_>>>(&response).and_then(|o| o.0);
-            let result = login.as_ref().and_then(|l| l.console_login.as_deref());
-            if result.is_some_and(|r| r.eq_ignore_ascii_case("failure")) {
-                failed = true;
-            }
-        }
-        if let Some(additional) = doc.additional_event_data.0.clone().map(json_text) {
-            let data =
-                crate::parse_nested::<Obj<ConsoleLoginData<'_>>>(&additional).and_then(|o| o.0);
-            match data.as_ref().and_then(|d| d.mfa_used.as_deref()) {
-                Some(used) if used.eq_ignore_ascii_case("yes") => mfa = Some(true),
-                Some(used) if used.eq_ignore_ascii_case("no") => mfa = Some(false),
-                _ => {}
-            }
+    // A console sign-in says in its additional data whether MFA was used.
+    if is_console_login && let Some(additional) = doc.additional_event_data.0.clone().map(json_text)
+    {
+        let data = crate::parse_nested::<Obj<ConsoleLoginData<'_>>>(&additional).and_then(|o| o.0);
+        match data.as_ref().and_then(|d| d.mfa_used.as_deref()) {
+            Some(used) if used.eq_ignore_ascii_case("yes") => mfa = Some(true),
+            Some(used) if used.eq_ignore_ascii_case("no") => mfa = Some(false),
+            _ => {}
         }
     }
 
@@ -106,6 +95,53 @@ pub(crate) fn to_row<'a>(
         additional: take(&mut doc.additional_event_data).0.map(json_text),
         raw,
     })
+}
+
+/// The columns a [`crate::RowFilter`] tests, as the event's row would hold them.
+pub(crate) fn keys<'d>(doc: &'d Document<'_>) -> RowKeys<'d> {
+    RowKeys {
+        provider: provider::AWS,
+        service: doc.event_source.as_deref(),
+        actor_type: doc.user_identity.get().and_then(|i| i.kind.as_deref()),
+        operation: doc.event_name.as_deref(),
+        outcome: if failed(doc) {
+            outcome::FAILURE
+        } else {
+            outcome::SUCCESS
+        },
+    }
+}
+
+/// Whether the call failed: it has an `errorCode`, or it is a console sign-in whose
+/// response says so (a failed sign-in may carry no `errorCode`).
+fn failed(doc: &Document<'_>) -> bool {
+    if doc.error_code.as_deref().is_some() {
+        return true;
+    }
+    if doc.event_name.as_deref() != Some("ConsoleLogin") {
+        return false;
+    }
+    let Some(response) = doc.response_elements.0.clone().map(json_text) else {
+        return false;
+    };
+    let login = crate::parse_nested::<Obj<ConsoleLoginResponse<'_>>>(&response).and_then(|o| o.0);
+    let result = login.as_ref().and_then(|l| l.console_login.as_deref());
+    result.is_some_and(|r| r.eq_ignore_ascii_case("failure"))
+}
+
+/// The event's id and time, or why it is rejected.
+pub(crate) fn identify_event<'a>(
+    doc: &mut Document<'a>,
+) -> Result<(Cow<'a, str>, i64), EventError> {
+    identify_parts(take(&mut doc.event_id), take(&mut doc.event_time))
+}
+
+/// A CloudTrail event's id and time from its `eventID` and `eventTime`.
+pub(crate) fn identify_parts<'a>(
+    id: Text<'a>,
+    time: Text<'_>,
+) -> Result<(Cow<'a, str>, i64), EventError> {
+    identify(id, time, "CloudTrail event", ["eventID", "eventTime"])
 }
 
 struct UserIdentityParts<'a> {

@@ -8,6 +8,7 @@ use demarc_model::schema::{outcome, provider};
 use crate::builder::EventRow;
 use crate::cloudtrail::{EventError, identify, json_text, non_empty};
 use crate::document::Document;
+use crate::filter::RowKeys;
 
 /// `protoPayload.@type` of Cloud Audit Logs.
 pub(crate) const AUDIT_LOG_TYPE: &str = "type.googleapis.com/google.cloud.audit.AuditLog";
@@ -18,16 +19,14 @@ pub(crate) fn is_audit_log(doc: &Document<'_>) -> bool {
         .is_some_and(|p| p.type_url.as_deref() == Some(AUDIT_LOG_TYPE))
 }
 
+/// Cloud Audit Log entries, for [`crate::Normalizer`]'s dispatch.
+pub(crate) struct Entry;
+
 pub(crate) fn to_row<'a>(
     doc: &mut Document<'a>,
     raw: Option<&'a str>,
 ) -> Result<EventRow<'a>, EventError> {
-    let (insert_id, time_us) = identify(
-        take(&mut doc.insert_id),
-        take(&mut doc.timestamp),
-        "GCP log entry",
-        ["insertId", "timestamp"],
-    )?;
+    let (insert_id, time_us) = identify_entry(doc)?;
 
     let payload = take(&mut doc.proto_payload).0.unwrap_or_default();
     let log_kind = doc.log_name.0.as_deref().and_then(audit_log_kind);
@@ -51,10 +50,8 @@ pub(crate) fn to_row<'a>(
         });
 
     let status = payload.status.0.unwrap_or_default();
-    let code = non_empty(status.code)
-        .filter(|c| c.trim().parse::<i64>() != Ok(0) && !c.eq_ignore_ascii_case("ok"));
-    let denied_by_policy = log_kind == Some("policy");
-    let failed = code.is_some() || denied_by_policy;
+    let code = non_empty(status.code).filter(|c| is_error_code(c));
+    let failed = code.is_some() || log_kind == Some("policy");
     let error_code = code.map(|c| match c.parse::<u8>().ok().and_then(grpc_code_name) {
         Some(name) => Cow::Borrowed(name),
         None => c,
@@ -108,6 +105,51 @@ pub(crate) fn to_row<'a>(
         ),
         raw,
     })
+}
+
+/// The entry's id and time, or why it is rejected.
+pub(crate) fn identify_entry<'a>(
+    doc: &mut Document<'a>,
+) -> Result<(Cow<'a, str>, i64), EventError> {
+    identify(
+        take(&mut doc.insert_id),
+        take(&mut doc.timestamp),
+        "GCP log entry",
+        ["insertId", "timestamp"],
+    )
+}
+
+/// The columns a [`crate::RowFilter`] tests, as the entry's row would hold them.
+pub(crate) fn keys<'d>(doc: &'d Document<'_>) -> RowKeys<'d> {
+    let payload = doc.proto_payload.get();
+    let authn = payload.and_then(|p| p.authentication_info.get());
+    let code = payload
+        .and_then(|p| p.status.get())
+        .and_then(|s| s.code.as_deref());
+    // Denied by a VPC Service Controls or organization policy: the policy log.
+    let denied_by_policy = doc.log_name.0.as_deref().and_then(audit_log_kind) == Some("policy");
+    RowKeys {
+        provider: provider::GCP,
+        service: payload.and_then(|p| p.service_name.as_deref()),
+        actor_type: authn
+            .and_then(|a| {
+                a.principal_email
+                    .as_deref()
+                    .or(a.principal_subject.as_deref())
+            })
+            .map(principal_kind),
+        operation: payload.and_then(|p| p.method_name.as_deref()),
+        outcome: if code.is_some_and(is_error_code) || denied_by_policy {
+            outcome::FAILURE
+        } else {
+            outcome::SUCCESS
+        },
+    }
+}
+
+/// A `status.code` that is not OK (`0` or `"OK"`).
+fn is_error_code(code: &str) -> bool {
+    code.trim().parse::<i64>() != Ok(0) && !code.eq_ignore_ascii_case("ok")
 }
 
 /// `activity`, `data_access`, `system_event` or `policy` from a log name such as

@@ -15,8 +15,11 @@
 mod builder;
 mod cloudtrail;
 mod document;
+mod event;
+mod filter;
 mod gcp;
 mod gzip;
+mod head;
 mod lenient;
 mod ndjson;
 mod outcome;
@@ -24,11 +27,14 @@ mod pubsub;
 mod scan;
 mod time;
 
+use std::sync::Arc;
+
 use arrow::array::RecordBatch;
 use demarc_model::{Origin, Position};
 
-use crate::builder::{EventBatchBuilder, EventRow};
+use crate::builder::EventBatchBuilder;
 use crate::document::Document;
+pub use crate::filter::{AlternativeTests, ColumnTest, FilterColumn, RowFilter};
 use crate::gzip::{KEPT_GZIP_BUFFER, gunzip};
 pub use crate::ndjson::looks_like_ndjson;
 use crate::ndjson::{is_ndjson, lines};
@@ -49,6 +55,10 @@ pub struct Options {
     pub since_us: Option<i64>,
     /// Only events whose time is before this (microseconds since the epoch).
     pub until_us: Option<i64>,
+    /// Build rows only for the events this keeps; the others are checked as usual
+    /// (a missing id or a bad time is still rejected), counted in
+    /// [`Stats::events_unmatched`], and get no row. Default: every event gets a row.
+    pub row_filter: Option<Arc<RowFilter>>,
 }
 
 impl Default for Options {
@@ -59,6 +69,7 @@ impl Default for Options {
             keep_raw: true,
             since_us: None,
             until_us: None,
+            row_filter: None,
         }
     }
 }
@@ -423,7 +434,7 @@ impl Normalizer {
             if !gcp::is_audit_log(doc) {
                 return self.skip(SkipReason::GcpNonAudit);
             }
-            return self.event(doc, text, cursor, gcp::to_row);
+            return self.event::<gcp::Entry>(doc, text, cursor);
         }
         if let Some(message) = doc.message.0.as_deref() {
             return self.pubsub_push(message, bytes, cursor);
@@ -451,6 +462,9 @@ impl Normalizer {
         }
         if bytes.len() > self.options.max_event_bytes {
             return self.oversize(bytes, cursor);
+        }
+        if self.unmatched_record(bytes, cursor) {
+            return;
         }
         if let Some((mut doc, text)) = self.parse_document(bytes, cursor) {
             self.cloudtrail_event(&mut doc, text, cursor);
@@ -492,34 +506,7 @@ impl Normalizer {
         {
             return self.skip(SkipReason::AwsNotification);
         }
-        self.event(doc, text, cursor, cloudtrail::to_row);
-    }
-
-    fn event<'a>(
-        &mut self,
-        doc: &mut Document<'a>,
-        text: &'a str,
-        cursor: Cursor<'_>,
-        to_row: fn(
-            &mut Document<'a>,
-            Option<&'a str>,
-        ) -> Result<EventRow<'a>, cloudtrail::EventError>,
-    ) {
-        let bytes = text.as_bytes();
-        if bytes.len() > self.options.max_event_bytes {
-            return self.oversize(bytes, cursor);
-        }
-        let raw = self.options.keep_raw.then_some(text);
-        match to_row(doc, raw) {
-            Ok(row) if !self.in_time_range(row.time_us) => self.skip(SkipReason::OutsideTimeRange),
-            Ok(row) => {
-                let position = self.position(cursor);
-                self.stats.events_in += 1;
-                self.stats.events_out += 1;
-                self.builder.append(&row, &position);
-            }
-            Err((reason, detail)) => self.reject(reason, detail, cursor, bytes),
-        }
+        self.event::<cloudtrail::Event>(doc, text, cursor);
     }
 
     /// A Pub/Sub push request: `{"message": {"data": …}, "subscription": …}`.

@@ -110,10 +110,18 @@ pub struct Stats {
     pub bytes: u64,
     /// Events found: `events_out` + events rejected.
     pub events_in: u64,
-    /// Rows produced.
+    /// Events normalized: a row each, but for `events_unmatched`.
     pub events_out: u64,
+    /// Events normalized that no loaded rule could return, so no row was built for
+    /// them (only with a row filter: no lake written). Left out of JSON when zero.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub events_unmatched: u64,
     pub skipped: BTreeMap<SkipReason, u64>,
     pub rejected: BTreeMap<RejectReason, u64>,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl Stats {
@@ -135,6 +143,7 @@ impl Stats {
         self.bytes += other.bytes;
         self.events_in += other.events_in;
         self.events_out += other.events_out;
+        self.events_unmatched += other.events_unmatched;
         for (reason, n) in &other.skipped {
             *self.skipped.entry(*reason).or_default() += n;
         }

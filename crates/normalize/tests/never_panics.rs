@@ -2,7 +2,7 @@
 //! rejected — never a panic — and the counters always add up.
 
 use demarc_model::Origin;
-use demarc_normalize::{Options, normalize_bytes};
+use demarc_normalize::{ColumnTest, Options, RowFilter, normalize_bytes};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -73,8 +73,68 @@ fn json_value() -> impl Strategy<Value = Value> {
     })
 }
 
+/// A filter like the rules': operation sets, a pattern, the caller type and outcome.
+fn row_filter() -> std::sync::Arc<RowFilter> {
+    let set = |column: &str, values: &[&str]| {
+        let values = values.iter().map(|v| (*v).to_owned()).collect();
+        (column.to_owned(), ColumnTest::OneOf(values))
+    };
+    let pattern = ColumnTest::Matches {
+        pattern: r"(^|\.)SetIamPolicy$".to_owned(),
+        flags: Some("i".to_owned()),
+    };
+    let filter = RowFilter::new(vec![
+        vec![
+            set("provider", &["aws"]),
+            set("operation", &["ConsoleLogin"]),
+        ],
+        vec![set("provider", &["gcp"]), ("operation".to_owned(), pattern)],
+        vec![set("actor_type", &["Root"]), set("outcome", &["success"])],
+    ]);
+    std::sync::Arc::new(filter.expect("every alternative tests something"))
+}
+
+/// Normalizing with the row filter gives the rows of the full path that the filter
+/// keeps, the same rejects and the same counters.
+fn check_filtered(input: &[u8]) {
+    let origin = Origin::file("prop");
+    let full = normalize_bytes(input, &origin, Options::default());
+    let options = Options {
+        row_filter: Some(row_filter()),
+        ..Options::default()
+    };
+    let filtered = normalize_bytes(input, &origin, options);
+    let rejects = |out: &demarc_normalize::Normalized| -> Vec<String> {
+        out.rejects.iter().map(|r| format!("{r:?}")).collect()
+    };
+    assert_eq!(rejects(&filtered), rejects(&full));
+    let unmatched = filtered.stats.events_unmatched;
+    assert_eq!(filtered.rows() as u64 + unmatched, full.rows() as u64);
+    let counted = demarc_normalize::Stats {
+        events_unmatched: 0,
+        ..filtered.stats.clone()
+    };
+    assert_eq!(counted, full.stats);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2_000))]
+
+    #[test]
+    fn a_row_filter_changes_only_which_rows_are_built(
+        value in json_value(),
+        other in json_value(),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let one = serde_json::to_string(&value).expect("serializes");
+        let two = serde_json::to_string(&other).expect("serializes");
+        check_filtered(one.as_bytes());
+        let records = format!("{{\"Records\":[{one},{two},{one}]}}");
+        check_filtered(records.as_bytes());
+        // Broken somewhere inside: the same rejects, whichever part is read.
+        let broken = &records.as_bytes()[..cut.index(records.len())];
+        check_filtered(broken);
+    }
 
     #[test]
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {

@@ -259,6 +259,9 @@ pub struct Settings {
     pub options: Options,
     /// Keep the normalized rows of each batch for the lake.
     pub keep_rows: bool,
+    /// Without `keep_rows`, build rows only for the events some rule may return (the
+    /// rules' [`RuleSet::row_filter`]); the alerts are the same either way. Default on.
+    pub filter_rows: bool,
     /// Keep every produce-to-alert latency in the summary (benchmarks, the demo).
     pub keep_latencies: bool,
     /// Batches waiting for a worker: 0 hands a batch over only to an idle worker (a
@@ -277,6 +280,7 @@ impl Settings {
             workers,
             options,
             keep_rows: false,
+            filter_rows: true,
             keep_latencies: false,
             queue: 0,
             max_in_flight: 4 * workers as u64,
@@ -295,7 +299,10 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(rules: Arc<RuleSet>, settings: Settings) -> Self {
+    pub fn new(rules: Arc<RuleSet>, mut settings: Settings) -> Self {
+        if settings.filter_rows && !settings.keep_rows && settings.options.row_filter.is_none() {
+            settings.options.row_filter = rules.row_filter().map(Arc::new);
+        }
         Self {
             rules,
             metrics: Arc::new(Metrics::new()),

@@ -22,6 +22,8 @@ pub struct Metrics {
     registry: Registry,
     pub messages: Counter,
     pub events: Counter,
+    /// Events no rule could return, so no row was built for them (without a lake).
+    pub events_unmatched: Counter,
     pub rejects: Family<Labels, Counter>,
     pub skipped: Family<Labels, Counter>,
     pub alerts: Family<Labels, Counter>,
@@ -57,6 +59,7 @@ impl Metrics {
         let mut metrics = Self {
             messages: Counter::default(),
             events: Counter::default(),
+            events_unmatched: Counter::default(),
             rejects: Family::default(),
             skipped: Family::default(),
             alerts: Family::default(),
@@ -93,8 +96,13 @@ impl Metrics {
         );
         metrics.registry.register(
             "events",
-            "Audit events found in the messages (rows normalized plus events rejected)",
+            "Audit events found in the messages (events normalized plus events rejected)",
             metrics.events.clone(),
+        );
+        metrics.registry.register(
+            "events_unmatched",
+            "Events normalized that no rule could return, so no row was built (no lake)",
+            metrics.events_unmatched.clone(),
         );
         metrics.registry.register(
             "rejects",

@@ -252,6 +252,7 @@ fn difference(after: &Stats, before: &Stats) -> Stats {
         bytes: after.bytes - before.bytes,
         events_in: after.events_in - before.events_in,
         events_out: after.events_out - before.events_out,
+        events_unmatched: after.events_unmatched - before.events_unmatched,
         ..Stats::default()
     };
     for (reason, n) in &after.skipped {
@@ -271,6 +272,7 @@ fn difference(after: &Stats, before: &Stats) -> Stats {
 
 fn count(metrics: &Metrics, stats: &Stats) {
     metrics.events.inc_by(stats.events_in);
+    metrics.events_unmatched.inc_by(stats.events_unmatched);
     for (reason, n) in &stats.rejected {
         metrics
             .rejects

@@ -1,0 +1,125 @@
+//! The last step of an event: its row, or, under a row filter, only its accounting.
+
+use std::borrow::Cow;
+
+use crate::builder::EventRow;
+use crate::cloudtrail::{self, EventError};
+use crate::document::Document;
+use crate::filter::RowKeys;
+use crate::{Cursor, Normalizer, SkipReason, gcp, head};
+
+impl Normalizer {
+    /// With a row filter, reads only the head of a CloudTrail record (see
+    /// [`head::Head`]) and, when the filter turns it away, accounts for it as the whole
+    /// record would have been. False, having done nothing, when the record needs to be
+    /// read whole: the filter keeps it, its head cannot decide, or it does not parse
+    /// (the whole record's parse then reports why).
+    pub(crate) fn unmatched_record(&mut self, bytes: &[u8], cursor: Cursor<'_>) -> bool {
+        let Some(filter) = &self.options.row_filter else {
+            return false;
+        };
+        let Ok(text) = std::str::from_utf8(bytes) else {
+            return false;
+        };
+        let Ok(mut head) = sonic_rs::from_str::<head::Head<'_>>(text) else {
+            return false;
+        };
+        if head
+            .event_source
+            .as_deref()
+            .is_some_and(|s| s.starts_with("aws:"))
+        {
+            self.skip(SkipReason::AwsNotification);
+            return true;
+        }
+        if !head.decides() || filter.keeps(&head.keys()) {
+            return false;
+        }
+        self.unmatched(head.identify().map(|(_, time)| time), cursor, bytes);
+        true
+    }
+
+    pub(crate) fn event<'a, K: EventKind>(
+        &mut self,
+        doc: &mut Document<'a>,
+        text: &'a str,
+        cursor: Cursor<'_>,
+    ) {
+        let bytes = text.as_bytes();
+        if bytes.len() > self.options.max_event_bytes {
+            return self.oversize(bytes, cursor);
+        }
+        if let Some(filter) = &self.options.row_filter
+            && !filter.keeps(&K::keys(doc))
+        {
+            return self.unmatched(K::identify(doc).map(|(_, time)| time), cursor, bytes);
+        }
+        let raw = self.options.keep_raw.then_some(text);
+        match K::to_row(doc, raw) {
+            Ok(row) if !self.in_time_range(row.time_us) => self.skip(SkipReason::OutsideTimeRange),
+            Ok(row) => {
+                let position = self.position(cursor);
+                self.stats.events_in += 1;
+                self.stats.events_out += 1;
+                self.builder.append(&row, &position);
+            }
+            Err((reason, detail)) => self.reject(reason, detail, cursor, bytes),
+        }
+    }
+
+    /// An event the row filter turned away: rejected or skipped as its row would have
+    /// been, otherwise counted, and its position used, so that the positions of the
+    /// rows built are those of the full path.
+    fn unmatched(&mut self, time: Result<i64, EventError>, cursor: Cursor<'_>, bytes: &[u8]) {
+        match time {
+            Ok(time) if !self.in_time_range(time) => self.skip(SkipReason::OutsideTimeRange),
+            Ok(_) => {
+                self.next_index = self.next_index.saturating_add(1);
+                self.stats.events_in += 1;
+                self.stats.events_out += 1;
+                self.stats.events_unmatched += 1;
+            }
+            Err((reason, detail)) => self.reject(reason, detail, cursor, bytes),
+        }
+    }
+}
+
+/// How one provider's events become rows.
+pub(crate) trait EventKind {
+    /// The columns a [`RowFilter`] tests.
+    fn keys<'d>(doc: &'d Document<'_>) -> RowKeys<'d>;
+    /// The event's id and time, or why it is rejected.
+    fn identify<'a>(doc: &mut Document<'a>) -> Result<(Cow<'a, str>, i64), EventError>;
+    fn to_row<'a>(doc: &mut Document<'a>, raw: Option<&'a str>)
+    -> Result<EventRow<'a>, EventError>;
+}
+
+impl EventKind for cloudtrail::Event {
+    fn keys<'d>(doc: &'d Document<'_>) -> RowKeys<'d> {
+        cloudtrail::keys(doc)
+    }
+    fn identify<'a>(doc: &mut Document<'a>) -> Result<(Cow<'a, str>, i64), EventError> {
+        cloudtrail::identify_event(doc)
+    }
+    fn to_row<'a>(
+        doc: &mut Document<'a>,
+        raw: Option<&'a str>,
+    ) -> Result<EventRow<'a>, EventError> {
+        cloudtrail::to_row(doc, raw)
+    }
+}
+
+impl EventKind for gcp::Entry {
+    fn keys<'d>(doc: &'d Document<'_>) -> RowKeys<'d> {
+        gcp::keys(doc)
+    }
+    fn identify<'a>(doc: &mut Document<'a>) -> Result<(Cow<'a, str>, i64), EventError> {
+        gcp::identify_entry(doc)
+    }
+    fn to_row<'a>(
+        doc: &mut Document<'a>,
+        raw: Option<&'a str>,
+    ) -> Result<EventRow<'a>, EventError> {
+        gcp::to_row(doc, raw)
+    }
+}
