@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::builder::EventRow;
 use crate::document::Document;
+use crate::event::EventKind;
 use crate::filter::RowKeys;
 use crate::lenient::{Obj, Text};
 use crate::outcome::RejectReason;
@@ -19,96 +20,105 @@ pub(crate) type EventError = (RejectReason, String);
 /// CloudTrail events, for [`crate::Normalizer`]'s dispatch.
 pub(crate) struct Event;
 
-pub(crate) fn to_row<'a>(
-    doc: &mut Document<'a>,
-    raw: Option<&'a str>,
-) -> Result<EventRow<'a>, EventError> {
-    let (event_id, time_us) = identify_event(doc)?;
+impl EventKind for Event {
+    fn to_row<'a>(
+        doc: &mut Document<'a>,
+        raw: Option<&'a str>,
+    ) -> Result<EventRow<'a>, EventError> {
+        let (event_id, time_us) = Self::identify(doc)?;
 
-    let identity = take(&mut doc.user_identity).0.unwrap_or_default();
-    let session_mfa = identity
-        .session_context
-        .get()
-        .and_then(|c| c.attributes.get())
-        .and_then(|a| a.mfa_authenticated.0);
+        let identity = take(&mut doc.user_identity).0.unwrap_or_default();
+        let session_mfa = identity
+            .session_context
+            .get()
+            .and_then(|c| c.attributes.get())
+            .and_then(|a| a.mfa_authenticated.0);
 
-    let failed = failed(doc);
-    let event_name = take(&mut doc.event_name).0.filter(|s| !s.is_empty());
-    let is_console_login = event_name.as_deref() == Some("ConsoleLogin");
+        let failed = failed(doc);
+        let event_name = take(&mut doc.event_name).0.filter(|s| !s.is_empty());
+        let is_console_login = event_name.as_deref() == Some("ConsoleLogin");
 
-    let mut mfa = session_mfa;
-    // A console sign-in says in its additional data whether MFA was used.
-    if is_console_login && let Some(additional) = doc.additional_event_data.0.clone().map(json_text)
-    {
-        let data = crate::parse_nested::<Obj<ConsoleLoginData<'_>>>(&additional).and_then(|o| o.0);
-        match data.as_ref().and_then(|d| d.mfa_used.as_deref()) {
-            Some(used) if used.eq_ignore_ascii_case("yes") => mfa = Some(true),
-            Some(used) if used.eq_ignore_ascii_case("no") => mfa = Some(false),
-            _ => {}
+        let mut mfa = session_mfa;
+        // A console sign-in says in its additional data whether MFA was used.
+        if is_console_login
+            && let Some(additional) = doc.additional_event_data.0.clone().map(json_text)
+        {
+            let data =
+                crate::parse_nested::<Obj<ConsoleLoginData<'_>>>(&additional).and_then(|o| o.0);
+            match data.as_ref().and_then(|d| d.mfa_used.as_deref()) {
+                Some(used) if used.eq_ignore_ascii_case("yes") => mfa = Some(true),
+                Some(used) if used.eq_ignore_ascii_case("no") => mfa = Some(false),
+                _ => {}
+            }
+        }
+
+        let read_only = doc
+            .read_only
+            .0
+            .or_else(|| event_name.as_deref().and_then(infer_read_only));
+        let request = take(&mut doc.request_parameters).0.map(json_text);
+        let resource = take(&mut doc.resources)
+            .0
+            .and_then(|r| r.0)
+            .and_then(|r| r.arn.0.filter(|s| !s.is_empty()))
+            .or_else(|| request.as_ref().and_then(resource_from_request));
+
+        let UserIdentityParts {
+            principal,
+            kind,
+            account_id,
+            invoked_by,
+        } = identity_parts(identity);
+
+        Ok(EventRow {
+            time_us,
+            provider: provider::AWS,
+            event_id,
+            event_type: non_empty(take(&mut doc.event_type)),
+            account_id: non_empty(take(&mut doc.recipient_account_id)).or(account_id),
+            region: non_empty(take(&mut doc.aws_region)),
+            service: non_empty(take(&mut doc.event_source)),
+            operation: event_name,
+            resource,
+            actor_principal: principal,
+            actor_type: kind,
+            actor_invoked_by: invoked_by,
+            mfa,
+            src_ip: non_empty(take(&mut doc.source_ip_address)),
+            user_agent: non_empty(take(&mut doc.user_agent)),
+            outcome: if failed {
+                outcome::FAILURE
+            } else {
+                outcome::SUCCESS
+            },
+            error_code: non_empty(take(&mut doc.error_code)),
+            error_message: non_empty(take(&mut doc.error_message)),
+            read_only,
+            request,
+            response: take(&mut doc.response_elements).0.map(json_text),
+            additional: take(&mut doc.additional_event_data).0.map(json_text),
+            raw,
+        })
+    }
+
+    /// The columns a [`crate::RowFilter`] tests, as the event's row would hold them.
+    fn keys<'d>(doc: &'d Document<'_>) -> RowKeys<'d> {
+        RowKeys {
+            provider: provider::AWS,
+            service: doc.event_source.as_deref(),
+            actor_type: doc.user_identity.get().and_then(|i| i.kind.as_deref()),
+            operation: doc.event_name.as_deref(),
+            outcome: if failed(doc) {
+                outcome::FAILURE
+            } else {
+                outcome::SUCCESS
+            },
         }
     }
 
-    let read_only = doc
-        .read_only
-        .0
-        .or_else(|| event_name.as_deref().and_then(infer_read_only));
-    let request = take(&mut doc.request_parameters).0.map(json_text);
-    let resource = take(&mut doc.resources)
-        .0
-        .and_then(|r| r.0)
-        .and_then(|r| r.arn.0.filter(|s| !s.is_empty()))
-        .or_else(|| request.as_ref().and_then(resource_from_request));
-
-    let UserIdentityParts {
-        principal,
-        kind,
-        account_id,
-        invoked_by,
-    } = identity_parts(identity);
-
-    Ok(EventRow {
-        time_us,
-        provider: provider::AWS,
-        event_id,
-        event_type: non_empty(take(&mut doc.event_type)),
-        account_id: non_empty(take(&mut doc.recipient_account_id)).or(account_id),
-        region: non_empty(take(&mut doc.aws_region)),
-        service: non_empty(take(&mut doc.event_source)),
-        operation: event_name,
-        resource,
-        actor_principal: principal,
-        actor_type: kind,
-        actor_invoked_by: invoked_by,
-        mfa,
-        src_ip: non_empty(take(&mut doc.source_ip_address)),
-        user_agent: non_empty(take(&mut doc.user_agent)),
-        outcome: if failed {
-            outcome::FAILURE
-        } else {
-            outcome::SUCCESS
-        },
-        error_code: non_empty(take(&mut doc.error_code)),
-        error_message: non_empty(take(&mut doc.error_message)),
-        read_only,
-        request,
-        response: take(&mut doc.response_elements).0.map(json_text),
-        additional: take(&mut doc.additional_event_data).0.map(json_text),
-        raw,
-    })
-}
-
-/// The columns a [`crate::RowFilter`] tests, as the event's row would hold them.
-pub(crate) fn keys<'d>(doc: &'d Document<'_>) -> RowKeys<'d> {
-    RowKeys {
-        provider: provider::AWS,
-        service: doc.event_source.as_deref(),
-        actor_type: doc.user_identity.get().and_then(|i| i.kind.as_deref()),
-        operation: doc.event_name.as_deref(),
-        outcome: if failed(doc) {
-            outcome::FAILURE
-        } else {
-            outcome::SUCCESS
-        },
+    /// The event's id and time, or why it is rejected.
+    fn identify<'a>(doc: &mut Document<'a>) -> Result<(Cow<'a, str>, i64), EventError> {
+        identify_parts(take(&mut doc.event_id), take(&mut doc.event_time))
     }
 }
 
@@ -127,13 +137,6 @@ fn failed(doc: &Document<'_>) -> bool {
     let login = crate::parse_nested::<Obj<ConsoleLoginResponse<'_>>>(&response).and_then(|o| o.0);
     let result = login.as_ref().and_then(|l| l.console_login.as_deref());
     result.is_some_and(|r| r.eq_ignore_ascii_case("failure"))
-}
-
-/// The event's id and time, or why it is rejected.
-pub(crate) fn identify_event<'a>(
-    doc: &mut Document<'a>,
-) -> Result<(Cow<'a, str>, i64), EventError> {
-    identify_parts(take(&mut doc.event_id), take(&mut doc.event_time))
 }
 
 /// A CloudTrail event's id and time from its `eventID` and `eventTime`.

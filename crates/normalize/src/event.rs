@@ -3,10 +3,10 @@
 use std::borrow::Cow;
 
 use crate::builder::EventRow;
-use crate::cloudtrail::{self, EventError};
+use crate::cloudtrail::EventError;
 use crate::document::Document;
 use crate::filter::RowKeys;
-use crate::{Cursor, Normalizer, SkipReason, gcp, head};
+use crate::{Cursor, Normalizer, SkipReason, head};
 
 impl Normalizer {
     /// With a row filter, reads only the head of a CloudTrail record (see
@@ -92,34 +92,4 @@ pub(crate) trait EventKind {
     fn identify<'a>(doc: &mut Document<'a>) -> Result<(Cow<'a, str>, i64), EventError>;
     fn to_row<'a>(doc: &mut Document<'a>, raw: Option<&'a str>)
     -> Result<EventRow<'a>, EventError>;
-}
-
-impl EventKind for cloudtrail::Event {
-    fn keys<'d>(doc: &'d Document<'_>) -> RowKeys<'d> {
-        cloudtrail::keys(doc)
-    }
-    fn identify<'a>(doc: &mut Document<'a>) -> Result<(Cow<'a, str>, i64), EventError> {
-        cloudtrail::identify_event(doc)
-    }
-    fn to_row<'a>(
-        doc: &mut Document<'a>,
-        raw: Option<&'a str>,
-    ) -> Result<EventRow<'a>, EventError> {
-        cloudtrail::to_row(doc, raw)
-    }
-}
-
-impl EventKind for gcp::Entry {
-    fn keys<'d>(doc: &'d Document<'_>) -> RowKeys<'d> {
-        gcp::keys(doc)
-    }
-    fn identify<'a>(doc: &mut Document<'a>) -> Result<(Cow<'a, str>, i64), EventError> {
-        gcp::identify_entry(doc)
-    }
-    fn to_row<'a>(
-        doc: &mut Document<'a>,
-        raw: Option<&'a str>,
-    ) -> Result<EventRow<'a>, EventError> {
-        gcp::to_row(doc, raw)
-    }
 }

@@ -8,6 +8,7 @@ use demarc_model::schema::{outcome, provider};
 use crate::builder::EventRow;
 use crate::cloudtrail::{EventError, identify, json_text, non_empty};
 use crate::document::Document;
+use crate::event::EventKind;
 use crate::filter::RowKeys;
 
 /// `protoPayload.@type` of Cloud Audit Logs.
@@ -22,128 +23,129 @@ pub(crate) fn is_audit_log(doc: &Document<'_>) -> bool {
 /// Cloud Audit Log entries, for [`crate::Normalizer`]'s dispatch.
 pub(crate) struct Entry;
 
-pub(crate) fn to_row<'a>(
-    doc: &mut Document<'a>,
-    raw: Option<&'a str>,
-) -> Result<EventRow<'a>, EventError> {
-    let (insert_id, time_us) = identify_entry(doc)?;
+impl EventKind for Entry {
+    fn to_row<'a>(
+        doc: &mut Document<'a>,
+        raw: Option<&'a str>,
+    ) -> Result<EventRow<'a>, EventError> {
+        let (insert_id, time_us) = Self::identify(doc)?;
 
-    let payload = take(&mut doc.proto_payload).0.unwrap_or_default();
-    let log_kind = doc.log_name.0.as_deref().and_then(audit_log_kind);
-    let labels = take(&mut doc.resource)
-        .0
-        .and_then(|r| r.labels.0)
-        .unwrap_or_default();
-    let account_id = take(&mut doc.log_name)
-        .0
-        .and_then(log_name_parent)
-        .or_else(|| non_empty(labels.project_id));
-    let region = non_empty(labels.location)
-        .or_else(|| non_empty(labels.region))
-        .or_else(|| non_empty(labels.zone))
-        .or_else(|| {
-            payload
-                .resource_location
-                .0
-                .and_then(|l| l.current_locations.0)
-                .and_then(non_empty)
+        let payload = take(&mut doc.proto_payload).0.unwrap_or_default();
+        let log_kind = doc.log_name.0.as_deref().and_then(audit_log_kind);
+        let labels = take(&mut doc.resource)
+            .0
+            .and_then(|r| r.labels.0)
+            .unwrap_or_default();
+        let account_id = take(&mut doc.log_name)
+            .0
+            .and_then(log_name_parent)
+            .or_else(|| non_empty(labels.project_id));
+        let region = non_empty(labels.location)
+            .or_else(|| non_empty(labels.region))
+            .or_else(|| non_empty(labels.zone))
+            .or_else(|| {
+                payload
+                    .resource_location
+                    .0
+                    .and_then(|l| l.current_locations.0)
+                    .and_then(non_empty)
+            });
+
+        let status = payload.status.0.unwrap_or_default();
+        let code = non_empty(status.code).filter(|c| is_error_code(c));
+        let failed = code.is_some() || log_kind == Some("policy");
+        let error_code = code.map(|c| match c.parse::<u8>().ok().and_then(grpc_code_name) {
+            Some(name) => Cow::Borrowed(name),
+            None => c,
         });
 
-    let status = payload.status.0.unwrap_or_default();
-    let code = non_empty(status.code).filter(|c| is_error_code(c));
-    let failed = code.is_some() || log_kind == Some("policy");
-    let error_code = code.map(|c| match c.parse::<u8>().ok().and_then(grpc_code_name) {
-        Some(name) => Cow::Borrowed(name),
-        None => c,
-    });
+        let read_only = match log_kind {
+            Some("activity" | "system_event") => Some(false),
+            // Data-access entries say in `authorizationInfo[].permissionType` whether they
+            // read or wrote; without it nothing is assumed.
+            Some("data_access") => {
+                let kinds = payload.authorization_info;
+                kinds.any.then_some(kinds.all_read)
+            }
+            _ => None,
+        };
 
-    let read_only = match log_kind {
-        Some("activity" | "system_event") => Some(false),
-        // Data-access entries say in `authorizationInfo[].permissionType` whether they
-        // read or wrote; without it nothing is assumed.
-        Some("data_access") => {
-            let kinds = payload.authorization_info;
-            kinds.any.then_some(kinds.all_read)
+        let authn = payload.authentication_info.0.unwrap_or_default();
+        let principal =
+            non_empty(authn.principal_email).or_else(|| non_empty(authn.principal_subject));
+        let actor_type = principal.as_deref().map(principal_kind).map(Cow::Borrowed);
+        let metadata = payload.request_metadata.0.unwrap_or_default();
+
+        Ok(EventRow {
+            time_us,
+            provider: provider::GCP,
+            event_id: insert_id,
+            event_type: log_kind.map(Cow::Borrowed),
+            account_id,
+            region,
+            service: non_empty(payload.service_name),
+            operation: non_empty(payload.method_name),
+            resource: non_empty(payload.resource_name),
+            actor_principal: principal,
+            actor_type,
+            actor_invoked_by: None,
+            mfa: None,
+            src_ip: non_empty(metadata.caller_ip),
+            user_agent: non_empty(metadata.caller_supplied_user_agent),
+            outcome: if failed {
+                outcome::FAILURE
+            } else {
+                outcome::SUCCESS
+            },
+            error_code,
+            error_message: non_empty(status.message),
+            read_only,
+            request: payload.request.0.map(json_text),
+            response: payload.response.0.map(json_text),
+            additional: additional(
+                payload.service_data.0.map(json_text),
+                payload.metadata.0.map(json_text),
+            ),
+            raw,
+        })
+    }
+
+    /// The entry's id and time, or why it is rejected.
+    fn identify<'a>(doc: &mut Document<'a>) -> Result<(Cow<'a, str>, i64), EventError> {
+        identify(
+            take(&mut doc.insert_id),
+            take(&mut doc.timestamp),
+            "GCP log entry",
+            ["insertId", "timestamp"],
+        )
+    }
+
+    /// The columns a [`crate::RowFilter`] tests, as the entry's row would hold them.
+    fn keys<'d>(doc: &'d Document<'_>) -> RowKeys<'d> {
+        let payload = doc.proto_payload.get();
+        let authn = payload.and_then(|p| p.authentication_info.get());
+        let code = payload
+            .and_then(|p| p.status.get())
+            .and_then(|s| s.code.as_deref());
+        // Denied by a VPC Service Controls or organization policy: the policy log.
+        let denied_by_policy = doc.log_name.0.as_deref().and_then(audit_log_kind) == Some("policy");
+        RowKeys {
+            provider: provider::GCP,
+            service: payload.and_then(|p| p.service_name.as_deref()),
+            actor_type: authn
+                .and_then(|a| {
+                    a.principal_email
+                        .as_deref()
+                        .or(a.principal_subject.as_deref())
+                })
+                .map(principal_kind),
+            operation: payload.and_then(|p| p.method_name.as_deref()),
+            outcome: if code.is_some_and(is_error_code) || denied_by_policy {
+                outcome::FAILURE
+            } else {
+                outcome::SUCCESS
+            },
         }
-        _ => None,
-    };
-
-    let authn = payload.authentication_info.0.unwrap_or_default();
-    let principal = non_empty(authn.principal_email).or_else(|| non_empty(authn.principal_subject));
-    let actor_type = principal.as_deref().map(principal_kind).map(Cow::Borrowed);
-    let metadata = payload.request_metadata.0.unwrap_or_default();
-
-    Ok(EventRow {
-        time_us,
-        provider: provider::GCP,
-        event_id: insert_id,
-        event_type: log_kind.map(Cow::Borrowed),
-        account_id,
-        region,
-        service: non_empty(payload.service_name),
-        operation: non_empty(payload.method_name),
-        resource: non_empty(payload.resource_name),
-        actor_principal: principal,
-        actor_type,
-        actor_invoked_by: None,
-        mfa: None,
-        src_ip: non_empty(metadata.caller_ip),
-        user_agent: non_empty(metadata.caller_supplied_user_agent),
-        outcome: if failed {
-            outcome::FAILURE
-        } else {
-            outcome::SUCCESS
-        },
-        error_code,
-        error_message: non_empty(status.message),
-        read_only,
-        request: payload.request.0.map(json_text),
-        response: payload.response.0.map(json_text),
-        additional: additional(
-            payload.service_data.0.map(json_text),
-            payload.metadata.0.map(json_text),
-        ),
-        raw,
-    })
-}
-
-/// The entry's id and time, or why it is rejected.
-pub(crate) fn identify_entry<'a>(
-    doc: &mut Document<'a>,
-) -> Result<(Cow<'a, str>, i64), EventError> {
-    identify(
-        take(&mut doc.insert_id),
-        take(&mut doc.timestamp),
-        "GCP log entry",
-        ["insertId", "timestamp"],
-    )
-}
-
-/// The columns a [`crate::RowFilter`] tests, as the entry's row would hold them.
-pub(crate) fn keys<'d>(doc: &'d Document<'_>) -> RowKeys<'d> {
-    let payload = doc.proto_payload.get();
-    let authn = payload.and_then(|p| p.authentication_info.get());
-    let code = payload
-        .and_then(|p| p.status.get())
-        .and_then(|s| s.code.as_deref());
-    // Denied by a VPC Service Controls or organization policy: the policy log.
-    let denied_by_policy = doc.log_name.0.as_deref().and_then(audit_log_kind) == Some("policy");
-    RowKeys {
-        provider: provider::GCP,
-        service: payload.and_then(|p| p.service_name.as_deref()),
-        actor_type: authn
-            .and_then(|a| {
-                a.principal_email
-                    .as_deref()
-                    .or(a.principal_subject.as_deref())
-            })
-            .map(principal_kind),
-        operation: payload.and_then(|p| p.method_name.as_deref()),
-        outcome: if code.is_some_and(is_error_code) || denied_by_policy {
-            outcome::FAILURE
-        } else {
-            outcome::SUCCESS
-        },
     }
 }
 

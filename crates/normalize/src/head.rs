@@ -130,8 +130,8 @@ impl<'a> Head<'a> {
         self.event_name.as_deref() != Some("ConsoleLogin")
     }
 
-    /// The columns a [`crate::RowFilter`] tests, as [`crate::cloudtrail::keys`] reads
-    /// them from the whole record (for any record but a console sign-in).
+    /// The columns a [`crate::RowFilter`] tests, as the whole record gives them (for
+    /// any record but a console sign-in).
     pub fn keys(&self) -> RowKeys<'_> {
         RowKeys {
             provider: provider::AWS,
