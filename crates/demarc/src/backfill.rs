@@ -401,7 +401,7 @@ fn print_summary(report: &Report, dead_letter: bool) {
         report.events_per_second,
     );
     crate::run::print_counts(
-        &base.rejected,
+        (&base.rejected, &base.lenient),
         &report.alerts_by_rule,
         report.duplicate_alerts,
     );

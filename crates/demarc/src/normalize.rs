@@ -55,6 +55,8 @@ pub struct Report {
     pub events_unmatched: u64,
     pub skipped: BTreeMap<String, u64>,
     pub rejected: BTreeMap<String, u64>,
+    /// Events normalized in spite of how they were written, by leniency.
+    pub lenient: BTreeMap<String, u64>,
     pub seconds: f64,
 }
 
@@ -74,6 +76,11 @@ impl Report {
                 .collect(),
             rejected: stats
                 .rejected
+                .iter()
+                .map(|(r, n)| (r.to_string(), *n))
+                .collect(),
+            lenient: stats
+                .lenient
                 .iter()
                 .map(|(r, n)| (r.to_string(), *n))
                 .collect(),
@@ -149,6 +156,9 @@ pub fn run(args: &NormalizeArgs) -> Result<()> {
         stats.rejected_total(),
         report.seconds
     );
+    for (reason, n) in &report.lenient {
+        eprintln!("  accepted leniently, {reason}: {n}");
+    }
     for (reason, n) in &report.rejected {
         eprintln!("  rejected {reason}: {n}");
     }

@@ -235,20 +235,27 @@ pub fn print_summary(summary: &Summary, started: Instant) {
         started.elapsed().as_secs_f64(),
     );
     print_counts(
-        &stats.rejected,
+        (&stats.rejected, &stats.lenient),
         &summary.alerts_by_rule,
         summary.duplicate_alerts,
     );
 }
 
-/// The lines under a summary: rejects by reason, alerts by rule, duplicates.
+/// The lines under a summary: rejects by reason, leniencies, alerts by rule,
+/// duplicates.
 pub fn print_counts(
-    rejected: &std::collections::BTreeMap<impl std::fmt::Display, u64>,
+    (rejected, lenient): (
+        &std::collections::BTreeMap<impl std::fmt::Display, u64>,
+        &std::collections::BTreeMap<impl std::fmt::Display, u64>,
+    ),
     alerts_by_rule: &std::collections::BTreeMap<String, u64>,
     duplicate_alerts: u64,
 ) {
     for (reason, n) in rejected {
         eprintln!("  rejected {reason}: {n}");
+    }
+    for (reason, n) in lenient {
+        eprintln!("  accepted leniently, {reason}: {n}");
     }
     for (rule, n) in alerts_by_rule {
         eprintln!("  alerts {rule}: {n}");

@@ -84,7 +84,10 @@ fn invalid_files_go_to_the_dead_letter_file_with_their_position() {
             "\n",
             r#"{"eventID":"b","eventTime":"#,
             "\n",
-            r#"{"eventTime":"2026-03-02T10:00:03Z","eventName":"DeleteTrail"}"#,
+            r#"{"eventID":"c","eventName":"DeleteTrail"}"#,
+            "\n",
+            // As a SIEM exports it: no eventID, a space for `T`, no zone.
+            r#"{"eventTime":"2026-03-02 10:00:04","eventName":"GetObject"}"#,
             "\n",
         ),
     )
@@ -102,8 +105,10 @@ fn invalid_files_go_to_the_dead_letter_file_with_their_position() {
     assert!(result.status.success(), "rejects never fail the run");
 
     let rows = std::fs::read_to_string(&out).expect("events written");
-    assert_eq!(rows.lines().count(), 1);
+    assert_eq!(rows.lines().count(), 2);
     assert!(rows.contains(r#""event_id":"a""#));
+    assert!(rows.contains(r#""event_id":"sha256:"#), "{rows}");
+    assert!(rows.contains(r#""time":"2026-03-02T10:00:04Z""#), "{rows}");
 
     let dead = std::fs::read_to_string(&dead).expect("dead letters written");
     let rejects: Vec<serde_json::Value> = dead
@@ -113,7 +118,7 @@ fn invalid_files_go_to_the_dead_letter_file_with_their_position() {
     assert_eq!(rejects.len(), 2);
     assert_eq!(rejects[0]["reason"], "invalid_json");
     assert_eq!(rejects[0]["position"]["line"], 2);
-    assert_eq!(rejects[1]["reason"], "missing_id");
+    assert_eq!(rejects[1]["reason"], "missing_time");
     assert_eq!(rejects[1]["position"]["line"], 3);
     assert!(
         rejects[1]["excerpt"]
@@ -122,7 +127,17 @@ fn invalid_files_go_to_the_dead_letter_file_with_their_position() {
             .contains("DeleteTrail")
     );
     let stderr = String::from_utf8_lossy(&result.stderr);
-    assert!(stderr.contains("rejected missing_id: 1"), "{stderr}");
+    assert!(stderr.contains("rejected missing_time: 1"), "{stderr}");
+    for leniency in [
+        "derived_event_id",
+        "time_space_separator",
+        "time_without_zone",
+    ] {
+        assert!(
+            stderr.contains(&format!("accepted leniently, {leniency}: 1")),
+            "{stderr}"
+        );
+    }
 }
 
 #[test]

@@ -11,7 +11,7 @@ use crate::document::Document;
 use crate::event::EventKind;
 use crate::filter::RowKeys;
 use crate::lenient::{Obj, Text};
-use crate::outcome::RejectReason;
+use crate::outcome::{Leniencies, LenientReason, RejectReason};
 use crate::time::parse_timestamp_micros;
 
 /// Why an event cannot become a row.
@@ -23,10 +23,9 @@ pub(crate) struct Event;
 impl EventKind for Event {
     fn to_row<'a>(
         doc: &mut Document<'a>,
+        identified: Identified<'a>,
         raw: Option<&'a str>,
-    ) -> Result<EventRow<'a>, EventError> {
-        let (event_id, time_us) = Self::identify(doc)?;
-
+    ) -> EventRow<'a> {
         let identity = take(&mut doc.user_identity).0.unwrap_or_default();
         let session_mfa = identity
             .session_context
@@ -70,10 +69,10 @@ impl EventKind for Event {
             invoked_by,
         } = identity_parts(identity);
 
-        Ok(EventRow {
-            time_us,
+        EventRow {
+            time_us: identified.time_us,
             provider: provider::AWS,
-            event_id,
+            event_id: identified.id,
             event_type: non_empty(take(&mut doc.event_type)),
             account_id: non_empty(take(&mut doc.recipient_account_id)).or(account_id),
             region: non_empty(take(&mut doc.aws_region)),
@@ -98,7 +97,7 @@ impl EventKind for Event {
             response: take(&mut doc.response_elements).0.map(json_text),
             additional: take(&mut doc.additional_event_data).0.map(json_text),
             raw,
-        })
+        }
     }
 
     /// The columns a [`crate::RowFilter`] tests, as the event's row would hold them.
@@ -116,9 +115,10 @@ impl EventKind for Event {
         }
     }
 
-    /// The event's id and time, or why it is rejected.
-    fn identify<'a>(doc: &mut Document<'a>) -> Result<(Cow<'a, str>, i64), EventError> {
-        identify_parts(take(&mut doc.event_id), take(&mut doc.event_time))
+    /// The event's id (derived from `text` when it has none) and time, or why it is
+    /// rejected.
+    fn identify<'a>(doc: &mut Document<'a>, text: &str) -> Result<Identified<'a>, EventError> {
+        identify_parts(take(&mut doc.event_id), take(&mut doc.event_time), text)
     }
 }
 
@@ -139,12 +139,38 @@ fn failed(doc: &Document<'_>) -> bool {
     result.is_some_and(|r| r.eq_ignore_ascii_case("failure"))
 }
 
-/// A CloudTrail event's id and time from its `eventID` and `eventTime`.
+/// A CloudTrail event's id and time from its `eventID` and `eventTime`; an event
+/// without `eventID` gets one derived from its JSON `text` (see [`derived_id`]).
 pub(crate) fn identify_parts<'a>(
     id: Text<'a>,
     time: Text<'_>,
-) -> Result<(Cow<'a, str>, i64), EventError> {
-    identify(id, time, "CloudTrail event", ["eventID", "eventTime"])
+    text: &str,
+) -> Result<Identified<'a>, EventError> {
+    let names = ["eventID", "eventTime"];
+    identify(id, time, "CloudTrail event", names, Some(text))
+}
+
+/// The id of an event that has none: `sha256:` and the first 32 hex digits (128 bits)
+/// of the SHA-256 of its JSON text, so that the same bytes read again get the same id,
+/// and alerts on them the same alert ids.
+pub(crate) fn derived_id(text: &str) -> String {
+    use sha2::Digest as _;
+    use std::fmt::Write as _;
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    let mut id = String::with_capacity(7 + 32);
+    id.push_str("sha256:");
+    for byte in &digest[..16] {
+        let _ = write!(id, "{byte:02x}");
+    }
+    id
+}
+
+/// An event's id and time, and the leniencies reading them needed.
+#[derive(Debug)]
+pub(crate) struct Identified<'a> {
+    pub id: Cow<'a, str>,
+    pub time_us: i64,
+    pub lenient: Leniencies,
 }
 
 struct UserIdentityParts<'a> {
@@ -175,12 +201,21 @@ pub(crate) fn identify<'a>(
     time: Text<'_>,
     what: &str,
     [id_name, time_name]: [&str; 2],
-) -> Result<(Cow<'a, str>, i64), EventError> {
-    let Some(id) = id.0.filter(|s| !s.is_empty()) else {
-        return Err((
-            RejectReason::MissingId,
-            format!("{what} has no `{id_name}`"),
-        ));
+    derive_from: Option<&str>,
+) -> Result<Identified<'a>, EventError> {
+    let mut lenient = Leniencies::default();
+    let id = match (id.0.filter(|s| !s.is_empty()), derive_from) {
+        (Some(id), _) => id,
+        (None, Some(text)) => {
+            lenient = lenient.with(LenientReason::DerivedEventId);
+            Cow::Owned(derived_id(text))
+        }
+        (None, None) => {
+            return Err((
+                RejectReason::MissingId,
+                format!("{what} has no `{id_name}`"),
+            ));
+        }
     };
     let Some(time) = time.as_deref() else {
         return Err((
@@ -188,9 +223,16 @@ pub(crate) fn identify<'a>(
             format!("{what} has no `{time_name}`"),
         ));
     };
-    let time_us = parse_timestamp_micros(time)
+    let (time_us, time_lenient) = parse_timestamp_micros(time)
         .map_err(|e| (RejectReason::BadTime, format!("`{time_name}` {e}")))?;
-    Ok((id, time_us))
+    for reason in time_lenient.iter() {
+        lenient = lenient.with(reason);
+    }
+    Ok(Identified {
+        id,
+        time_us,
+        lenient,
+    })
 }
 
 pub(crate) fn non_empty(text: Text<'_>) -> Option<Cow<'_, str>> {

@@ -1,11 +1,10 @@
 //! The last step of an event: its row, or, under a row filter, only its accounting.
 
-use std::borrow::Cow;
-
 use crate::builder::EventRow;
-use crate::cloudtrail::EventError;
+use crate::cloudtrail::{EventError, Identified};
 use crate::document::Document;
 use crate::filter::RowKeys;
+use crate::outcome::Leniencies;
 use crate::{Cursor, Normalizer, SkipReason, head};
 
 impl Normalizer {
@@ -35,7 +34,13 @@ impl Normalizer {
         if !head.decides() || filter.keeps(&head.keys()) {
             return false;
         }
-        self.unmatched(head.identify().map(|(_, time)| time), cursor, bytes);
+        match head.identify(text) {
+            Ok(identified) if !self.in_time_range(identified.time_us) => {
+                self.skip(SkipReason::OutsideTimeRange);
+            }
+            Ok(identified) => self.unmatched(identified.lenient),
+            Err((reason, detail)) => self.reject(reason, detail, cursor, bytes),
+        }
         true
     }
 
@@ -49,38 +54,36 @@ impl Normalizer {
         if bytes.len() > self.options.max_event_bytes {
             return self.oversize(bytes, cursor);
         }
+        let identified = match K::identify(doc, text) {
+            Ok(identified) => identified,
+            Err((reason, detail)) => return self.reject(reason, detail, cursor, bytes),
+        };
+        if !self.in_time_range(identified.time_us) {
+            return self.skip(SkipReason::OutsideTimeRange);
+        }
         if let Some(filter) = &self.options.row_filter
             && !filter.keeps(&K::keys(doc))
         {
-            return self.unmatched(K::identify(doc).map(|(_, time)| time), cursor, bytes);
+            return self.unmatched(identified.lenient);
         }
+        self.stats.lenient(identified.lenient);
         let raw = self.options.keep_raw.then_some(text);
-        match K::to_row(doc, raw) {
-            Ok(row) if !self.in_time_range(row.time_us) => self.skip(SkipReason::OutsideTimeRange),
-            Ok(row) => {
-                let position = self.position(cursor);
-                self.stats.events_in += 1;
-                self.stats.events_out += 1;
-                self.builder.append(&row, &position);
-            }
-            Err((reason, detail)) => self.reject(reason, detail, cursor, bytes),
-        }
+        let row = K::to_row(doc, identified, raw);
+        let position = self.position(cursor);
+        self.stats.events_in += 1;
+        self.stats.events_out += 1;
+        self.builder.append(&row, &position);
     }
 
-    /// An event the row filter turned away: rejected or skipped as its row would have
-    /// been, otherwise counted, and its position used, so that the positions of the
-    /// rows built are those of the full path.
-    fn unmatched(&mut self, time: Result<i64, EventError>, cursor: Cursor<'_>, bytes: &[u8]) {
-        match time {
-            Ok(time) if !self.in_time_range(time) => self.skip(SkipReason::OutsideTimeRange),
-            Ok(_) => {
-                self.next_index = self.next_index.saturating_add(1);
-                self.stats.events_in += 1;
-                self.stats.events_out += 1;
-                self.stats.events_unmatched += 1;
-            }
-            Err((reason, detail)) => self.reject(reason, detail, cursor, bytes),
-        }
+    /// An event the row filter turned away, whose id and time were read: counted, and
+    /// its position used, so that the positions of the rows built are those of the full
+    /// path.
+    fn unmatched(&mut self, lenient: Leniencies) {
+        self.next_index = self.next_index.saturating_add(1);
+        self.stats.events_in += 1;
+        self.stats.events_out += 1;
+        self.stats.events_unmatched += 1;
+        self.stats.lenient(lenient);
     }
 }
 
@@ -88,8 +91,12 @@ impl Normalizer {
 pub(crate) trait EventKind {
     /// The columns a [`RowFilter`] tests.
     fn keys<'d>(doc: &'d Document<'_>) -> RowKeys<'d>;
-    /// The event's id and time, or why it is rejected.
-    fn identify<'a>(doc: &mut Document<'a>) -> Result<(Cow<'a, str>, i64), EventError>;
-    fn to_row<'a>(doc: &mut Document<'a>, raw: Option<&'a str>)
-    -> Result<EventRow<'a>, EventError>;
+    /// The event's id and time, or why it is rejected; `text` is the event's JSON.
+    fn identify<'a>(doc: &mut Document<'a>, text: &str) -> Result<Identified<'a>, EventError>;
+    /// The row of an identified event.
+    fn to_row<'a>(
+        doc: &mut Document<'a>,
+        identified: Identified<'a>,
+        raw: Option<&'a str>,
+    ) -> EventRow<'a>;
 }

@@ -6,18 +6,24 @@ use std::mem::take;
 use demarc_model::schema::{outcome, provider};
 
 use crate::builder::EventRow;
-use crate::cloudtrail::{EventError, identify, json_text, non_empty};
+use crate::cloudtrail::{EventError, Identified, identify, json_text, non_empty};
 use crate::document::Document;
 use crate::event::EventKind;
 use crate::filter::RowKeys;
+use crate::outcome::LenientReason;
 
 /// `protoPayload.@type` of Cloud Audit Logs.
 pub(crate) const AUDIT_LOG_TYPE: &str = "type.googleapis.com/google.cloud.audit.AuditLog";
 
+/// Whether the entry's payload is an `AuditLog`: by its `@type`, or, without one, by
+/// its shape (`serviceName` and `methodName`), as some exports write it.
 pub(crate) fn is_audit_log(doc: &Document<'_>) -> bool {
     doc.proto_payload
         .get()
-        .is_some_and(|p| p.type_url.as_deref() == Some(AUDIT_LOG_TYPE))
+        .is_some_and(|p| match p.type_url.as_deref() {
+            Some(type_url) => type_url == AUDIT_LOG_TYPE,
+            None => p.service_name.as_deref().is_some() && p.method_name.as_deref().is_some(),
+        })
 }
 
 /// Cloud Audit Log entries, for [`crate::Normalizer`]'s dispatch.
@@ -26,10 +32,9 @@ pub(crate) struct Entry;
 impl EventKind for Entry {
     fn to_row<'a>(
         doc: &mut Document<'a>,
+        identified: Identified<'a>,
         raw: Option<&'a str>,
-    ) -> Result<EventRow<'a>, EventError> {
-        let (insert_id, time_us) = Self::identify(doc)?;
-
+    ) -> EventRow<'a> {
         let payload = take(&mut doc.proto_payload).0.unwrap_or_default();
         let log_kind = doc.log_name.0.as_deref().and_then(audit_log_kind);
         let labels = take(&mut doc.resource)
@@ -76,10 +81,10 @@ impl EventKind for Entry {
         let actor_type = principal.as_deref().map(principal_kind).map(Cow::Borrowed);
         let metadata = payload.request_metadata.0.unwrap_or_default();
 
-        Ok(EventRow {
-            time_us,
+        EventRow {
+            time_us: identified.time_us,
             provider: provider::GCP,
-            event_id: insert_id,
+            event_id: identified.id,
             event_type: log_kind.map(Cow::Borrowed),
             account_id,
             region,
@@ -107,17 +112,25 @@ impl EventKind for Entry {
                 payload.metadata.0.map(json_text),
             ),
             raw,
-        })
+        }
     }
 
-    /// The entry's id and time, or why it is rejected.
-    fn identify<'a>(doc: &mut Document<'a>) -> Result<(Cow<'a, str>, i64), EventError> {
-        identify(
-            take(&mut doc.insert_id),
-            take(&mut doc.timestamp),
-            "GCP log entry",
-            ["insertId", "timestamp"],
-        )
+    /// The entry's id and time, or why it is rejected; a payload read as an
+    /// `AuditLog` by its shape (no `@type`) is counted as such.
+    fn identify<'a>(doc: &mut Document<'a>, _text: &str) -> Result<Identified<'a>, EventError> {
+        let names = ["insertId", "timestamp"];
+        let id = take(&mut doc.insert_id);
+        let mut identified = identify(id, take(&mut doc.timestamp), "GCP log entry", names, None)?;
+        if doc
+            .proto_payload
+            .get()
+            .is_some_and(|p| p.type_url.as_deref().is_none())
+        {
+            identified.lenient = identified
+                .lenient
+                .with(LenientReason::GcpPayloadWithoutType);
+        }
+        Ok(identified)
     }
 
     /// The columns a [`crate::RowFilter`] tests, as the entry's row would hold them.

@@ -11,11 +11,10 @@
 //!
 //! [`Document`]: crate::document::Document
 
-use std::borrow::Cow;
-
 use demarc_model::schema::{outcome, provider};
 use serde::Deserialize;
 
+use crate::cloudtrail::Identified;
 use crate::document::{AuditLog, AwsResource, MonitoredResource, SessionContext};
 use crate::filter::RowKeys;
 use crate::lenient::{First, Obj, Present, Text};
@@ -146,11 +145,16 @@ impl<'a> Head<'a> {
         }
     }
 
-    /// The record's id and time, or why it is rejected, as the whole record gives them.
-    pub fn identify(&mut self) -> Result<(Cow<'a, str>, i64), crate::cloudtrail::EventError> {
+    /// The record's id and time, or why it is rejected, as the whole record gives
+    /// them; `text` is the record's JSON.
+    pub fn identify(
+        &mut self,
+        text: &str,
+    ) -> Result<Identified<'a>, crate::cloudtrail::EventError> {
         crate::cloudtrail::identify_parts(
             std::mem::take(&mut self.event_id),
             std::mem::take(&mut self.event_time),
+            text,
         )
     }
 }

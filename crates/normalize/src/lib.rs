@@ -38,7 +38,7 @@ pub use crate::filter::{AlternativeTests, ColumnTest, FilterColumn, RowFilter};
 use crate::gzip::{KEPT_GZIP_BUFFER, gunzip};
 pub use crate::ndjson::looks_like_ndjson;
 use crate::ndjson::{is_ndjson, lines};
-pub use crate::outcome::{EXCERPT_BYTES, Reject, RejectReason, SkipReason, Stats};
+pub use crate::outcome::{EXCERPT_BYTES, LenientReason, Reject, RejectReason, SkipReason, Stats};
 
 /// Limits and switches of a [`Normalizer`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -52,6 +52,39 @@ reasons!(
 );
 
 reasons!(
+    /// What an event was accepted in spite of: each is a leniency towards how exporters
+    /// write audit logs, counted per event normalized.
+    LenientReason {
+        /// A time with a space instead of `T` (`2026-03-02 10:00:01Z`).
+        TimeSpaceSeparator => "time_space_separator",
+        /// A time without a zone, read as UTC (`2026-03-02T10:00:01`).
+        TimeWithoutZone => "time_without_zone",
+        /// A GCP `protoPayload` without `@type`, read as an `AuditLog` because it has
+        /// the shape of one (`serviceName` and `methodName`).
+        GcpPayloadWithoutType => "gcp_payload_without_type",
+        /// A CloudTrail event without `eventID`, given an id derived from its content.
+        DerivedEventId => "derived_event_id",
+    }
+);
+
+/// The leniencies one event needed, as a set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Leniencies(u8);
+
+impl Leniencies {
+    pub fn with(self, reason: LenientReason) -> Self {
+        Self(self.0 | 1 << (reason as u8))
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = LenientReason> {
+        LenientReason::ALL
+            .iter()
+            .copied()
+            .filter(move |r| self.0 & (1 << (*r as u8)) != 0)
+    }
+}
+
+reasons!(
     /// Why a piece of input could not be normalized.
     RejectReason {
         /// Not valid JSON (or not valid UTF-8).
@@ -118,6 +151,10 @@ pub struct Stats {
     pub events_unmatched: u64,
     pub skipped: BTreeMap<SkipReason, u64>,
     pub rejected: BTreeMap<RejectReason, u64>,
+    /// Events normalized in spite of how they were written, by leniency (an event may
+    /// count under several). Left out of JSON when empty.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub lenient: BTreeMap<LenientReason, u64>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -125,6 +162,12 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl Stats {
+    pub(crate) fn lenient(&mut self, leniencies: Leniencies) {
+        for reason in leniencies.iter() {
+            *self.lenient.entry(reason).or_default() += 1;
+        }
+    }
+
     pub(crate) fn skip(&mut self, reason: SkipReason) {
         *self.skipped.entry(reason).or_default() += 1;
     }
@@ -149,6 +192,9 @@ impl Stats {
         }
         for (reason, n) in &other.rejected {
             *self.rejected.entry(*reason).or_default() += n;
+        }
+        for (reason, n) in &other.lenient {
+            *self.lenient.entry(*reason).or_default() += n;
         }
     }
 }

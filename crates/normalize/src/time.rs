@@ -5,20 +5,49 @@
 //! allocation. Anything else RFC 3339 allows (offsets, lowercase separators) goes through
 //! chrono.
 
-/// Parses an RFC 3339 timestamp; the error says what is wrong with it.
-pub(crate) fn parse_timestamp_micros(text: &str) -> Result<i64, String> {
+/// Parses an RFC 3339 timestamp, and the forms SIEM and data-lake exports write: a
+/// space instead of `T`, no zone (UTC). The error says what is wrong with it.
+pub(crate) fn parse_timestamp_micros(text: &str) -> Result<(i64, Leniencies), String> {
     if let Some(micros) = fast_utc(text.as_bytes()) {
-        return Ok(micros);
+        return Ok((micros, Leniencies::default()));
     }
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.timestamp_micros())
-        .or_else(|_| {
-            // A space instead of `T`, as some exporters write it.
-            chrono::DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f%#z")
-                .map(|t| t.timestamp_micros())
-        })
-        .map_err(|e| format!("`{}` is not an RFC 3339 timestamp: {e}", excerpt(text)))
+    // RFC 3339 allows a space for readability, but the providers never write one.
+    let spaced = text.as_bytes().get(10) == Some(&b' ');
+    let mut lenient = Leniencies::default();
+    if spaced {
+        lenient = lenient.with(LenientReason::TimeSpaceSeparator);
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok((t.timestamp_micros(), lenient));
+    }
+    let with_zone = if spaced {
+        "%Y-%m-%d %H:%M:%S%.f%#z"
+    } else {
+        "%Y-%m-%dT%H:%M:%S%.f%#z"
+    };
+    // Its error is the one reported: it names what is wrong with a date or a time.
+    let zoned = match chrono::DateTime::parse_from_str(text, with_zone) {
+        Ok(t) => return Ok((t.timestamp_micros(), lenient)),
+        Err(e) => e,
+    };
+    let without_zone = if spaced {
+        "%Y-%m-%d %H:%M:%S%.f"
+    } else {
+        "%Y-%m-%dT%H:%M:%S%.f"
+    };
+    match chrono::NaiveDateTime::parse_from_str(text, without_zone) {
+        Ok(t) => Ok((
+            t.and_utc().timestamp_micros(),
+            lenient.with(LenientReason::TimeWithoutZone),
+        )),
+        Err(_) => Err(format!(
+            "`{}` is not an RFC 3339 timestamp: {zoned}",
+            excerpt(text)
+        )),
+    }
 }
+
+use crate::outcome::{Leniencies, LenientReason};
 
 fn excerpt(text: &str) -> &str {
     match text.char_indices().nth(64) {
@@ -131,19 +160,42 @@ mod tests {
         }
     }
 
+    fn reasons(text: &str) -> (i64, Vec<LenientReason>) {
+        let (micros, lenient) = parse_timestamp_micros(text).expect(text);
+        (micros, lenient.iter().collect())
+    }
+
     #[test]
     fn offsets_and_lowercase_go_through_the_slow_path() {
+        let expected = chrono_micros("2023-07-10T11:45:38Z");
+        assert_eq!(reasons("2023-07-10T13:45:38+02:00"), (expected, vec![]));
+        assert_eq!(reasons("2023-07-10t11:45:38z"), (expected, vec![]));
+    }
+
+    #[test]
+    fn exporters_forms_are_accepted_and_named() {
+        use LenientReason::{TimeSpaceSeparator, TimeWithoutZone};
+        let expected = chrono_micros("2023-07-10T11:45:38.123456Z");
         assert_eq!(
-            parse_timestamp_micros("2023-07-10T13:45:38+02:00"),
-            Ok(chrono_micros("2023-07-10T11:45:38Z"))
+            reasons("2023-07-10 11:45:38.123456Z"),
+            (expected, vec![TimeSpaceSeparator])
         );
         assert_eq!(
-            parse_timestamp_micros("2023-07-10t11:45:38z"),
-            Ok(chrono_micros("2023-07-10T11:45:38Z"))
+            reasons("2023-07-10 13:45:38.123456+02:00"),
+            (expected, vec![TimeSpaceSeparator])
         );
         assert_eq!(
-            parse_timestamp_micros("2023-07-10 11:45:38Z"),
-            Ok(chrono_micros("2023-07-10T11:45:38Z"))
+            reasons("2023-07-10T11:45:38.123456"),
+            (expected, vec![TimeWithoutZone])
+        );
+        // Nine fractional digits, as data-lake exports write them, without a zone.
+        assert_eq!(
+            reasons("2023-07-10 11:45:38.123456789"),
+            (expected, vec![TimeSpaceSeparator, TimeWithoutZone])
+        );
+        assert_eq!(
+            reasons("2023-07-10T11:45:38.123456789Z"),
+            (expected, vec![])
         );
     }
 
@@ -154,7 +206,9 @@ mod tests {
             "2023-02-29T00:00:00Z",
             "2023-13-01T00:00:00Z",
             "2023-07-10T24:00:00Z",
-            "2023-07-10T11:45:38",
+            "2023-07-10",
+            "2023-07-10 11:45",
+            "10/07/2023 11:45:38",
             "",
         ] {
             let err = parse_timestamp_micros(text).expect_err(text);

@@ -26,6 +26,8 @@ pub struct Metrics {
     pub events_unmatched: Counter,
     pub rejects: Family<Labels, Counter>,
     pub skipped: Family<Labels, Counter>,
+    /// Events normalized in spite of how they were written, by leniency.
+    pub lenient: Family<Labels, Counter>,
     pub alerts: Family<Labels, Counter>,
     pub duplicate_alerts: Counter,
     pub dead_letters: Counter,
@@ -62,6 +64,7 @@ impl Metrics {
             events_unmatched: Counter::default(),
             rejects: Family::default(),
             skipped: Family::default(),
+            lenient: Family::default(),
             alerts: Family::default(),
             duplicate_alerts: Counter::default(),
             dead_letters: Counter::default(),
@@ -113,6 +116,12 @@ impl Metrics {
             "skipped",
             "Input recognised and deliberately not normalized, by reason",
             metrics.skipped.clone(),
+        );
+        metrics.registry.register(
+            "lenient",
+            "Events normalized in spite of how they were written (a time without a zone, \
+             an event without an id…), by reason",
+            metrics.lenient.clone(),
         );
         metrics
             .registry

@@ -267,6 +267,12 @@ fn difference(after: &Stats, before: &Stats) -> Stats {
             d.rejected.insert(*reason, n);
         }
     }
+    for (reason, n) in &after.lenient {
+        let n = n - before.lenient.get(reason).copied().unwrap_or(0);
+        if n > 0 {
+            d.lenient.insert(*reason, n);
+        }
+    }
     d
 }
 
@@ -276,6 +282,12 @@ fn count(metrics: &Metrics, stats: &Stats) {
     for (reason, n) in &stats.rejected {
         metrics
             .rejects
+            .get_or_create(&label("reason", reason.as_str()))
+            .inc_by(*n);
+    }
+    for (reason, n) in &stats.lenient {
+        metrics
+            .lenient
             .get_or_create(&label("reason", reason.as_str()))
             .inc_by(*n);
     }
