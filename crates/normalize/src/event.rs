@@ -89,7 +89,7 @@ impl Normalizer {
 
 /// How one provider's events become rows.
 pub(crate) trait EventKind {
-    /// The columns a [`RowFilter`] tests.
+    /// The columns a [`crate::RowFilter`] tests.
     fn keys<'d>(doc: &'d Document<'_>) -> RowKeys<'d>;
     /// The event's id and time, or why it is rejected; `text` is the event's JSON.
     fn identify<'a>(doc: &mut Document<'a>, text: &str) -> Result<Identified<'a>, EventError>;

@@ -298,3 +298,31 @@ fn count(metrics: &Metrics, stats: &Stats) {
             .inc_by(*n);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use demarc_normalize::LenientReason;
+
+    #[test]
+    fn a_batch_counts_its_events_unmatched_events_and_leniencies() {
+        let metrics = Metrics::new();
+        let mut stats = Stats {
+            events_in: 5,
+            events_out: 5,
+            events_unmatched: 3,
+            ..Stats::default()
+        };
+        stats.lenient.insert(LenientReason::TimeWithoutZone, 2);
+        count(&metrics, &stats);
+        count(&metrics, &stats);
+        let text = metrics.encode();
+        for line in [
+            "demarc_events_total 10",
+            "demarc_events_unmatched_total 6",
+            "demarc_lenient_total{reason=\"time_without_zone\"} 4",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+        }
+    }
+}
