@@ -401,7 +401,8 @@ fn print_summary(report: &Report, dead_letter: bool) {
         report.events_per_second,
     );
     crate::run::print_counts(
-        (&base.rejected, &base.lenient),
+        &base.rejected,
+        &base.lenient,
         &report.alerts_by_rule,
         report.duplicate_alerts,
     );

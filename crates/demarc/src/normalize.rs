@@ -60,6 +60,11 @@ pub struct Report {
     pub seconds: f64,
 }
 
+/// Counts by reason, the reasons as reports name them.
+fn by_name(counts: &BTreeMap<impl std::fmt::Display, u64>) -> BTreeMap<String, u64> {
+    counts.iter().map(|(r, n)| (r.to_string(), *n)).collect()
+}
+
 impl Report {
     pub fn new(stats: &Stats, ignored_files: u64, seconds: f64) -> Self {
         Self {
@@ -69,21 +74,9 @@ impl Report {
             events_in: stats.events_in,
             events_out: stats.events_out,
             events_unmatched: stats.events_unmatched,
-            skipped: stats
-                .skipped
-                .iter()
-                .map(|(r, n)| (r.to_string(), *n))
-                .collect(),
-            rejected: stats
-                .rejected
-                .iter()
-                .map(|(r, n)| (r.to_string(), *n))
-                .collect(),
-            lenient: stats
-                .lenient
-                .iter()
-                .map(|(r, n)| (r.to_string(), *n))
-                .collect(),
+            skipped: by_name(&stats.skipped),
+            rejected: by_name(&stats.rejected),
+            lenient: by_name(&stats.lenient),
             seconds,
         }
     }
@@ -156,12 +149,7 @@ pub fn run(args: &NormalizeArgs) -> Result<()> {
         stats.rejected_total(),
         report.seconds
     );
-    for (reason, n) in &report.lenient {
-        eprintln!("  accepted leniently, {reason}: {n}");
-    }
-    for (reason, n) in &report.rejected {
-        eprintln!("  rejected {reason}: {n}");
-    }
+    crate::run::print_counts(&report.rejected, &report.lenient, &BTreeMap::new(), 0);
     if stats.rejected_total() > 0 && args.dead_letter.is_none() {
         eprintln!("  (pass --dead-letter FILE to keep the rejected input)");
     }

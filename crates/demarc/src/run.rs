@@ -235,7 +235,8 @@ pub fn print_summary(summary: &Summary, started: Instant) {
         started.elapsed().as_secs_f64(),
     );
     print_counts(
-        (&stats.rejected, &stats.lenient),
+        &stats.rejected,
+        &stats.lenient,
         &summary.alerts_by_rule,
         summary.duplicate_alerts,
     );
@@ -244,10 +245,8 @@ pub fn print_summary(summary: &Summary, started: Instant) {
 /// The lines under a summary: rejects by reason, leniencies, alerts by rule,
 /// duplicates.
 pub fn print_counts(
-    (rejected, lenient): (
-        &std::collections::BTreeMap<impl std::fmt::Display, u64>,
-        &std::collections::BTreeMap<impl std::fmt::Display, u64>,
-    ),
+    rejected: &std::collections::BTreeMap<impl std::fmt::Display, u64>,
+    lenient: &std::collections::BTreeMap<impl std::fmt::Display, u64>,
     alerts_by_rule: &std::collections::BTreeMap<String, u64>,
     duplicate_alerts: u64,
 ) {

@@ -9,6 +9,48 @@
 use serde::Deserialize;
 
 use crate::lenient::{First, Flag, Items, Obj, Present, Raw, Text};
+use crate::{Cursor, Normalizer, RejectReason, json_error};
+
+impl Normalizer {
+    /// Parses one object document, rejecting it if it is not UTF-8 or not JSON. The
+    /// text is validated as UTF-8 once, here, and handed back for the `raw` column.
+    pub(crate) fn parse_document<'a>(
+        &mut self,
+        bytes: &'a [u8],
+        cursor: Cursor<'_>,
+    ) -> Option<(Document<'a>, &'a str)> {
+        let text = self.utf8(bytes, cursor)?;
+        Some((self.parse_text(text, cursor)?, text))
+    }
+
+    /// The document as text, or `None` having rejected it as not UTF-8.
+    pub(crate) fn utf8<'a>(&mut self, bytes: &'a [u8], cursor: Cursor<'_>) -> Option<&'a str> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Some(text),
+            Err(e) => {
+                let detail = format!("not UTF-8: {e}");
+                self.reject(RejectReason::InvalidJson, detail, cursor, bytes);
+                None
+            }
+        }
+    }
+
+    /// The document parsed, or `None` having rejected it as not JSON.
+    pub(crate) fn parse_text<'a>(
+        &mut self,
+        text: &'a str,
+        cursor: Cursor<'_>,
+    ) -> Option<Document<'a>> {
+        match sonic_rs::from_str::<Document<'_>>(text) {
+            Ok(doc) => Some(doc),
+            Err(e) => {
+                let (reason, detail) = json_error(&e);
+                self.reject(reason, detail, cursor, text.as_bytes());
+                None
+            }
+        }
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]

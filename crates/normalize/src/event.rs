@@ -13,11 +13,8 @@ impl Normalizer {
     /// record would have been. False, having done nothing, when the record needs to be
     /// read whole: the filter keeps it, its head cannot decide, or it does not parse
     /// (the whole record's parse then reports why).
-    pub(crate) fn unmatched_record(&mut self, bytes: &[u8], cursor: Cursor<'_>) -> bool {
+    pub(crate) fn unmatched_record(&mut self, text: &str, cursor: Cursor<'_>) -> bool {
         let Some(filter) = &self.options.row_filter else {
-            return false;
-        };
-        let Ok(text) = std::str::from_utf8(bytes) else {
             return false;
         };
         let Ok(mut head) = sonic_rs::from_str::<head::Head<'_>>(text) else {
@@ -39,7 +36,7 @@ impl Normalizer {
                 self.skip(SkipReason::OutsideTimeRange);
             }
             Ok(identified) => self.unmatched(identified.lenient),
-            Err((reason, detail)) => self.reject(reason, detail, cursor, bytes),
+            Err((reason, detail)) => self.reject(reason, detail, cursor, text.as_bytes()),
         }
         true
     }

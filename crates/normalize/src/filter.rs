@@ -13,7 +13,7 @@ use std::fmt;
 
 /// A column the normalizer can test before it builds a row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FilterColumn {
+pub(crate) enum FilterColumn {
     Provider,
     Outcome,
     Service,
@@ -23,7 +23,7 @@ pub enum FilterColumn {
 
 impl FilterColumn {
     /// The column of `events` with this name, if the normalizer can test it.
-    pub fn from_name(name: &str) -> Option<Self> {
+    fn from_name(name: &str) -> Option<Self> {
         match name {
             "provider" => Some(Self::Provider),
             "outcome" => Some(Self::Outcome),

@@ -34,7 +34,7 @@ use demarc_model::{Origin, Position};
 
 use crate::builder::EventBatchBuilder;
 use crate::document::Document;
-pub use crate::filter::{AlternativeTests, ColumnTest, FilterColumn, RowFilter};
+pub use crate::filter::{AlternativeTests, ColumnTest, RowFilter};
 use crate::gzip::{KEPT_GZIP_BUFFER, gunzip};
 pub use crate::ndjson::looks_like_ndjson;
 use crate::ndjson::{is_ndjson, lines};
@@ -463,36 +463,14 @@ impl Normalizer {
         if bytes.len() > self.options.max_event_bytes {
             return self.oversize(bytes, cursor);
         }
-        if self.unmatched_record(bytes, cursor) {
+        let Some(text) = self.utf8(bytes, cursor) else {
+            return;
+        };
+        if self.unmatched_record(text, cursor) {
             return;
         }
-        if let Some((mut doc, text)) = self.parse_document(bytes, cursor) {
+        if let Some(mut doc) = self.parse_text(text, cursor) {
             self.cloudtrail_event(&mut doc, text, cursor);
-        }
-    }
-
-    /// Parses one object document, rejecting it if it is not UTF-8 or not JSON. The
-    /// text is validated as UTF-8 once, here, and handed back for the `raw` column.
-    fn parse_document<'a>(
-        &mut self,
-        bytes: &'a [u8],
-        cursor: Cursor<'_>,
-    ) -> Option<(Document<'a>, &'a str)> {
-        let text = match std::str::from_utf8(bytes) {
-            Ok(text) => text,
-            Err(e) => {
-                let detail = format!("not UTF-8: {e}");
-                self.reject(RejectReason::InvalidJson, detail, cursor, bytes);
-                return None;
-            }
-        };
-        match sonic_rs::from_str::<Document<'_>>(text) {
-            Ok(doc) => Some((doc, text)),
-            Err(e) => {
-                let (reason, detail) = json_error(&e);
-                self.reject(reason, detail, cursor, bytes);
-                None
-            }
         }
     }
 

@@ -187,16 +187,42 @@ impl Stats {
         self.events_in += other.events_in;
         self.events_out += other.events_out;
         self.events_unmatched += other.events_unmatched;
-        for (reason, n) in &other.skipped {
-            *self.skipped.entry(*reason).or_default() += n;
-        }
-        for (reason, n) in &other.rejected {
-            *self.rejected.entry(*reason).or_default() += n;
-        }
-        for (reason, n) in &other.lenient {
-            *self.lenient.entry(*reason).or_default() += n;
+        add(&mut self.skipped, &other.skipped);
+        add(&mut self.rejected, &other.rejected);
+        add(&mut self.lenient, &other.lenient);
+    }
+
+    /// What was counted since `before`, an earlier copy of these counters.
+    pub fn since(&self, before: &Stats) -> Stats {
+        Stats {
+            inputs: self.inputs - before.inputs,
+            bytes: self.bytes - before.bytes,
+            events_in: self.events_in - before.events_in,
+            events_out: self.events_out - before.events_out,
+            events_unmatched: self.events_unmatched - before.events_unmatched,
+            skipped: subtract(&self.skipped, &before.skipped),
+            rejected: subtract(&self.rejected, &before.rejected),
+            lenient: subtract(&self.lenient, &before.lenient),
         }
     }
+}
+
+fn add<K: Ord + Copy>(counts: &mut BTreeMap<K, u64>, more: &BTreeMap<K, u64>) {
+    for (key, n) in more {
+        *counts.entry(*key).or_default() += n;
+    }
+}
+
+/// `after - before`, key by key, leaving out the keys that did not grow.
+fn subtract<K: Ord + Copy>(
+    after: &BTreeMap<K, u64>,
+    before: &BTreeMap<K, u64>,
+) -> BTreeMap<K, u64> {
+    after
+        .iter()
+        .map(|(key, n)| (*key, n - before.get(key).copied().unwrap_or(0)))
+        .filter(|(_, n)| *n > 0)
+        .collect()
 }
 
 #[cfg(test)]

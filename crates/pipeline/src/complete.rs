@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use demarc_lake::Lake;
 use demarc_model::Alert;
+use demarc_model::error_chain;
 use demarc_normalize::Stats;
 use demarc_sink::AlertSink;
 use demarc_sink::routing::Routing;
@@ -412,5 +413,3 @@ fn refused_letter(refused: &demarc_sink::store::Rejected) -> DeadLetter {
         }),
     }
 }
-
-pub(crate) use demarc_model::error_chain;

@@ -228,7 +228,7 @@ pub fn run(
     engine.metrics.healthy.store(false, Ordering::Relaxed);
     let failed = match (&summary, &polled) {
         (Err(error), _) | (_, Err(error)) => {
-            let problem = crate::complete::error_chain(error);
+            let problem = demarc_model::error_chain(error);
             engine.metrics.set_problem(Some(problem));
             true
         }

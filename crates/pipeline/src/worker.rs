@@ -51,7 +51,7 @@ pub(crate) fn run<P: Position>(
         let failed = result.is_err();
         let result = result.map(|mut d| {
             let after = normalizer.stats().clone();
-            d.stats = difference(&after, &before);
+            d.stats = after.since(&before);
             before = after;
             count(&engine.metrics, &d.stats);
             d
@@ -188,7 +188,7 @@ fn process<P: Position>(
 /// a dead letter. The other rules' alerts for the batch still go out.
 fn rule_failed(metrics: &Metrics, failure: RuleFailure, origins: &[Origin]) -> DeadLetter {
     let inputs = InputRange::covering(origins);
-    let error = crate::complete::error_chain(&failure.error);
+    let error = demarc_model::error_chain(&failure.error);
     metrics
         .rule_errors
         .get_or_create(&label("rule", failure.rule.as_str()))
@@ -244,36 +244,6 @@ fn earliest<T: Ord>(a: Option<T>, b: Option<T>) -> Option<T> {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
-}
-
-fn difference(after: &Stats, before: &Stats) -> Stats {
-    let mut d = Stats {
-        inputs: after.inputs - before.inputs,
-        bytes: after.bytes - before.bytes,
-        events_in: after.events_in - before.events_in,
-        events_out: after.events_out - before.events_out,
-        events_unmatched: after.events_unmatched - before.events_unmatched,
-        ..Stats::default()
-    };
-    for (reason, n) in &after.skipped {
-        let n = n - before.skipped.get(reason).copied().unwrap_or(0);
-        if n > 0 {
-            d.skipped.insert(*reason, n);
-        }
-    }
-    for (reason, n) in &after.rejected {
-        let n = n - before.rejected.get(reason).copied().unwrap_or(0);
-        if n > 0 {
-            d.rejected.insert(*reason, n);
-        }
-    }
-    for (reason, n) in &after.lenient {
-        let n = n - before.lenient.get(reason).copied().unwrap_or(0);
-        if n > 0 {
-            d.lenient.insert(*reason, n);
-        }
-    }
-    d
 }
 
 fn count(metrics: &Metrics, stats: &Stats) {

@@ -6,6 +6,7 @@ use std::io::Read;
 use std::path::PathBuf;
 
 use bytes::{Buf, Bytes};
+use demarc_model::error_chain;
 use futures::future::{BoxFuture, FutureExt};
 use futures::stream::{BoxStream, StreamExt};
 use object_store::ObjectStoreExt;
@@ -110,14 +111,9 @@ const NO_RUNTIME: &str = "object storage was not opened (a bug)";
 async fn fetch(object: Object) -> Result<Bytes, String> {
     let got = object.bucket.store.get(&object.location).await;
     match got {
-        Ok(got) => got.bytes().await.map_err(|e| error_text(&e)),
-        Err(e) => Err(error_text(&e)),
+        Ok(got) => got.bytes().await.map_err(|e| error_chain(&e)),
+        Err(e) => Err(error_chain(&e)),
     }
-}
-
-/// An `object_store` error with its causes.
-pub(super) fn error_text(error: &object_store::Error) -> String {
-    demarc_model::error_chain(error)
 }
 
 /// Reads an object as its body arrives.
@@ -139,14 +135,14 @@ impl Read for ObjectRead {
                 None => {
                     let got = handle
                         .block_on(self.object.bucket.store.get(&self.object.location))
-                        .map_err(|e| std::io::Error::other(error_text(&e)))?;
+                        .map_err(|e| std::io::Error::other(error_chain(&e)))?;
                     self.chunks.insert(got.into_stream())
                 }
             };
             match handle.block_on(chunks.next()) {
                 None => return Ok(0),
                 Some(Ok(chunk)) => self.current = chunk,
-                Some(Err(e)) => return Err(std::io::Error::other(error_text(&e))),
+                Some(Err(e)) => return Err(std::io::Error::other(error_chain(&e))),
             }
         }
         let n = buf.len().min(self.current.len());

@@ -167,7 +167,7 @@ const NO_OAUTH: &str =
 pub(crate) fn store_error(url: &str, action: &str, error: object_store::Error) -> Error {
     Error::Fatal(format!(
         "cannot {action} `{url}`: {}",
-        super::fetch::error_text(&error)
+        demarc_model::error_chain(&error)
     ))
 }
 

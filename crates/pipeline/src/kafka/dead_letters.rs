@@ -219,7 +219,7 @@ impl KafkaDeadLetters {
             source,
         };
         self.metrics
-            .set_problem(Some(crate::complete::error_chain(&error)));
+            .set_problem(Some(demarc_model::error_chain(&error)));
         error
     }
 }

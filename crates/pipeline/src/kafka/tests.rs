@@ -520,7 +520,7 @@ fn a_dead_letter_topic_that_keeps_refusing_stops_the_run_after_bounded_retries()
     let started = Instant::now();
     let error = run(&settings, &engine, sink, None, None).expect_err("the run stops");
     let took = started.elapsed();
-    let text = crate::complete::error_chain(&error);
+    let text = demarc_model::error_chain(&error);
     assert!(
         text.starts_with(
             "the dead-letter topic `demarc-dead-letter` did not take a rejected message"
