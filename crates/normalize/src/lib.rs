@@ -306,7 +306,12 @@ impl Normalizer {
             return self.reject(RejectReason::TooDeep, detail, cursor, bytes);
         }
         if bytes.first() == Some(&b'[') {
-            let items = match sonic_rs::from_slice::<lenient::Items<'_>>(bytes) {
+            // Checked first: sonic-rs hands out the raw text of elements unchecked, and
+            // panics on text that is not UTF-8.
+            let Some(text) = self.utf8(bytes, cursor) else {
+                return;
+            };
+            let items = match sonic_rs::from_str::<lenient::Items<'_>>(text) {
                 Ok(lenient::Items::Array(items)) => items,
                 // A document that starts with `[` and parses is an array.
                 Ok(_) => Vec::new(),

@@ -164,3 +164,15 @@ fn a_gcp_payload_without_its_type_is_read_by_its_shape() {
         assert!(out.stats.lenient.is_empty());
     }
 }
+
+#[test]
+fn an_array_holding_text_that_is_not_utf8_is_rejected_not_a_panic() {
+    let out = normalize_bytes(b"[\"\x80\"]", &Origin::file("bad"), Options::default());
+    assert_eq!(out.rejects.len(), 1);
+    assert_eq!(out.rejects[0].reason, RejectReason::InvalidJson);
+    assert!(
+        out.rejects[0].detail.starts_with("not UTF-8"),
+        "{:?}",
+        out.rejects
+    );
+}
