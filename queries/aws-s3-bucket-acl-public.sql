@@ -10,6 +10,8 @@
 --
 -- A grant to the AllUsers or AuthenticatedUsers group (`Grant` may be one object or a
 -- list), or a public canned ACL.
+-- Buckets meant to be public (a website, a public dataset) are listed, each with its
+-- owner, reason and expiry, in the allow table `public_buckets`.
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events
 WHERE provider = 'aws'
@@ -23,3 +25,5 @@ WHERE provider = 'aws'
                      ['http://acs.amazonaws.com/groups/global/AllUsers',
                       'http://acs.amazonaws.com/groups/global/AuthenticatedUsers'])
   )
+  AND NOT EXISTS (SELECT 1 FROM allow.public_buckets known
+                  WHERE known.bucket = json_get_str(events.request, 'bucketName'))

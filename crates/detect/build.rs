@@ -1,5 +1,6 @@
 //! Compiles the rules in `queries/` into the library, so that the binary carries its
-//! detections; `--rules DIR` replaces them at run time.
+//! detections; `--rules DIR` replaces them at run time. The same for the (empty) allow
+//! tables of `allow/` that the built-in rules read.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -56,4 +57,43 @@ fn main() {
         Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("builtin_rules.rs");
     std::fs::write(&out, code).expect("OUT_DIR is writable");
     std::fs::write(out.with_file_name("rule_tests.rs"), tests).expect("OUT_DIR is writable");
+    std::fs::write(
+        out.with_file_name("builtin_allow.rs"),
+        allow_tables(&manifest),
+    )
+    .expect("OUT_DIR is writable");
+}
+
+/// The allow tables the built-in rules read, from `allow/`: (file name, text).
+fn allow_tables(manifest: &str) -> String {
+    let dir = Path::new(manifest).join("../../allow");
+    println!("cargo::rerun-if-changed={}", dir.display());
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|e| e == "csv" || e == "toml"))
+                .collect()
+        })
+        .unwrap_or_default();
+    paths.sort();
+    let mut code = String::from(
+        "/// The allow tables compiled in from `allow/`: (file name, text).\nconst BUILTIN_ALLOW: &[(&str, &str)] = &[\n",
+    );
+    for path in &paths {
+        println!("cargo::rerun-if-changed={}", path.display());
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("allow file names are UTF-8");
+        let absolute = path.canonicalize().expect("allow file exists");
+        writeln!(
+            code,
+            "    (\"allow/{name}\", include_str!({:?})),",
+            absolute.display().to_string()
+        )
+        .expect("write to string");
+    }
+    code.push_str("];\n");
+    code
 }

@@ -55,6 +55,10 @@ pub struct BackfillArgs {
     /// Load the rules from this folder of *.sql files instead of the compiled-in ones
     #[arg(long)]
     rules: Option<PathBuf>,
+    /// Allow tables (*.csv, *.toml) that the rules read as `allow.NAME`, filling or
+    /// adding to the built-in, empty ones (docs/rules.md)
+    #[arg(long)]
+    allow: Option<PathBuf>,
     /// Write alerts as JSON lines to this file instead of standard output
     #[arg(long)]
     alerts: Option<PathBuf>,
@@ -126,7 +130,7 @@ struct Report {
 
 pub fn run(args: &BackfillArgs) -> Result<()> {
     let started = Instant::now();
-    let rules = Arc::new(load_rules(args.rules.as_deref())?);
+    let rules = Arc::new(load_rules(args.rules.as_deref(), args.allow.as_deref())?);
     let previous = match args.checkpoint.as_deref() {
         Some(path) => resume::previous(path, args)?,
         None => None,

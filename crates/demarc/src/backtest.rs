@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use clap::Args;
-use demarc_detect::RuleSet;
+use demarc_detect::{AllowLists, RuleSet};
 use demarc_model::Alert;
 
 #[derive(Debug, Args)]
@@ -16,6 +16,10 @@ pub struct BacktestArgs {
     /// The rule file (`*.sql` with its header), new or changed
     #[arg(value_parser = crate::existing_path)]
     rule: PathBuf,
+    /// Allow tables (*.csv, *.toml) the rule reads as `allow.NAME`, filling or adding to
+    /// the built-in, empty ones
+    #[arg(long)]
+    allow: Option<PathBuf>,
     /// The lake to run it over: a folder or a bucket prefix (s3://…, gs://…)
     #[arg(long, env = "DEMARC_LAKE")]
     lake: String,
@@ -42,7 +46,14 @@ pub fn run(args: &BacktestArgs) -> Result<()> {
         .with_context(|| format!("cannot read `{}`", args.rule.display()))?;
     let place = crate::store::lake(&args.lake, &args.store)?;
     let runtime = crate::sql::runtime()?;
-    let rules = runtime.block_on(RuleSet::from_sources(vec![(args.rule.clone(), text)]))?;
+    let allow = AllowLists::load(args.allow.as_deref()).map_err(demarc_detect::Error::Allow)?;
+    for row in allow.expired() {
+        eprintln!("warning: {row}");
+    }
+    let rules = runtime.block_on(RuleSet::from_sources_with(
+        vec![(args.rule.clone(), text)],
+        allow,
+    ))?;
     let backtest = runtime
         .block_on(demarc_sql::backtest(&place.place, &rules, since, until))
         .map_err(|e| anyhow::anyhow!("{}", e.explain()))?;

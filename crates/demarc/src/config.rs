@@ -202,7 +202,12 @@ fn default_listen() -> Spanned<String> {
 #[serde(deny_unknown_fields)]
 struct RulesFile {
     dir: Option<PathBuf>,
+    allow: Option<PathBuf>,
+    allow_refresh_seconds: Option<Spanned<u64>>,
 }
+
+/// How often a running job looks for changed allow tables, by default.
+pub const DEFAULT_ALLOW_REFRESH_SECONDS: u64 = 10;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -226,6 +231,10 @@ pub struct Config {
     /// Work pending this long with nothing completed makes `/health` answer 503.
     pub stall_limit: Duration,
     pub rules_dir: Option<PathBuf>,
+    /// Allow tables filling or adding to the built-in ones.
+    pub allow_dir: Option<PathBuf>,
+    /// How often a running job looks for changed allow tables.
+    pub allow_refresh: Duration,
     pub workers: usize,
     pub max_event_bytes: usize,
     /// `[sinks]`, `[[routes]]` and the rest: where alerts go beyond `[alerts]`.
@@ -483,6 +492,20 @@ impl Config {
             ));
         }
 
+        let allow_refresh = match &file.rules.allow_refresh_seconds {
+            None => DEFAULT_ALLOW_REFRESH_SECONDS,
+            Some(n) if (1..=3600).contains(n.get_ref()) => *n.get_ref(),
+            Some(n) => {
+                return Err(at(
+                    n.span(),
+                    format!(
+                        "rules.allow_refresh_seconds must be between 1 and 3600 (default \
+                         {DEFAULT_ALLOW_REFRESH_SECONDS})"
+                    ),
+                ));
+            }
+        };
+
         let workers = match &file.normalize.workers {
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
             Some(n) if (1..=256).contains(n.get_ref()) => *n.get_ref(),
@@ -525,6 +548,8 @@ impl Config {
             metrics_listen,
             stall_limit: Duration::from_secs(stall_seconds),
             rules_dir: file.rules.dir,
+            allow_dir: file.rules.allow,
+            allow_refresh: Duration::from_secs(allow_refresh),
             workers,
             max_event_bytes,
             routing,
@@ -551,6 +576,8 @@ impl Config {
             metrics_listen: None,
             stall_limit: Duration::from_secs(DEFAULT_STALL_SECONDS),
             rules_dir: None,
+            allow_dir: None,
+            allow_refresh: Duration::from_secs(DEFAULT_ALLOW_REFRESH_SECONDS),
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             max_event_bytes: demarc_normalize::Options::default().max_event_bytes,
             routing: None,

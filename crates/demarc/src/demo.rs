@@ -35,6 +35,14 @@ pub struct DemoArgs {
     /// Serve Prometheus metrics on this address while the demo runs
     #[arg(long)]
     metrics: Option<std::net::SocketAddr>,
+    /// Allow tables (*.csv, *.toml) the rules read as `allow.NAME`; changes apply while
+    /// the demo runs
+    #[arg(long)]
+    allow: Option<std::path::PathBuf>,
+    /// How often changed allow tables are re-read
+    #[arg(long, default_value_t = crate::config::DEFAULT_ALLOW_REFRESH_SECONDS,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    allow_refresh_seconds: u64,
 }
 
 /// The bundled samples: real attack-detonation CloudTrail, GCP exports with violations
@@ -152,8 +160,12 @@ pub fn run(args: &DemoArgs) -> Result<()> {
         .map_err(|e| anyhow!("cannot create the dead-letter topic: {e}"))?;
 
     let messages = sample_messages()?;
-    let rules = Arc::new(load_rules(None)?);
+    let rules = Arc::new(load_rules(None, args.allow.as_deref())?);
     let engine = crate::run::engine(&config, rules, true);
+    let _allow = demarc_pipeline::allow::AllowWatch::start(
+        &engine,
+        Duration::from_secs(args.allow_refresh_seconds),
+    )?;
     let shared = Arc::clone(&engine.shared);
     let _service = Service::start(
         config.metrics_listen,

@@ -28,14 +28,15 @@ pub struct RulesArgs {
     /// Load the rules from this folder of *.sql files instead of the compiled-in ones
     #[arg(long)]
     rules: Option<PathBuf>,
+    /// Allow tables (*.csv, *.toml) that the rules read as `allow.NAME`, filling or
+    /// adding to the built-in, empty ones
+    #[arg(long)]
+    allow: Option<PathBuf>,
 }
 
 impl RulesArgs {
-    async fn load(&self) -> Result<RuleSet> {
-        Ok(match &self.rules {
-            Some(dir) => RuleSet::from_dir(dir).await?,
-            None => RuleSet::builtin().await?,
-        })
+    fn load(&self) -> Result<RuleSet> {
+        crate::run::load_rules(self.rules.as_deref(), self.allow.as_deref())
     }
 }
 
@@ -44,9 +45,9 @@ pub fn run(command: &RulesCommand) -> Result<()> {
     match command {
         // Backtests run on a runtime of their own, with threads for the scans.
         RulesCommand::Backtest(args) => crate::backtest::run(args),
-        RulesCommand::List(args) => runtime()?.block_on(async { list(&args.load().await?) }),
+        RulesCommand::List(args) => runtime()?.block_on(async { list(&args.load()?) }),
         RulesCommand::Test { rules, fixtures } => {
-            runtime()?.block_on(async { test(&rules.load().await?, fixtures).await })
+            runtime()?.block_on(async { test(&rules.load()?, fixtures).await })
         }
     }
 }

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use clap::Args;
-use demarc_detect::RuleSet;
+use demarc_detect::{AllowLists, RuleSet};
 use demarc_lake::Lake;
 use demarc_normalize::Options;
+use demarc_pipeline::allow::AllowWatch;
 use demarc_pipeline::kafka::{self, consumer_config};
 use demarc_pipeline::{Engine, LakeOutput, Metrics, Settings, Shared, Summary};
 use demarc_sink::{AlertSink, FileMode, Format};
@@ -41,8 +42,12 @@ pub struct ValidateArgs {
 
 pub fn run(args: &RunArgs) -> Result<()> {
     let config = Config::load(&args.config)?;
-    let rules = Arc::new(load_rules(config.rules_dir.as_deref())?);
+    let rules = Arc::new(load_rules(
+        config.rules_dir.as_deref(),
+        config.allow_dir.as_deref(),
+    )?);
     let engine = engine(&config, rules, false);
+    let _allow = AllowWatch::start(&engine, config.allow_refresh)?;
     let _service = Service::start(
         config.metrics_listen,
         &engine.metrics,
@@ -159,7 +164,7 @@ pub fn validate(args: &ValidateArgs) -> Result<()> {
             }
         }
     }
-    let rules = load_rules(config.rules_dir.as_deref())?;
+    let rules = load_rules(config.rules_dir.as_deref(), config.allow_dir.as_deref())?;
     let routed = config.routing.as_ref().map_or_else(String::new, |r| {
         format!(
             ", {} sinks, {} routes, spool `{}`",
@@ -210,14 +215,15 @@ fn located(
     }
 }
 
-pub fn load_rules(dir: Option<&Path>) -> Result<RuleSet> {
+/// The rules of `dir` (or the built-in ones) with the allow tables of `allow` (or the
+/// built-in, empty ones); rows already expired are reported on stderr.
+pub fn load_rules(dir: Option<&Path>, allow: Option<&Path>) -> Result<RuleSet> {
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
-    Ok(runtime.block_on(async {
-        match dir {
-            Some(dir) => RuleSet::from_dir(dir).await,
-            None => RuleSet::builtin().await,
-        }
-    })?)
+    let lists = AllowLists::load(allow).map_err(demarc_detect::Error::Allow)?;
+    for row in lists.expired() {
+        eprintln!("warning: {row}");
+    }
+    Ok(runtime.block_on(RuleSet::load(dir, lists))?)
 }
 
 pub fn print_summary(summary: &Summary, started: Instant) {

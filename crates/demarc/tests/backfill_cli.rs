@@ -325,6 +325,60 @@ fn bad_rules_and_paths_fail_before_any_work() {
     let output = demarc(&["backfill", "testdata/no-such-folder"]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("no-such-folder"));
+
+    let allow = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        allow.path().join("trusted_domains.csv"),
+        "domain,owner,reason,expires\nexample.org,secops,ok,2027-01-01\nexample.net,secops,,2027-01-01\n",
+    )
+    .expect("write");
+    let output = demarc(&[
+        "backfill",
+        "testdata/samples",
+        "--allow",
+        text(allow.path()),
+    ]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("trusted_domains.csv:3: `reason` is empty"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty());
+}
+
+/// An allow table mutes what it lists, and a row past its `expires` no longer does and
+/// is reported.
+#[test]
+fn allow_tables_mute_listed_domains_until_they_expire() {
+    let fixtures = "testdata/rules/gcp-iam-granted-outside-org/positive";
+    let alerts_with = |table: &str| {
+        let allow = tempfile::tempdir().expect("temp dir");
+        std::fs::write(allow.path().join("trusted_domains.csv"), table).expect("write");
+        let output = demarc(&["backfill", fixtures, "--allow", text(allow.path())]);
+        succeeded(&output);
+        let alerts: Vec<String> = json_lines(&output.stdout)
+            .iter()
+            .filter(|a| a["rule_id"] == "gcp-iam-granted-outside-org")
+            .map(|a| a["event_ids"][0].as_str().unwrap_or_default().to_owned())
+            .collect();
+        (alerts, String::from_utf8_lossy(&output.stderr).to_string())
+    };
+    let (all, _) = alerts_with("domain,owner,reason,expires\n");
+    assert_eq!(all.len(), 3, "{all:?}");
+    let (some, stderr) = alerts_with(
+        "domain,owner,reason,expires\n\
+         gmail.com,alice,trial,2020-01-01\n\
+         partner.io,alice,vendor,2999-01-01\n\
+         contractor.dev,alice,vendor,2999-01-01\n",
+    );
+    assert_eq!(some, ["pos-outside-gmail"]);
+    assert!(
+        stderr.contains(
+            "trusted_domains.csv:2: allow.trusted_domains row (domain=gmail.com) expired"
+        ),
+        "{stderr}"
+    );
 }
 
 /// The generated sample archive alerts on exactly the violations its generator

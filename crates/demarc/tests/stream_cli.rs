@@ -72,6 +72,11 @@ fn bad_configs_fail_with_file_line_and_fix() {
             ":6:",
             "env = ",
         ),
+        (
+            "[kafka]\nbrokers = \"k:9092\"\ngroup_id = \"g\"\ntopics = [\"t\"]\n[rules]\nallow_refresh_seconds = 0\n",
+            ":6:",
+            "rules.allow_refresh_seconds must be between 1 and 3600",
+        ),
     ];
     for (n, (text, place, fix)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("bad{n}.toml"));
@@ -185,4 +190,164 @@ fn metrics_and_health_are_served_and_sigterm_exits_cleanly() {
         .expect("read");
     assert!(status.success(), "{status}: {stderr}");
     assert!(stderr.contains("stopping"), "{stderr}");
+}
+
+/// A public bucket policy on `bucket`, as CloudTrail logs it.
+fn public_policy_event(id: &str, bucket: &str) -> String {
+    serde_json::json!({
+        "eventVersion": "1.09",
+        "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/alice",
+                         "accountId": "111122223333", "userName": "alice"},
+        "eventTime": "2026-11-30T10:00:00Z",
+        "eventSource": "s3.amazonaws.com",
+        "eventName": "PutBucketPolicy",
+        "awsRegion": "us-east-1",
+        "sourceIPAddress": "203.0.113.7",
+        "requestParameters": {
+            "bucketName": bucket,
+            "bucketPolicy": {"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                "Resource": format!("arn:aws:s3:::{bucket}/*")}]},
+            "policy": ""
+        },
+        "responseElements": null,
+        "eventID": id,
+        "readOnly": false,
+        "eventType": "AwsApiCall",
+        "recipientAccountId": "111122223333"
+    })
+    .to_string()
+}
+
+/// The value of one sample line of the metrics text, 0 when absent.
+fn metric(text: &str, line_prefix: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(line_prefix))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Polls `/metrics` until `done` holds of it.
+fn wait_for_metrics(port: u16, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(text) = get(port, "/metrics")
+            && done(&text)
+        {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_running_job_applies_changed_allow_tables_without_restart() {
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let table = dir.path().join("public_buckets.csv");
+    std::fs::write(&table, "bucket,owner,reason,expires\n").expect("write table");
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_demarc"))
+        .args([
+            "demo",
+            "--follow",
+            "--rate",
+            "5000",
+            "--allow-refresh-seconds",
+            "1",
+        ])
+        .arg("--metrics")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--allow")
+        .arg(dir.path())
+        .env("DEMARC_LOG", "warn,demarc_pipeline::allow=info")
+        .current_dir(repo())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("demarc runs");
+    // The broker's address, from the first line.
+    let mut stderr = child.stderr.take().expect("stderr");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while stderr.read(&mut byte).expect("read stderr") == 1 && byte[0] != b'\n' {
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_string();
+    let brokers = head
+        .split("mock Kafka cluster at ")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .unwrap_or_else(|| panic!("no broker address in: {head}"))
+        .to_owned();
+    let reader = std::thread::spawn(move || {
+        let mut rest = String::new();
+        let _ = stderr.read_to_string(&mut rest);
+        rest
+    });
+    let rule = "demarc_alerts_total{rule=\"aws-s3-bucket-policy-public\"} ";
+    let events = "demarc_events_total ";
+    // The samples are done when every one is counted and nothing moves.
+    let mut last = -1.0;
+    let before = loop {
+        let text = wait_for_metrics(port, "the samples", |t| metric(t, events) > 0.0);
+        let now = metric(&text, events);
+        if now == last {
+            break text;
+        }
+        last = now;
+        std::thread::sleep(Duration::from_millis(1500));
+    };
+    let alerts_before = metric(&before, rule);
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .expect("producer");
+    let send = |id: &str, bucket: &str| {
+        let payload = public_policy_event(id, bucket);
+        producer
+            .send(BaseRecord::to("audit-logs").key("k").payload(&payload))
+            .map_err(|(e, _)| e)
+            .expect("queued");
+        producer.flush(Duration::from_secs(10)).expect("flushed");
+    };
+
+    // Not listed: alerts.
+    send("allow-cli-1", "listed-later");
+    wait_for_metrics(port, "the first alert", |t| {
+        metric(t, rule) >= alerts_before + 1.0
+    });
+
+    // Listed while running: the next event on it does not alert; an unlisted bucket
+    // behind it still does.
+    std::fs::write(
+        &table,
+        "bucket,owner,reason,expires\nlisted-later,web@example.com,public website,2999-01-01\n",
+    )
+    .expect("rewrite table");
+    wait_for_metrics(port, "the table to be re-read", |t| {
+        metric(
+            t,
+            "demarc_allow_rows{table=\"public_buckets\",state=\"active\"} ",
+        ) == 1.0
+    });
+    send("allow-cli-2", "listed-later");
+    send("allow-cli-3", "not-listed");
+    let after = wait_for_metrics(port, "the unlisted bucket's alert", |t| {
+        metric(t, rule) >= alerts_before + 2.0
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let settled = get(port, "/metrics").unwrap_or(after);
+    assert_eq!(metric(&settled, rule), alerts_before + 2.0, "{settled}");
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(child.wait().expect("exits").success());
+    let log = reader.join().expect("stderr read");
+    assert!(log.contains("allow table re-read"), "{log}");
 }

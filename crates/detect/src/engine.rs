@@ -15,6 +15,7 @@ use datafusion::prelude::SessionConfig;
 use datafusion::prelude::SessionContext;
 use demarc_model::event_schema;
 
+use crate::allow::AllowLists;
 use crate::prefilter::{BatchValues, Prefilter};
 use crate::rule::{RuleError, RuleFile, placeholders};
 use crate::{Error, Result};
@@ -37,6 +38,8 @@ pub struct RuleSet {
     prefilters: Vec<Prefilter>,
     use_prefilters: bool,
     state: SessionState,
+    /// The allow tables the rules read, refreshed in place.
+    allow: AllowLists,
 }
 
 /// The rows one rule matched in one batch.
@@ -51,42 +54,42 @@ include!(concat!(env!("OUT_DIR"), "/builtin_rules.rs"));
 impl RuleSet {
     /// The rules compiled into this build from `queries/`.
     pub async fn builtin() -> Result<Self> {
-        let sources = BUILTIN_RULES
-            .iter()
-            .map(|(name, text)| (PathBuf::from(name), (*text).to_owned()))
-            .collect();
-        Self::from_sources(sources).await
+        Self::load(None, builtin_allow()?).await
+    }
+
+    /// The rules of `dir`, or the built-in ones, reading `allow`'s tables.
+    pub async fn load(dir: Option<&Path>, allow: AllowLists) -> Result<Self> {
+        let sources = match dir {
+            Some(dir) => read_dir(dir)?,
+            None => BUILTIN_RULES
+                .iter()
+                .map(|(name, text)| (PathBuf::from(name), (*text).to_owned()))
+                .collect(),
+        };
+        Self::from_sources_with(sources, allow).await
     }
 
     /// Reads every `*.sql` file of `dir` (sorted by name) and validates it.
     pub async fn from_dir(dir: &Path) -> Result<Self> {
-        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|source| Error::Read {
-                path: dir.to_owned(),
-                source,
-            })?
-            .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|e| e == "sql"))
-            .collect();
-        paths.sort();
-        let mut sources = Vec::with_capacity(paths.len());
-        for path in paths {
-            let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
-                path: path.clone(),
-                source,
-            })?;
-            sources.push((path, text));
-        }
-        Self::from_sources(sources).await
+        Self::load(Some(dir), builtin_allow()?).await
     }
 
-    /// Parses and plans every rule; all problems are reported together, each with
-    /// its file and line.
+    /// Parses and plans every rule, with the built-in (empty) allow tables.
     pub async fn from_sources(sources: Vec<(PathBuf, String)>) -> Result<Self> {
+        Self::from_sources_with(sources, builtin_allow()?).await
+    }
+
+    /// Parses and plans every rule, reading `allow`'s tables; all problems are reported
+    /// together, each with its file and line.
+    pub async fn from_sources_with(
+        sources: Vec<(PathBuf, String)>,
+        allow: AllowLists,
+    ) -> Result<Self> {
         if sources.is_empty() {
             return Err(Error::NoRules);
         }
         let ctx = session(RecordBatch::new_empty(event_schema()))?;
+        allow.register(&ctx).map_err(Error::Engine)?;
         let mut rules = Vec::new();
         let mut plans = Vec::new();
         let mut problems = Vec::new();
@@ -129,7 +132,14 @@ impl RuleSet {
             prefilters,
             use_prefilters: true,
             state: ctx.state(),
+            allow,
         })
+    }
+
+    /// The allow tables the rules read: [`AllowLists::refresh`] it to apply changed
+    /// files to the next batch.
+    pub fn allow(&self) -> &AllowLists {
+        &self.allow
     }
 
     pub fn rules(&self) -> &[RuleFile] {
@@ -312,6 +322,32 @@ pub struct Detected {
 pub struct RuleFailure {
     pub rule: String,
     pub error: Error,
+}
+
+fn builtin_allow() -> Result<AllowLists> {
+    AllowLists::builtin().map_err(Error::Allow)
+}
+
+/// Every `*.sql` file of `dir`, sorted by name, with its text.
+fn read_dir(dir: &Path) -> Result<Vec<(PathBuf, String)>> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|source| Error::Read {
+            path: dir.to_owned(),
+            source,
+        })?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    paths.sort();
+    let mut sources = Vec::with_capacity(paths.len());
+    for path in paths {
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Read {
+            path: path.clone(),
+            source,
+        })?;
+        sources.push((path, text));
+    }
+    Ok(sources)
 }
 
 /// Optimizer passes left out; see [`session_context`].

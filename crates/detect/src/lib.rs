@@ -5,9 +5,11 @@
 //! This crate must not depend on Kafka or on how events are read: it sees Arrow
 //! batches of the schema in `demarc_model`, so the streaming and the backfill jobs run
 //! the same rules. It uses the (pure, synchronous) normalizer only to read rule
-//! fixtures, which may come in any envelope.
+//! fixtures, which may come in any envelope. Rules may also read allow tables
+//! (`allow.NAME`, see [`allow`]): data kept beside the rules.
 
 mod alert;
+pub mod allow;
 mod engine;
 mod fixtures;
 pub mod functions;
@@ -17,6 +19,7 @@ mod rule;
 use std::path::PathBuf;
 
 pub use alert::alert_id;
+pub use allow::{AllowError, AllowLists, ExpiredRow};
 pub use engine::{Detected, EVENTS_TABLE, Matches, RuleFailure, RuleSet, session_context};
 pub use fixtures::{
     FixtureResult, MIN_FIXTURES, check_fixtures, check_rule_fixtures, load_fixtures,
@@ -30,6 +33,9 @@ pub enum Error {
     /// Rule files the user must fix; every one of them is listed.
     #[error("{} rule problem(s):\n{}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Rules(Vec<RuleError>),
+    /// Allow tables the user must fix; every problem is listed.
+    #[error("{} allow-list problem(s):\n{}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Allow(Vec<AllowError>),
     #[error("no rules found: a rules folder holds one `*.sql` file per rule")]
     NoRules,
     #[error("cannot read `{}`", path.display())]

@@ -14,11 +14,13 @@ use std::fmt;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::utils::split_conjunction;
-use datafusion::logical_expr::{BinaryExpr, Distinct, Expr, LogicalPlan, Operator};
+use datafusion::logical_expr::{BinaryExpr, Distinct, Expr, JoinType, LogicalPlan, Operator};
 
 use demarc_normalize::{AlternativeTests, ColumnTest};
 
+use crate::allow::ALLOW_SCHEMA;
 use crate::engine::EVENTS_TABLE;
 
 /// For some string columns of `events`, the only values a row the rule returns can
@@ -109,6 +111,17 @@ fn scan_conjuncts(plan: &LogicalPlan) -> Option<Vec<&Expr>> {
             LogicalPlan::Sort(s) => node = &s.input,
             LogicalPlan::Limit(l) => node = &l.input,
             LogicalPlan::Distinct(Distinct::All(input)) => node = input,
+            // A lookup in allow tables (`NOT EXISTS (SELECT … FROM allow.x …)`, a scalar
+            // subquery over one) keeps, drops or widens rows of `events`, never makes
+            // new ones: tests above it and below it are still tests on the scan's rows.
+            LogicalPlan::Join(join)
+                if matches!(
+                    join.join_type,
+                    JoinType::Left | JoinType::LeftSemi | JoinType::LeftAnti
+                ) && reads_only_allow_tables(&join.right) =>
+            {
+                node = &join.left;
+            }
             LogicalPlan::TableScan(scan) if scan.table_name.table() == EVENTS_TABLE => {
                 for filter in &scan.filters {
                     conjuncts.extend(split_conjunction(filter));
@@ -122,6 +135,23 @@ fn scan_conjuncts(plan: &LogicalPlan) -> Option<Vec<&Expr>> {
 
 /// Past this many alternatives, an `AND` of `OR`s keeps only one side's.
 const MAX_ALTERNATIVES: usize = 64;
+
+/// Whether every table `plan` reads is an allow table, and it reads at least one.
+fn reads_only_allow_tables(plan: &LogicalPlan) -> bool {
+    let mut allow = 0;
+    let mut other = 0;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            if scan.table_name.schema() == Some(ALLOW_SCHEMA) {
+                allow += 1;
+            } else {
+                other += 1;
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    allow > 0 && other == 0
+}
 
 /// The ways a row `plan` returns may pass its tests, for the normalizer's
 /// [`demarc_normalize::RowFilter`]: each alternative a conjunction of column tests,

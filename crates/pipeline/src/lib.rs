@@ -26,6 +26,7 @@
 //! worker drives DataFusion on its own single-threaded runtime, so the async runtime
 //! never blocks on them.
 
+pub mod allow;
 pub mod archive;
 mod complete;
 pub mod dead_letter;

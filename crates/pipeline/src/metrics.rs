@@ -42,6 +42,8 @@ pub struct Metrics {
     pub dead_letter_retries: Counter,
     /// 1 while consumption is paused for back-pressure.
     pub paused: Gauge,
+    pub allow_rows: Family<Labels, Gauge>,
+    pub allow_reload_failures: Counter,
     /// Routing, suppression, snoozes, the spool and delivery.
     pub routing: demarc_sink::metrics::RouteMetrics,
     /// Set while the pipeline runs; cleared when it stops or fails.
@@ -80,6 +82,8 @@ impl Metrics {
             rule_errors: Family::default(),
             dead_letter_retries: Counter::default(),
             paused: Gauge::default(),
+            allow_rows: Family::default(),
+            allow_reload_failures: Counter::default(),
             routing: demarc_sink::metrics::RouteMetrics::default(),
             healthy: AtomicBool::new(false),
             problem: Mutex::new(None),
@@ -182,6 +186,18 @@ impl Metrics {
             "dead_letter_retries",
             "Dead letters sent again after the dead-letter topic refused them",
             metrics.dead_letter_retries.clone(),
+        );
+        metrics.registry.register(
+            "allow_rows",
+            "Rows of each allow table, by state: `active` rows suppress alerts, `expired` \
+             ones no longer do and should be renewed or deleted",
+            metrics.allow_rows.clone(),
+        );
+        metrics.registry.register(
+            "allow_reload_failures",
+            "Changed allow-table files that could not be used (their previous rows still \
+             apply; the log says which file and line)",
+            metrics.allow_reload_failures.clone(),
         );
         metrics
     }

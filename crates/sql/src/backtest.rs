@@ -70,6 +70,7 @@ pub async fn backtest(
     // rule engine plans against.
     let lake = Lake::open(place)?;
     let ctx = lake.context();
+    rules.allow().register(ctx).map_err(Error::Engine)?;
     if let Some(all) = ctx.deregister_table(EVENTS_TABLE).map_err(Error::Engine)? {
         ctx.register_table(ALL_EVENTS, all).map_err(Error::Engine)?;
     }
