@@ -7,12 +7,12 @@
 -- attack: T1562.008
 -- dedup: account_id, resource
 -- summary: {actor_principal} ran {operation} on trail {resource} in account {account_id}
+-- evasions: outcome, catalog-variant
 --
--- The audit trail is the customer's record of every API call; stopping or deleting it
--- blinds every other detection. Failed attempts are left to a separate rule.
+-- A trail stopped or deleted, or a CloudTrail Lake event data store stopped or deleted.
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events
 WHERE provider = 'aws'
   AND service = 'cloudtrail.amazonaws.com'
-  AND operation IN ('StopLogging', 'DeleteTrail')
+  AND operation IN ('StopLogging', 'DeleteTrail', 'StopEventDataStoreIngestion', 'DeleteEventDataStore')
   AND outcome = 'success'

@@ -1,24 +1,22 @@
 -- id: aws-cloudtrail-selectors-exclude-management
--- title: CloudTrail trail stops recording management events
+-- title: CloudTrail trail narrowed: management writes, other regions or global services no longer recorded
 -- severity: high
 -- category: logging-disabled
 -- srm-layer: logging
 -- service-models: iaas, paas, saas
 -- attack: T1562.008
 -- dedup: account_id, resource
--- summary: {actor_principal} excluded management events from trail {resource} in account {account_id}
+-- summary: {actor_principal} narrowed what trail {resource} records in account {account_id}
+-- evasions: api-defaults, outcome, catalog-variant
 --
--- Basic selectors that all set `includeManagementEvents` false, or advanced selectors of
--- which none selects `eventCategory` Management.
+-- Selectors of which none records management write events (basic ones with
+-- `includeManagementEvents` false or `readWriteType` ReadOnly; advanced ones without a
+-- Management selector, or with it confined to read-only calls), or a trail updated to one
+-- region or without global service events. Omitted selector fields take their defaults.
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events
 WHERE provider = 'aws'
   AND service = 'cloudtrail.amazonaws.com'
-  AND operation = 'PutEventSelectors'
+  AND operation IN ('PutEventSelectors', 'UpdateTrail')
   AND outcome = 'success'
-  AND (
-       (array_has(json_values(request, 'eventSelectors.includeManagementEvents'), 'false')
-        AND NOT array_has(json_values(request, 'eventSelectors.includeManagementEvents'), 'true'))
-    OR (json_get_json(request, 'advancedEventSelectors') IS NOT NULL
-        AND NOT array_has(json_values(request, 'advancedEventSelectors.fieldSelectors.equals'), 'Management'))
-  )
+  AND aws_trail_narrowed(request)

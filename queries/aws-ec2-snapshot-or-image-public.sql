@@ -7,6 +7,7 @@
 -- attack: T1537
 -- dedup: account_id, resource
 -- summary: {actor_principal} made {resource} public with {operation} in account {account_id}
+-- evasions: outcome
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events
 WHERE provider = 'aws'

@@ -7,6 +7,7 @@
 -- attack: T1485, T1562
 -- dedup: account_id, operation, resource
 -- summary: {actor_principal} ran {operation} on {resource} in account {account_id}
+-- evasions: outcome
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events
 WHERE provider = 'aws'

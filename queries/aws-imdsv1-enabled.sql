@@ -7,6 +7,7 @@
 -- attack: T1552.005
 -- dedup: account_id, resource
 -- summary: {actor_principal} made metadata tokens optional with {operation} on {resource} in account {account_id}
+-- evasions: outcome
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events
 WHERE provider = 'aws'

@@ -7,6 +7,7 @@
 -- attack: T1562.008
 -- dedup: account_id, operation, resource
 -- summary: {actor_principal} ran {operation} on {resource} in account {account_id}
+-- evasions: outcome
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events
 WHERE provider = 'aws'
@@ -14,7 +15,12 @@ WHERE provider = 'aws'
   AND (
        (service = 'config.amazonaws.com'
         AND operation IN ('StopConfigurationRecorder', 'DeleteConfigurationRecorder', 'DeleteDeliveryChannel'))
-    OR (service = 'ec2.amazonaws.com' AND operation = 'DeleteFlowLogs')
+    -- A call whose every flow log failed (listed under `unsuccessful`, with no
+    -- `errorCode`) deleted nothing.
+    OR (service = 'ec2.amazonaws.com' AND operation = 'DeleteFlowLogs'
+        AND NOT (cardinality(json_values(request, 'DeleteFlowLogsRequest.FlowLogId.content')) > 0
+                 AND cardinality(json_values(response, 'DeleteFlowLogsResponse.unsuccessful.item.resourceId'))
+                     >= cardinality(json_values(request, 'DeleteFlowLogsRequest.FlowLogId.content'))))
     OR (service = 'guardduty.amazonaws.com' AND operation = 'DeleteDetector')
     OR (service = 'guardduty.amazonaws.com' AND operation = 'UpdateDetector'
         AND json_as_text(request, 'enable') = 'false')

@@ -7,6 +7,7 @@
 -- attack: T1556
 -- dedup: account_id
 -- summary: {actor_principal} deleted the password policy of account {account_id}
+-- evasions: outcome
 SELECT event_id, time, account_id, region, actor_principal, operation
 FROM events
 WHERE provider = 'aws'

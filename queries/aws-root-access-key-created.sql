@@ -7,6 +7,7 @@
 -- attack: T1098.001
 -- dedup: account_id
 -- summary: an access key was created for the root user of account {account_id}
+-- evasions: outcome
 --
 -- CreateAccessKey without a userName, made by the root user, mints a key for root.
 SELECT event_id, time, account_id, region, actor_principal, operation

@@ -7,6 +7,7 @@
 -- attack: T1562.008
 -- dedup: account_id, resource
 -- summary: {actor_principal} turned off access logging for bucket {resource} in account {account_id}
+-- evasions: outcome
 --
 -- A `BucketLoggingStatus` without `LoggingEnabled` removes the logging configuration.
 SELECT event_id, time, account_id, region, actor_principal, operation, resource

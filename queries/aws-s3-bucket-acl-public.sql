@@ -7,9 +7,10 @@
 -- attack: T1530
 -- dedup: account_id, resource
 -- summary: {actor_principal} made bucket {resource} public through its ACL in account {account_id}
+-- evasions: whole-policy, outcome
 --
 -- A grant to the AllUsers or AuthenticatedUsers group (`Grant` may be one object or a
--- list), or a public canned ACL.
+-- list), or a public canned ACL, or such a grant given in a request header.
 -- Buckets meant to be public (a website, a public dataset) are listed, each with its
 -- owner, reason and expiry, in the allow table `public_buckets`.
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
@@ -24,6 +25,13 @@ WHERE provider = 'aws'
     OR array_has_any(json_values(request, 'AccessControlPolicy.AccessControlList.Grant.Grantee.URI'),
                      ['http://acs.amazonaws.com/groups/global/AllUsers',
                       'http://acs.amazonaws.com/groups/global/AuthenticatedUsers'])
+    -- Grants given as request headers (`x-amz-grant-read: uri="…/AllUsers"`).
+    OR regexp_like(array_to_string(array_concat(json_values(request, 'x-amz-grant-read'),
+                                                json_values(request, 'x-amz-grant-write'),
+                                                json_values(request, 'x-amz-grant-read-acp'),
+                                                json_values(request, 'x-amz-grant-write-acp'),
+                                                json_values(request, 'x-amz-grant-full-control')), ' '),
+                   'uri="?http://acs\.amazonaws\.com/groups/global/(AllUsers|AuthenticatedUsers)')
   )
   AND NOT EXISTS (SELECT 1 FROM allow.public_buckets known
                   WHERE known.bucket = json_get_str(events.request, 'bucketName'))

@@ -7,6 +7,7 @@
 -- attack: T1530
 -- dedup: account_id, resource
 -- summary: {actor_principal} set a public policy on bucket {resource} in account {account_id}
+-- evasions: policy-semantics, outcome
 --
 -- An `Allow` statement for principal `*` that no org, account, network or principal
 -- condition confines. `Deny` statements for `*` are hardenings and do not match.

@@ -7,6 +7,10 @@
 -- attack: T1562
 -- dedup: account_id, resource
 -- summary: {actor_principal} ran {operation} on {resource} in account {account_id}
+-- evasions: api-defaults, outcome
+--
+-- A Put replaces the whole configuration: a flag it leaves out is stored as false, so
+-- any of the four not given as true weakens the block.
 --
 -- Buckets meant to be public (a website, a public dataset) are listed, each with its
 -- owner, reason and expiry, in the allow table `public_buckets`.
@@ -19,10 +23,10 @@ WHERE provider = 'aws'
   AND outcome = 'success'
   AND (
        operation LIKE 'Delete%'
-    OR array_has(json_values(request, 'PublicAccessBlockConfiguration.BlockPublicAcls'), 'false')
-    OR array_has(json_values(request, 'PublicAccessBlockConfiguration.IgnorePublicAcls'), 'false')
-    OR array_has(json_values(request, 'PublicAccessBlockConfiguration.BlockPublicPolicy'), 'false')
-    OR array_has(json_values(request, 'PublicAccessBlockConfiguration.RestrictPublicBuckets'), 'false')
+    OR NOT array_has(json_values(request, 'PublicAccessBlockConfiguration.BlockPublicAcls'), 'true')
+    OR NOT array_has(json_values(request, 'PublicAccessBlockConfiguration.IgnorePublicAcls'), 'true')
+    OR NOT array_has(json_values(request, 'PublicAccessBlockConfiguration.BlockPublicPolicy'), 'true')
+    OR NOT array_has(json_values(request, 'PublicAccessBlockConfiguration.RestrictPublicBuckets'), 'true')
   )
   AND NOT EXISTS (SELECT 1 FROM allow.public_buckets known
                   WHERE known.bucket = json_get_str(events.request, 'bucketName'))

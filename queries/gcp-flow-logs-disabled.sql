@@ -7,6 +7,7 @@
 -- attack: T1562.008
 -- dedup: account_id, resource
 -- summary: {actor_principal} turned off flow logs on {resource}
+-- evasions: outcome
 --
 -- Only the first part of the compute operation carries the request, so the last part
 -- cannot match.

@@ -7,6 +7,7 @@
 -- attack: T1098.003
 -- dedup: account_id, resource
 -- summary: {actor_principal} granted a role on {resource} to an account outside the organisation
+-- evasions: whole-policy, outcome
 --
 -- A user, group or domain whose domain is neither the granting principal's nor one of
 -- the organisation's domains listed in the allow table `trusted_domains`
@@ -17,5 +18,5 @@ WHERE provider = 'gcp'
   AND service = 'cloudresourcemanager.googleapis.com'
   AND regexp_like(operation, '(^|\.)SetIamPolicy$')
   AND outcome = 'success'
-  AND gcp_adds_outsider(additional, actor_principal,
+  AND gcp_adds_outsider(gcp_iam_changes(additional, request, response), actor_principal,
                         (SELECT string_agg(domain, ',') FROM allow.trusted_domains))

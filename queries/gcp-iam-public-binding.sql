@@ -7,12 +7,15 @@
 -- attack: T1530
 -- dedup: account_id, resource
 -- summary: {actor_principal} granted public access to {resource} in {account_id}
+-- evasions: whole-policy, outcome
 --
--- Any service's SetIamPolicy (Cloud Storage logs `storage.setIamPermissions`) with a
--- binding delta that ADDs a public member.
+-- Any service's SetIamPolicy (Cloud Storage logs `storage.setIamPermissions`) that
+-- grants a public member: a binding delta that ADDs one, or, for services that log only
+-- the whole new policy (Cloud Run, Cloud Functions, Compute images…), a binding of the
+-- new policy that holds one.
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events
 WHERE provider = 'gcp'
   AND regexp_like(operation, '(^|\.)(SetIamPolicy|setIamPermissions)$', 'i')
   AND outcome = 'success'
-  AND gcp_adds_member(additional, 'allUsers', 'allAuthenticatedUsers')
+  AND gcp_adds_member(gcp_iam_changes(additional, request, response), 'allUsers', 'allAuthenticatedUsers')

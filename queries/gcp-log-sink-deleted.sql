@@ -7,6 +7,7 @@
 -- attack: T1562.008
 -- dedup: account_id, resource
 -- summary: {actor_principal} ran {operation} on {resource} in {account_id}
+-- evasions: outcome
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events
 WHERE provider = 'gcp'

@@ -7,6 +7,7 @@
 -- attack: T1098.003
 -- dedup: account_id, resource
 -- summary: {actor_principal} granted a privileged role on {resource}
+-- evasions: whole-policy, outcome
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events
 WHERE provider = 'gcp'
@@ -14,6 +15,7 @@ WHERE provider = 'gcp'
   AND regexp_like(operation, '(^|\.)SetIamPolicy$')
   AND outcome = 'success'
   AND (
-       gcp_adds_role(additional, 'roles/owner', 'roles/editor')
-    OR (regexp_like(resource, '^(organizations|folders)/') AND gcp_adds_any(additional))
+       gcp_adds_role(gcp_iam_changes(additional, request, response), 'roles/owner', 'roles/editor')
+    OR (regexp_like(resource, '^(organizations|folders)/')
+        AND gcp_adds_any(gcp_iam_changes(additional, request, response)))
   )

@@ -7,10 +7,17 @@
 -- attack: T1098
 -- dedup: account_id, resource
 -- summary: {actor_principal} granted impersonation of {resource}
+-- evasions: outcome, catalog-variant
+--
+-- Token Creator, Service Account User or Workload Identity User added on a service
+-- account, or on a project, where it lets the member act as every service account in
+-- it (the default Compute one, often an Editor, included).
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events
 WHERE provider = 'gcp'
-  AND service = 'iam.googleapis.com'
+  AND service IN ('iam.googleapis.com', 'cloudresourcemanager.googleapis.com')
   AND regexp_like(operation, '(^|\.)SetIamPolicy$', 'i')
   AND outcome = 'success'
-  AND gcp_adds_role(additional, 'roles/iam.serviceAccountTokenCreator', 'roles/iam.serviceAccountUser')
+  AND gcp_adds_role(gcp_iam_changes(additional, request, response),
+                    'roles/iam.serviceAccountTokenCreator', 'roles/iam.serviceAccountUser',
+                    'roles/iam.workloadIdentityUser')

@@ -45,9 +45,10 @@ pub fn run(command: &RulesCommand) -> Result<()> {
     match command {
         // Backtests run on a runtime of their own, with threads for the scans.
         RulesCommand::Backtest(args) => crate::backtest::run(args),
-        RulesCommand::List(args) => runtime()?.block_on(async { list(&args.load()?) }),
+        RulesCommand::List(args) => list(&args.load()?),
         RulesCommand::Test { rules, fixtures } => {
-            runtime()?.block_on(async { test(&rules.load()?, fixtures).await })
+            let rules = rules.load()?;
+            runtime()?.block_on(test(&rules, fixtures))
         }
     }
 }
@@ -82,13 +83,24 @@ fn list(rules: &RuleSet) -> Result<()> {
 async fn test(rules: &RuleSet, fixtures: &Path) -> Result<()> {
     let results = check_fixtures(rules, fixtures).await?;
     let w = id_width(rules);
-    println!("{:<w$} {:>9} {:>9}  RESULT", "RULE", "POSITIVE", "NEGATIVE");
+    println!(
+        "{:<w$} {:>9} {:>9}  RESULT  EVASION CLASSES COVERED",
+        "RULE", "POSITIVE", "NEGATIVE"
+    );
     let mut failed = 0;
     for result in &results {
         let verdict = if result.passed() { "pass" } else { "FAIL" };
+        let covered: Vec<&str> = result.covered.iter().map(|e| e.as_str()).collect();
         println!(
-            "{:<w$} {:>9} {:>9}  {verdict}",
-            result.rule_id, result.positives, result.negatives
+            "{:<w$} {:>9} {:>9}  {verdict}    {}",
+            result.rule_id,
+            result.positives,
+            result.negatives,
+            if covered.is_empty() {
+                "-".to_owned()
+            } else {
+                covered.join(", ")
+            }
         );
         for problem in &result.problems {
             println!("    {problem}");

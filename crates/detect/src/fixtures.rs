@@ -1,6 +1,8 @@
 //! Rule fixtures: `<root>/<rule-id>/positive/` holds events that must alert,
 //! `<root>/<rule-id>/negative/` events that must not. Files may be in any envelope the
 //! normalizer reads. This is what `demarc rules test` and the test suite both run.
+//! A file named `<class>--<slug>.json` exercises one evasion class ([`Evasion`]); the
+//! classes a rule's header lists under `evasions` must each have one.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -9,6 +11,7 @@ use arrow::array::{Array, AsArray, RecordBatch};
 use demarc_model::Origin;
 use demarc_normalize::{Normalizer, Options};
 
+use crate::rule::Evasion;
 use crate::{Result, RuleSet};
 
 /// The outcome of one rule's fixtures.
@@ -17,6 +20,10 @@ pub struct FixtureResult {
     pub rule_id: String,
     pub positives: usize,
     pub negatives: usize,
+    /// The evasion classes its fixture files exercise (`<class>--<slug>.json`).
+    pub covered: BTreeSet<Evasion>,
+    /// The evasion classes the rule says apply to it.
+    pub declared: Vec<Evasion>,
     /// What went wrong; empty when the rule passed.
     pub problems: Vec<String>,
 }
@@ -45,12 +52,16 @@ pub async fn check_rule_fixtures(rules: &RuleSet, id: &str, root: &Path) -> Resu
         rule_id: id.to_owned(),
         positives: 0,
         negatives: 0,
+        covered: BTreeSet::new(),
+        declared: Vec::new(),
         problems: Vec::new(),
     };
-    if !rules.rules().iter().any(|r| r.meta.id == id) {
+    let Some(rule) = rules.rules().iter().find(|r| r.meta.id == id) else {
         result.problems.push(format!("no rule has the id `{id}`"));
         return Ok(result);
-    }
+    };
+    result.declared.clone_from(&rule.evasions);
+    check_classes(&root.join(id), &mut result);
     for positive in [true, false] {
         let kind = if positive { "positive" } else { "negative" };
         let dir = root.join(id).join(kind);
@@ -94,6 +105,52 @@ pub async fn check_rule_fixtures(rules: &RuleSet, id: &str, root: &Path) -> Resu
         }
     }
     Ok(result)
+}
+
+/// Which evasion classes the fixture files of `dir/{positive,negative}` exercise, and
+/// whether they are the ones the rule declares.
+fn check_classes(dir: &Path, result: &mut FixtureResult) {
+    for kind in ["positive", "negative"] {
+        let Ok(entries) = std::fs::read_dir(dir.join(kind)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some((class, _)) = name.split_once("--") else {
+                continue;
+            };
+            match Evasion::of_fixture(&name) {
+                Some(evasion) => {
+                    result.covered.insert(evasion);
+                }
+                None => result.problems.push(format!(
+                    "{kind}/{name}: `{class}` is not an evasion class; name fixtures \
+                     `<class>--<slug>.json` with one of: {}",
+                    Evasion::ALL.map(Evasion::as_str).join(", ")
+                )),
+            }
+        }
+    }
+    for missing in result
+        .declared
+        .iter()
+        .filter(|e| !result.covered.contains(e))
+    {
+        result.problems.push(format!(
+            "the rule says `{missing}` applies to it but no fixture exercises it: add a \
+             `{missing}--<slug>.json` under positive/ or negative/"
+        ));
+    }
+    for extra in result
+        .covered
+        .iter()
+        .filter(|e| !result.declared.contains(e))
+    {
+        result.problems.push(format!(
+            "fixtures exercise `{extra}` but the rule does not list it: add it to its \
+             `-- evasions:` header"
+        ));
+    }
 }
 
 /// Every file of a fixture folder, normalized, with the event ids it holds; a reject is

@@ -25,7 +25,7 @@ pub use fixtures::{
     FixtureResult, MIN_FIXTURES, check_fixtures, check_rule_fixtures, load_fixtures,
 };
 pub use prefilter::Prefilter;
-pub use rule::{RuleError, RuleFile, placeholders};
+pub use rule::{Evasion, RuleError, RuleFile, placeholders};
 
 /// Why rules could not be loaded or run.
 #[derive(Debug, thiserror::Error)]

@@ -37,9 +37,87 @@ pub struct RuleFile {
     pub sql: String,
     /// 1-based line of the file where the SQL starts.
     pub sql_line: usize,
+    /// The evasion classes that apply to the rule (optional `evasions` key): each must
+    /// have a fixture (see [`crate::check_rule_fixtures`]).
+    pub evasions: Vec<Evasion>,
 }
 
-const KEYS: [&str; 9] = [
+/// The ways a weakening escapes a rule written for its plainest form; fixture files
+/// named `<class>--<slug>.json` exercise one each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Evasion {
+    /// An omitted field means its default; the rule reasons about the resulting state.
+    ApiDefaults,
+    /// A full policy written with no delta (GCP `SetIamPolicy` of many services).
+    WholePolicy,
+    /// Policy conditions that do or do not confine an anonymous caller.
+    PolicySemantics,
+    /// Exposure by coverage: CIDR sets, port ranges, protocol numbers, every API.
+    NetworkCoverage,
+    /// Log routing filters and exclusions, judged against what the change modified.
+    LogRouting,
+    /// Failed, partial or dry-run calls that changed nothing.
+    Outcome,
+    /// AWS services acting, not a person.
+    ServiceDriven,
+    /// Other APIs or resource kinds that make the same weakening.
+    CatalogVariant,
+}
+
+impl Evasion {
+    pub const ALL: [Self; 8] = [
+        Self::ApiDefaults,
+        Self::WholePolicy,
+        Self::PolicySemantics,
+        Self::NetworkCoverage,
+        Self::LogRouting,
+        Self::Outcome,
+        Self::ServiceDriven,
+        Self::CatalogVariant,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ApiDefaults => "api-defaults",
+            Self::WholePolicy => "whole-policy",
+            Self::PolicySemantics => "policy-semantics",
+            Self::NetworkCoverage => "network-coverage",
+            Self::LogRouting => "log-routing",
+            Self::Outcome => "outcome",
+            Self::ServiceDriven => "service-driven",
+            Self::CatalogVariant => "catalog-variant",
+        }
+    }
+
+    /// The class a fixture file exercises, from its name (`outcome--denied.json`).
+    pub fn of_fixture(file_name: &str) -> Option<Self> {
+        let (class, _) = file_name.split_once("--")?;
+        class.parse().ok()
+    }
+}
+
+impl fmt::Display for Evasion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Evasion {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|e| e.as_str() == text)
+            .ok_or_else(|| {
+                format!(
+                    "unknown evasion class `{text}`; expected some of: {}",
+                    Self::ALL.map(Self::as_str).join(", ")
+                )
+            })
+    }
+}
+
+const KEYS: [&str; 10] = [
     "id",
     "title",
     "severity",
@@ -49,6 +127,7 @@ const KEYS: [&str; 9] = [
     "attack",
     "dedup",
     "summary",
+    "evasions",
 ];
 
 impl RuleFile {
@@ -107,6 +186,7 @@ impl RuleFile {
             .collect::<Vec<_>>()
             .join("\n");
 
+        let evasions_given = values[KEYS.len() - 1].is_some();
         let mut take = |key: &str| -> Result<(usize, String), RuleError> {
             let slot = KEYS.iter().position(|k| *k == key).expect("key is in KEYS");
             match values[slot].take() {
@@ -147,6 +227,15 @@ impl RuleFile {
         let (_, dedup) = take("dedup")?;
         let dedup = list(&dedup).map(str::to_owned).collect();
         let (_, summary) = take("summary")?;
+        // The one optional key.
+        let evasions = if evasions_given {
+            let (line, value) = take("evasions")?;
+            list(&value)
+                .map(|e| parse_one::<Evasion>((line, e.to_owned()), &error))
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            Vec::new()
+        };
 
         Ok(Self {
             path: path.to_owned(),
@@ -163,6 +252,7 @@ impl RuleFile {
             },
             sql,
             sql_line,
+            evasions,
         })
     }
 

@@ -275,3 +275,17 @@ async fn json_functions_stay_behind_the_column_filters() {
         assert!(!plan.contains("__common_expr"), "{}:\n{plan}", rule.meta.id);
     }
 }
+
+/// Every built-in rule says which evasion classes apply to it, and a failed attempt
+/// (`outcome`) applies to all: each has a fixture proving it stays silent on one.
+#[tokio::test]
+async fn every_rule_declares_its_evasion_classes_with_outcome_among_them() {
+    for rule in queries().await.rules() {
+        assert!(
+            rule.evasions.contains(&demarc_detect::Evasion::Outcome),
+            "{}: {:?}",
+            rule.meta.id,
+            rule.evasions
+        );
+    }
+}

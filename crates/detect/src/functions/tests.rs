@@ -151,32 +151,46 @@ fn firewall_opens_admin_ports_to_the_world() {
         }
         rule
     };
-    assert!(gcp_firewall_admin_open(&fw(json!({}))));
-    assert!(gcp_firewall_admin_open(&fw(
-        json!({"direction": "INGRESS"})
-    )));
-    assert!(!gcp_firewall_admin_open(&fw(
-        json!({"direction": "EGRESS"})
-    )));
-    assert!(!gcp_firewall_admin_open(&fw(json!({"disabled": true}))));
-    assert!(!gcp_firewall_admin_open(&fw(
-        json!({"sourceRanges": ["10.128.0.0/9"]})
-    )));
-    assert!(!gcp_firewall_admin_open(&fw(
-        json!({"alloweds": [{"IPProtocol": "tcp", "ports": ["443", "8080-8090"]}]})
-    )));
-    assert!(gcp_firewall_admin_open(&fw(
-        json!({"alloweds": [{"IPProtocol": "tcp", "ports": ["3000-3400"]}]})
-    )));
-    assert!(gcp_firewall_admin_open(&fw(
-        json!({"alloweds": [{"IPProtocol": "all"}]})
-    )));
-    assert!(gcp_firewall_admin_open(&fw(
-        json!({"alloweds": null, "allowed": {"IPProtocol": "tcp"}})
-    )));
-    assert!(!gcp_firewall_admin_open(&fw(
-        json!({"alloweds": [{"IPProtocol": "icmp"}]})
-    )));
+    assert!(gcp_firewall_admin_open(
+        &fw(json!({})),
+        Some("v1.compute.firewalls.patch")
+    ));
+    assert!(gcp_firewall_admin_open(
+        &fw(json!({"direction": "INGRESS"})),
+        Some("v1.compute.firewalls.patch")
+    ));
+    assert!(!gcp_firewall_admin_open(
+        &fw(json!({"direction": "EGRESS"})),
+        Some("v1.compute.firewalls.patch")
+    ));
+    assert!(!gcp_firewall_admin_open(
+        &fw(json!({"disabled": true})),
+        Some("v1.compute.firewalls.patch")
+    ));
+    assert!(!gcp_firewall_admin_open(
+        &fw(json!({"sourceRanges": ["10.128.0.0/9"]})),
+        Some("v1.compute.firewalls.patch")
+    ));
+    assert!(!gcp_firewall_admin_open(
+        &fw(json!({"alloweds": [{"IPProtocol": "tcp", "ports": ["443", "8080-8090"]}]})),
+        Some("v1.compute.firewalls.patch")
+    ));
+    assert!(gcp_firewall_admin_open(
+        &fw(json!({"alloweds": [{"IPProtocol": "tcp", "ports": ["3000-3400"]}]})),
+        Some("v1.compute.firewalls.patch")
+    ));
+    assert!(gcp_firewall_admin_open(
+        &fw(json!({"alloweds": [{"IPProtocol": "all"}]})),
+        Some("v1.compute.firewalls.patch")
+    ));
+    assert!(gcp_firewall_admin_open(
+        &fw(json!({"alloweds": null, "allowed": {"IPProtocol": "tcp"}})),
+        Some("v1.compute.firewalls.patch")
+    ));
+    assert!(!gcp_firewall_admin_open(
+        &fw(json!({"alloweds": [{"IPProtocol": "icmp"}]})),
+        Some("v1.compute.firewalls.patch")
+    ));
 }
 
 #[test]
@@ -233,39 +247,55 @@ fn audit_logging_reduced_by_remove_or_exemption() {
 #[test]
 fn sink_updates_that_drop_audit_logs() {
     let sink = |s: Value| json!({"sinkName": "projects/p/sinks/s", "sink": s});
-    assert!(sink_excludes_audit(&sink(json!({"disabled": true}))));
-    assert!(sink_excludes_audit(&sink(
-        json!({"filter": "NOT logName:\"cloudaudit.googleapis.com\""})
-    )));
-    assert!(sink_excludes_audit(&sink(
-        json!({"filter": "severity>=ERROR AND -logName:projects/p/logs/cloudaudit.googleapis.com%2Factivity"})
-    )));
-    assert!(sink_excludes_audit(&sink(
-        json!({"filter": "", "exclusions": [{"name": "x", "filter": "logName:cloudaudit.googleapis.com"}]})
-    )));
-    assert!(!sink_excludes_audit(&sink(
-        json!({"exclusions": [{"name": "x", "disabled": true, "filter": "logName:cloudaudit.googleapis.com"}]})
-    )));
-    assert!(!sink_excludes_audit(&sink(
-        json!({"filter": "logName:\"cloudaudit.googleapis.com\"", "disabled": false})
-    )));
-    assert!(!sink_excludes_audit(&json!({"sinkName": "x"})));
-    assert!(sink_excludes_audit(&sink(
-        json!({"filter": "logName != \"projects/p/logs/cloudaudit.googleapis.com%2Factivity\""})
-    )));
-    assert!(sink_excludes_audit(&sink(
-        json!({"filter": "logName!~\"cloudaudit\""})
-    )));
+    assert!(sink_excludes_audit(
+        &sink(json!({"disabled": true})),
+        Some("google.logging.v2.ConfigServiceV2.CreateSink")
+    ));
+    assert!(sink_excludes_audit(
+        &sink(json!({"filter": "NOT logName:\"cloudaudit.googleapis.com\""})),
+        Some("google.logging.v2.ConfigServiceV2.CreateSink")
+    ));
+    assert!(sink_excludes_audit(
+        &sink(
+            json!({"filter": "severity>=ERROR AND -logName:projects/p/logs/cloudaudit.googleapis.com%2Factivity"})
+        ),
+        Some("google.logging.v2.ConfigServiceV2.CreateSink")
+    ));
+    assert!(sink_excludes_audit(
+        &sink(
+            json!({"filter": "", "exclusions": [{"name": "x", "filter": "logName:cloudaudit.googleapis.com"}]})
+        ),
+        Some("google.logging.v2.ConfigServiceV2.CreateSink")
+    ));
+    assert!(!sink_excludes_audit(
+        &sink(
+            json!({"exclusions": [{"name": "x", "disabled": true, "filter": "logName:cloudaudit.googleapis.com"}]})
+        ),
+        Some("google.logging.v2.ConfigServiceV2.CreateSink")
+    ));
+    assert!(!sink_excludes_audit(
+        &sink(json!({"filter": "logName:\"cloudaudit.googleapis.com\"", "disabled": false})),
+        Some("google.logging.v2.ConfigServiceV2.CreateSink")
+    ));
+    assert!(!sink_excludes_audit(
+        &json!({"sinkName": "x"}),
+        Some("google.logging.v2.ConfigServiceV2.CreateSink")
+    ));
+    assert!(sink_excludes_audit(
+        &sink(
+            json!({"filter": "logName != \"projects/p/logs/cloudaudit.googleapis.com%2Factivity\""})
+        ),
+        Some("google.logging.v2.ConfigServiceV2.CreateSink")
+    ));
+    assert!(sink_excludes_audit(
+        &sink(json!({"filter": "logName!~\"cloudaudit\""})),
+        Some("google.logging.v2.ConfigServiceV2.CreateSink")
+    ));
     // The same comparison as an exclusion keeps the audit logs.
-    assert!(!sink_excludes_audit(&sink(
-        json!({"exclusions": [{"name": "x", "filter": "logName != \"cloudaudit.googleapis.com\""}]})
-    )));
-}
-
-#[test]
-fn admin_port_ranges() {
-    assert!(exposes_admin("TCP", Some((20, 21))));
-    assert!(exposes_admin("udp", Some((-1, -1))));
-    assert!(!exposes_admin("tcp", Some((80, 80))));
-    assert!(!exposes_admin("icmp", None));
+    assert!(!sink_excludes_audit(
+        &sink(
+            json!({"exclusions": [{"name": "x", "filter": "logName != \"cloudaudit.googleapis.com\""}]})
+        ),
+        Some("google.logging.v2.ConfigServiceV2.CreateSink")
+    ));
 }
