@@ -187,6 +187,14 @@ fn rules_list_and_test() {
         String::from_utf8_lossy(&test.stderr)
     );
     assert!(stdout.contains(" 0 failed"), "{stdout}");
+    // Each rule's row names the evasion classes its fixtures cover.
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("aws-cloudtrail-logging-stopped")
+                && l.ends_with("outcome, catalog-variant")),
+        "{stdout}"
+    );
 
     // A rule whose fixtures it misses fails the run.
     let dir = tempfile::tempdir().expect("temp dir");
@@ -194,7 +202,7 @@ fn rules_list_and_test() {
         .expect("rule is readable");
     std::fs::write(
         dir.path().join("r.sql"),
-        rule.replace("IN ('StopLogging', 'DeleteTrail')", "= 'StopLogging'"),
+        rule.replace("'DeleteTrail', ", ""),
     )
     .expect("rule written");
     let test = demarc(&[
@@ -207,4 +215,26 @@ fn rules_list_and_test() {
     assert!(!test.status.success(), "{stdout}");
     assert!(stdout.contains("FAIL"), "{stdout}");
     assert!(stdout.contains("pos-delete"), "{stdout}");
+
+    // So does a class the rule says applies to it with no fixture for it.
+    std::fs::write(
+        dir.path().join("r.sql"),
+        rule.replace(
+            "-- evasions: outcome,",
+            "-- evasions: network-coverage, outcome,",
+        ),
+    )
+    .expect("rule written");
+    let test = demarc(&[
+        "rules",
+        "test",
+        "--rules",
+        dir.path().to_str().expect("utf-8 path"),
+    ]);
+    let stdout = String::from_utf8_lossy(&test.stdout);
+    assert!(!test.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("says `network-coverage` applies to it but no fixture exercises it"),
+        "{stdout}"
+    );
 }

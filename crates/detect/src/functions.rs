@@ -50,13 +50,13 @@ pub use network::{ADMIN_PORTS, covers_internet};
 /// Registers every domain function in `ctx`.
 pub fn register(ctx: &SessionContext) {
     ctx.register_udf(ScalarUDF::new_from_impl(JsonValues::new()));
-    ctx.register_udf(ScalarUDF::new_from_impl(TextFunction::new(
+    ctx.register_udf(ScalarUDF::new_from_impl(RowFunction::new(
         "gcp_iam_changes",
-        |a| {
+        RowFn::Text(|a| {
             let json = |i: usize| arg_json(a, i);
             let (additional, request, response) = (json(0), json(1), json(2));
             Some(iam_changes(additional.as_ref(), request.as_ref(), response.as_ref()).to_string())
-        },
+        }),
     )));
     let predicates: [(&'static str, Predicate); 11] = [
         ("aws_trail_narrowed", |a| {
@@ -98,7 +98,10 @@ pub fn register(ctx: &SessionContext) {
         }),
     ];
     for (name, f) in predicates {
-        ctx.register_udf(ScalarUDF::new_from_impl(BoolFunction::new(name, f)));
+        ctx.register_udf(ScalarUDF::new_from_impl(RowFunction::new(
+            name,
+            RowFn::Bool(f),
+        )));
     }
 }
 
@@ -138,16 +141,26 @@ fn update_mask(request: &Value) -> Vec<String> {
         .collect()
 }
 
-/// A text function of text arguments (JSON out).
-#[derive(Debug)]
-struct TextFunction {
-    name: &'static str,
-    signature: Signature,
-    f: fn(&[Option<&str>]) -> Option<String>,
+/// What a row function computes from a row's text arguments.
+#[derive(Debug, Clone, Copy)]
+enum RowFn {
+    /// A test; null JSON is `false`, never null, so that the rule's conjunction stays
+    /// free of nulls.
+    Bool(Predicate),
+    /// JSON text out.
+    Text(fn(&[Option<&str>]) -> Option<String>),
 }
 
-impl TextFunction {
-    fn new(name: &'static str, f: fn(&[Option<&str>]) -> Option<String>) -> Self {
+/// A scalar function of text arguments, evaluated row by row.
+#[derive(Debug)]
+struct RowFunction {
+    name: &'static str,
+    signature: Signature,
+    f: RowFn,
+}
+
+impl RowFunction {
+    fn new(name: &'static str, f: RowFn) -> Self {
         Self {
             name,
             signature: Signature::variadic_any(Volatility::Immutable),
@@ -156,19 +169,19 @@ impl TextFunction {
     }
 }
 
-impl PartialEq for TextFunction {
+impl PartialEq for RowFunction {
     fn eq(&self, other: &Self) -> bool {
         self.name == other.name
     }
 }
-impl Eq for TextFunction {}
-impl std::hash::Hash for TextFunction {
+impl Eq for RowFunction {}
+impl std::hash::Hash for RowFunction {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.name.hash(state);
     }
 }
 
-impl ScalarUDFImpl for TextFunction {
+impl ScalarUDFImpl for RowFunction {
     fn name(&self) -> &str {
         self.name
     }
@@ -176,84 +189,39 @@ impl ScalarUDFImpl for TextFunction {
         &self.signature
     }
     fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Utf8)
+        Ok(match self.f {
+            RowFn::Bool(_) => DataType::Boolean,
+            RowFn::Text(_) => DataType::Utf8,
+        })
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let columns = text_columns(self.name, &args)?;
         let strings: Vec<_> = columns.iter().map(|c| c.as_string::<i32>()).collect();
         let mut row_args = Vec::with_capacity(strings.len());
-        let values: StringArray = (0..args.number_rows)
-            .map(|row| {
+        let mut each_row = |f: &mut dyn FnMut(&[Option<&str>])| {
+            for row in 0..args.number_rows {
                 row_args.clear();
                 row_args.extend(
                     strings
                         .iter()
                         .map(|s| s.is_valid(row).then(|| s.value(row))),
                 );
-                (self.f)(&row_args)
-            })
-            .collect();
-        Ok(ColumnarValue::Array(Arc::new(values)))
-    }
-}
-
-/// A boolean function of text arguments; null JSON is `false`, never null, so that the
-/// rule's conjunction stays free of nulls.
-#[derive(Debug)]
-struct BoolFunction {
-    name: &'static str,
-    signature: Signature,
-    f: Predicate,
-}
-
-impl BoolFunction {
-    fn new(name: &'static str, f: Predicate) -> Self {
-        Self {
-            name,
-            signature: Signature::variadic_any(Volatility::Immutable),
-            f,
-        }
-    }
-}
-
-impl PartialEq for BoolFunction {
-    fn eq(&self, other: &Self) -> bool {
-        self.name == other.name
-    }
-}
-impl Eq for BoolFunction {}
-impl std::hash::Hash for BoolFunction {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.name.hash(state);
-    }
-}
-
-impl ScalarUDFImpl for BoolFunction {
-    fn name(&self) -> &str {
-        self.name
-    }
-    fn signature(&self) -> &Signature {
-        &self.signature
-    }
-    fn return_type(&self, _: &[DataType]) -> DfResult<DataType> {
-        Ok(DataType::Boolean)
-    }
-    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let columns = text_columns(self.name, &args)?;
-        let strings: Vec<_> = columns.iter().map(|c| c.as_string::<i32>()).collect();
-        let mut row_args = Vec::with_capacity(strings.len());
-        let values: BooleanArray = (0..args.number_rows)
-            .map(|row| {
-                row_args.clear();
-                row_args.extend(
-                    strings
-                        .iter()
-                        .map(|s| s.is_valid(row).then(|| s.value(row))),
-                );
-                Some(row_args[0].is_some() && (self.f)(&row_args))
-            })
-            .collect();
-        Ok(ColumnarValue::Array(Arc::new(values)))
+                f(&row_args);
+            }
+        };
+        let values: ArrayRef = match self.f {
+            RowFn::Bool(test) => {
+                let mut out = Vec::with_capacity(args.number_rows);
+                each_row(&mut |a| out.push(Some(a[0].is_some() && test(a))));
+                Arc::new(BooleanArray::from(out))
+            }
+            RowFn::Text(make) => {
+                let mut out = Vec::with_capacity(args.number_rows);
+                each_row(&mut |a| out.push(make(a)));
+                Arc::new(StringArray::from(out))
+            }
+        };
+        Ok(ColumnarValue::Array(values))
     }
 }
 
