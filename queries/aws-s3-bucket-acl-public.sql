@@ -19,19 +19,6 @@ WHERE provider = 'aws'
   AND service = 's3.amazonaws.com'
   AND operation = 'PutBucketAcl'
   AND outcome = 'success'
-  AND (
-       array_has_any(json_values(request, 'x-amz-acl'),
-                     ['public-read', 'public-read-write', 'authenticated-read'])
-    OR array_has_any(json_values(request, 'AccessControlPolicy.AccessControlList.Grant.Grantee.URI'),
-                     ['http://acs.amazonaws.com/groups/global/AllUsers',
-                      'http://acs.amazonaws.com/groups/global/AuthenticatedUsers'])
-    -- Grants given as request headers (`x-amz-grant-read: uri="…/AllUsers"`).
-    OR regexp_like(array_to_string(array_concat(json_values(request, 'x-amz-grant-read'),
-                                                json_values(request, 'x-amz-grant-write'),
-                                                json_values(request, 'x-amz-grant-read-acp'),
-                                                json_values(request, 'x-amz-grant-write-acp'),
-                                                json_values(request, 'x-amz-grant-full-control')), ' '),
-                   'uri="?http://acs\.amazonaws\.com/groups/global/(AllUsers|AuthenticatedUsers)')
-  )
+  AND aws_acl_public(request)
   AND NOT EXISTS (SELECT 1 FROM allow.public_buckets known
                   WHERE known.bucket = json_get_str(events.request, 'bucketName'))

@@ -11,6 +11,8 @@ pub enum RulesCommand {
     /// Print every rule: id, category, severity, SRM layer and title
     List(RulesArgs),
     /// Run every rule against its positive and negative fixtures; exit 1 on any failure
+    /// (--allow defaults to the `allow` folder beside the fixtures folder, when there is
+    /// one: testdata/allow holds the organisation the fixtures are written for)
     Test {
         #[command(flatten)]
         rules: RulesArgs,
@@ -47,7 +49,13 @@ pub fn run(command: &RulesCommand) -> Result<()> {
         RulesCommand::Backtest(args) => crate::backtest::run(args),
         RulesCommand::List(args) => list(&args.load()?),
         RulesCommand::Test { rules, fixtures } => {
-            let rules = rules.load()?;
+            let beside = fixtures.parent().map(|p| p.join("allow"));
+            let rules = match (&rules.allow, beside) {
+                (None, Some(beside)) if beside.is_dir() => {
+                    crate::run::load_rules(rules.rules.as_deref(), Some(&beside))?
+                }
+                _ => rules.load()?,
+            };
             runtime()?.block_on(test(&rules, fixtures))
         }
     }

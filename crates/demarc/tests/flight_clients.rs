@@ -212,6 +212,6 @@ fn the_jdbc_driver_lists_the_tables_and_runs_queries() {
         line("drop refused ").contains("DDL not supported"),
         "{stdout}"
     );
-    assert_eq!(line("token alerts "), "34");
+    assert_eq!(line("token alerts "), "38");
     assert!(stdout.contains("wrong password refused"), "{stdout}");
 }

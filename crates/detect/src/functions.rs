@@ -8,8 +8,11 @@
 //! |---|---|
 //! | `json_values(json, 'a.b.c')` | every value at the path, descending through arrays at any step, so one object and an array of objects read alike (XML-derived CloudTrail fields) |
 //! | `aws_policy_public(policy)` | an `Allow` statement grants `*` and no condition confines it (AWS's reading of "public") |
+//! | `aws_acl_public(request)` | a `PutBucketAcl` grants everyone: a public canned ACL, or a grant to AllUsers or AuthenticatedUsers in the body or a header |
 //! | `aws_policy_admin(policy)` | an `Allow` statement grants every action on every resource |
 //! | `aws_trail_narrowed(request)` | a CloudTrail change stops recording management writes, other regions or global services |
+//! | `aws_shares_outside(request, account_id, 'id, …')` | a snapshot, image or DB-snapshot sharing adds an account that is neither this one nor a listed one |
+//! | `aws_trust_outside(policy, account_id, 'id, …')` | a role trust policy lets `*` (unconfined) or an account neither this one nor a listed one assume the role |
 //! | `aws_ingress_admin_open(request)` | a security-group change opens an admin port (or all traffic) to the whole internet, its CIDR blocks counted together |
 //! | `gcp_firewall_admin_open(request[, operation])` | a GCE ingress firewall opens an admin port (or all) to the whole internet, with the API's defaults for fields left out |
 //! | `gcp_iam_changes(additional, request, response)` | the binding deltas of a `SetIamPolicy` call, or every member of the whole new policy when the service logs no delta (JSON text, for the `gcp_adds_*` functions) |
@@ -39,7 +42,10 @@ mod gcp;
 mod logging;
 mod network;
 
-pub use aws::{aws_ingress_admin_open, policy_admin, policy_public, trail_narrowed};
+pub use aws::{
+    acl_public, aws_ingress_admin_open, policy_admin, policy_public, shares_outside,
+    trail_narrowed, trust_outside,
+};
 pub use gcp::{
     BindingDelta, audit_logging_reduced, binding_deltas, gcp_firewall_admin_open, iam_changes,
     outsider,
@@ -58,7 +64,20 @@ pub fn register(ctx: &SessionContext) {
             Some(iam_changes(additional.as_ref(), request.as_ref(), response.as_ref()).to_string())
         }),
     )));
-    let predicates: [(&'static str, Predicate); 11] = [
+    let predicates: [(&'static str, Predicate); 14] = [
+        ("aws_acl_public", |a| {
+            arg_json(a, 0).is_some_and(|v| acl_public(&v))
+        }),
+        ("aws_shares_outside", |a| {
+            let own = a.get(1).copied().flatten().unwrap_or("");
+            let listed = a.get(2).copied().flatten().unwrap_or("");
+            arg_json(a, 0).is_some_and(|v| shares_outside(&v, own, listed))
+        }),
+        ("aws_trust_outside", |a| {
+            let own = a.get(1).copied().flatten().unwrap_or("");
+            let listed = a.get(2).copied().flatten().unwrap_or("");
+            arg_json(a, 0).is_some_and(|v| trust_outside(&v, own, listed))
+        }),
         ("aws_trail_narrowed", |a| {
             arg_json(a, 0).is_some_and(|v| trail_narrowed(&v))
         }),

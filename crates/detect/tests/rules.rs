@@ -16,12 +16,15 @@ fn fixtures(dir: &Path) -> (Option<RecordBatch>, BTreeSet<String>) {
     load_fixtures(dir).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// The rules of `queries/`, loaded once for all the per-rule tests.
+/// The rules of `queries/` with the fixtures' allow tables (`testdata/allow/`: the
+/// organisation the fixtures are written for), loaded once for all the per-rule tests.
 async fn queries() -> &'static RuleSet {
     static RULES: tokio::sync::OnceCell<RuleSet> = tokio::sync::OnceCell::const_new();
     RULES
         .get_or_init(|| async {
-            RuleSet::from_dir(&repo().join("queries"))
+            let allow = demarc_detect::AllowLists::load(Some(&repo().join("testdata/allow")))
+                .unwrap_or_else(|e| panic!("{e:?}"));
+            RuleSet::load(Some(&repo().join("queries")), allow)
                 .await
                 .unwrap_or_else(|e| panic!("{e}"))
         })
@@ -190,8 +193,10 @@ async fn real_detonation_logs_alert() {
         })
         .collect();
     // Every detonation that weakens a control alerts, and nothing else does: the
-    // snapshot, AMI and RDS-snapshot detonations share with one other account, which is
-    // not public, and the admin-user detonation attaches AdministratorAccess.
+    // snapshot, AMI and RDS-snapshot detonations share with one other account (outside
+    // the organisation: no trusted accounts are listed, but not public), and the
+    // admin-user detonation attaches AdministratorAccess and mints an access key for
+    // the user it created.
     let expected: BTreeSet<(String, String)> = [
         (
             "aws-cloudtrail-logging-stopped",
@@ -217,10 +222,26 @@ async fn real_detonation_logs_alert() {
             "aws-admin-policy-attached",
             "aws.persistence.iam-create-admin-user.json",
         ),
+        (
+            "aws-credentials-for-another-user",
+            "aws.persistence.iam-create-admin-user.json",
+        ),
         // The source obfuscated `0.0.0.0/0` into `208.236.235.254/0`: still a /0 block.
         (
             "aws-security-group-admin-port-open",
             "aws.exfiltration.ec2-security-group-open-port-22-ingress.json",
+        ),
+        (
+            "aws-snapshot-shared-outside",
+            "aws.exfiltration.ec2-share-ami.json",
+        ),
+        (
+            "aws-snapshot-shared-outside",
+            "aws.exfiltration.ec2-share-ebs-snapshot.json",
+        ),
+        (
+            "aws-snapshot-shared-outside",
+            "aws.exfiltration.rds-share-snapshot.json",
         ),
     ]
     .into_iter()

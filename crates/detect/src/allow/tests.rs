@@ -44,9 +44,12 @@ fn live(lists: &AllowLists, name: &str) -> Vec<String> {
 #[test]
 fn the_builtin_tables_are_empty_and_carry_their_columns() {
     let lists = AllowLists::builtin().expect("built-in tables load");
-    assert_eq!(lists.names(), ["public_buckets", "trusted_domains"]);
+    assert_eq!(
+        lists.names(),
+        ["public_buckets", "trusted_accounts", "trusted_domains"]
+    );
     assert!(live(&lists, "trusted_domains").is_empty());
-    let columns = lists.tables[1].column_names();
+    let columns = lists.tables[2].column_names();
     assert_eq!(columns, ["domain", "owner", "reason", "expires"]);
 }
 
@@ -71,7 +74,12 @@ fn csv_and_toml_rows_load_and_expired_rows_are_left_out() {
     let lists = AllowLists::load_at(Some(dir.path()), at("2026-06-01T00:00:00Z")).expect("loads");
     assert_eq!(
         lists.names(),
-        ["automation_roles", "public_buckets", "trusted_domains"]
+        [
+            "automation_roles",
+            "public_buckets",
+            "trusted_accounts",
+            "trusted_domains"
+        ]
     );
     assert_eq!(live(&lists, "trusted_domains"), ["example.org"]);
     assert_eq!(

@@ -285,5 +285,136 @@ pub fn trail_narrowed(request: &Value) -> bool {
     false
 }
 
+/// The groups whose grant makes a bucket public.
+const PUBLIC_GROUPS: [&str; 2] = [
+    "http://acs.amazonaws.com/groups/global/AllUsers",
+    "http://acs.amazonaws.com/groups/global/AuthenticatedUsers",
+];
+
+/// Whether an S3 `PutBucketAcl` request grants access to everyone: a public canned ACL
+/// (`x-amz-acl` `public-read`, `public-read-write`, `authenticated-read`), a grant in
+/// the ACL body to the AllUsers or AuthenticatedUsers group (`Grant` one object or a
+/// list), or such a grant in an `x-amz-grant-*` header (`uri="…/AllUsers"`).
+pub fn acl_public(request: &Value) -> bool {
+    let canned = json_values(request, &["x-amz-acl"]).iter().any(|acl| {
+        ["public-read", "public-read-write", "authenticated-read"].contains(&acl.trim())
+    });
+    let body = json_values(
+        request,
+        &[
+            "AccessControlPolicy",
+            "AccessControlList",
+            "Grant",
+            "Grantee",
+            "URI",
+        ],
+    )
+    .iter()
+    .any(|uri| PUBLIC_GROUPS.contains(&uri.trim()));
+    let headers = [
+        "x-amz-grant-read",
+        "x-amz-grant-write",
+        "x-amz-grant-read-acp",
+        "x-amz-grant-write-acp",
+        "x-amz-grant-full-control",
+    ]
+    .iter()
+    .flat_map(|h| json_values(request, &[h]))
+    .any(|grantees| {
+        grantees.split(',').any(|grantee| {
+            grantee
+                .trim()
+                .strip_prefix("uri=")
+                .is_some_and(|uri| PUBLIC_GROUPS.contains(&uri.trim().trim_matches('"')))
+        })
+    });
+    canned || body || headers
+}
+
+/// The account of an AWS principal: a 12-digit id, or the account field of an ARN.
+fn account_of(principal: &str) -> Option<&str> {
+    let principal = principal.trim();
+    let id = if principal.starts_with("arn:") {
+        principal.split(':').nth(4)?
+    } else {
+        principal
+    };
+    (id.len() == 12 && id.bytes().all(|b| b.is_ascii_digit())).then_some(id)
+}
+
+/// Whether `id` is the account itself or one of the listed (comma- or space-separated).
+fn trusted(id: &str, own: &str, listed: &str) -> bool {
+    id == own.trim() || listed.split([',', ' ', '\n', '\t']).any(|t| t.trim() == id)
+}
+
+/// Whether a snapshot, image or database-snapshot sharing adds an account that is
+/// neither the account itself nor a listed one (`all` is another rule's business).
+pub fn shares_outside(request: &Value, own: &str, listed: &str) -> bool {
+    [
+        "createVolumePermission.add.items.userId",
+        "launchPermission.add.items.userId",
+        "valuesToAdd",
+    ]
+    .iter()
+    .flat_map(|path| json_values(request, &path.split('.').collect::<Vec<_>>()))
+    .filter(|id| !id.eq_ignore_ascii_case("all"))
+    .any(|id| !trusted(id.trim(), own, listed))
+}
+
+/// Whether a role trust policy lets anyone, or an account that is neither the account
+/// itself nor a listed one, assume the role: an `Allow` of `sts:AssumeRole*` (or
+/// `sts:*`, `*`) to `*` that no condition confines (see [`policy_public`];
+/// `sts:ExternalId` confines no one), or to an AWS principal of such an account.
+pub fn trust_outside(policy: &Value, own: &str, listed: &str) -> bool {
+    if policy_public(&assume_statements(policy)) {
+        return true;
+    }
+    let policy = assume_statements(policy);
+    let Some(statements) = policy.get("Statement") else {
+        return false;
+    };
+    items(statements).into_iter().any(|statement| {
+        statement
+            .get("Principal")
+            .and_then(|p| p.get("AWS"))
+            .is_some_and(|aws| {
+                items(aws)
+                    .into_iter()
+                    .filter_map(Value::as_str)
+                    .any(|p| p != "*" && account_of(p).is_some_and(|id| !trusted(id, own, listed)))
+            })
+    })
+}
+
+/// The `Allow` statements of a policy whose actions include assuming a role.
+fn assume_statements(policy: &Value) -> Value {
+    let policy = embedded(policy);
+    let assumes = |statement: &&Value| {
+        let allows = statement
+            .get("Effect")
+            .and_then(Value::as_str)
+            .is_some_and(|e| e.eq_ignore_ascii_case("allow"));
+        allows
+            && statement.get("Action").is_some_and(|actions| {
+                items(actions)
+                    .into_iter()
+                    .filter_map(Value::as_str)
+                    .any(|a| {
+                        let a = a.to_ascii_lowercase();
+                        a == "*" || a == "sts:*" || a.starts_with("sts:assumerole")
+                    })
+            })
+    };
+    let kept: Vec<Value> = policy
+        .get("Statement")
+        .map(items)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(assumes)
+        .cloned()
+        .collect();
+    serde_json::json!({ "Statement": kept })
+}
+
 #[cfg(test)]
 mod tests;

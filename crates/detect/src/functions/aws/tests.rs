@@ -188,3 +188,115 @@ fn trails_are_narrowed_when_management_writes_or_coverage_go() {
     ));
     assert!(!trail_narrowed(&json!({"name": "t", "s3BucketName": "b"})));
 }
+
+#[test]
+fn sharing_counts_accounts_outside_the_organisation() {
+    let snapshot = |ids: &[&str]| {
+        let items: Vec<Value> = ids.iter().map(|id| json!({"userId": id})).collect();
+        json!({"snapshotId": "snap-1", "createVolumePermission": {"add": {"items": items}}})
+    };
+    let trusted = "444455556666, 777788889999";
+    assert!(shares_outside(
+        &snapshot(&["210987654321"]),
+        "111122223333",
+        trusted
+    ));
+    assert!(!shares_outside(
+        &snapshot(&["444455556666"]),
+        "111122223333",
+        trusted
+    ));
+    assert!(!shares_outside(
+        &snapshot(&["111122223333"]),
+        "111122223333",
+        ""
+    ));
+    let rds = json!({"attributeName": "restore", "valuesToAdd": ["all", "777788889999"]});
+    assert!(!shares_outside(&rds, "111122223333", trusted));
+    let removal =
+        json!({"createVolumePermission": {"remove": {"items": [{"userId": "210987654321"}]}}});
+    assert!(!shares_outside(&removal, "111122223333", trusted));
+}
+
+#[test]
+fn trust_policies_open_to_anyone_or_to_outside_accounts() {
+    let trust = |principal: Value, condition: Value| {
+        json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": principal,
+               "Action": "sts:AssumeRole", "Condition": condition}]})
+    };
+    let own = "111122223333";
+    let listed = "444455556666";
+    assert!(trust_outside(&trust(json!("*"), json!({})), own, listed));
+    // An external id is a shared secret, not a bound on who asks.
+    assert!(trust_outside(
+        &trust(
+            json!({"AWS": "*"}),
+            json!({"StringEquals": {"sts:ExternalId": "x"}})
+        ),
+        own,
+        listed
+    ));
+    assert!(!trust_outside(
+        &trust(
+            json!("*"),
+            json!({"StringEquals": {"aws:PrincipalOrgID": "o-a1b2c3d4e5"}})
+        ),
+        own,
+        listed
+    ));
+    assert!(trust_outside(
+        &trust(
+            json!({"AWS": ["arn:aws:iam::444455556666:root", "210987654321"]}),
+            json!({})
+        ),
+        own,
+        listed
+    ));
+    assert!(!trust_outside(
+        &trust(
+            json!({"AWS": "arn:aws:iam::444455556666:role/deployer"}),
+            json!({})
+        ),
+        own,
+        listed
+    ));
+    assert!(!trust_outside(
+        &trust(json!({"Service": "ec2.amazonaws.com"}), json!({})),
+        own,
+        listed
+    ));
+    // As CloudTrail logs it: the document as JSON text; a Deny opens nothing.
+    let deny =
+        json!({"Statement": [{"Effect": "Deny", "Principal": "*", "Action": "sts:AssumeRole"}]});
+    assert!(!trust_outside(
+        &Value::String(deny.to_string()),
+        own,
+        listed
+    ));
+    let s3 =
+        json!({"Statement": [{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject"}]});
+    assert!(!trust_outside(&s3, own, listed));
+}
+
+#[test]
+fn acls_are_public_by_canned_acl_grant_or_header() {
+    assert!(acl_public(&json!({"x-amz-acl": ["public-read"]})));
+    assert!(acl_public(&json!({"x-amz-acl": "authenticated-read"})));
+    assert!(!acl_public(&json!({"x-amz-acl": ["private"]})));
+    let grant = |uri: &str| json!({"AccessControlPolicy": {"AccessControlList": {"Grant": {"Grantee": {"URI": uri}, "Permission": "READ"}}}});
+    assert!(acl_public(&grant(
+        "http://acs.amazonaws.com/groups/global/AllUsers"
+    )));
+    assert!(!acl_public(&grant(
+        "http://acs.amazonaws.com/groups/s3/LogDelivery"
+    )));
+    assert!(acl_public(
+        &json!({"x-amz-grant-read": "uri=\"http://acs.amazonaws.com/groups/global/AllUsers\""})
+    ));
+    assert!(acl_public(&json!({"x-amz-grant-full-control": [
+        "id=\"79a59df900b949e55d96a1e698fbacedfd6e09d98eacf8f8d5218e7cd47ef2be\", uri=http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
+    ]})));
+    assert!(!acl_public(
+        &json!({"x-amz-grant-write": "uri=\"http://acs.amazonaws.com/groups/s3/LogDelivery\""})
+    ));
+}
