@@ -41,7 +41,7 @@ find "$ARCHIVE" -name '*.json.gz' -exec cat {} + >/dev/null
 demarc_result=""
 if [[ -x $DEMARC ]] && "$DEMARC" backfill --help >/dev/null 2>&1; then
     say "demarc backfill"
-    demarc_result=$(measure demarc "$RUNS" "$DEMARC" backfill "$ARCHIVE" \
+    demarc_result=$(measure demarc "$RUNS" "$DEMARC" backfill "$ARCHIVE" --allow "$ALLOW" \
         --alerts "$OUT/alerts.jsonl" --report "$OUT/report.json")
 else
     say "skipping demarc: \`$DEMARC backfill\` is not available"

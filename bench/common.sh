@@ -57,7 +57,7 @@ dist_binaries() {
 # cloudtrail_archive: the CloudTrail archive of EVENTS events (1000000; PER_FILE, 750, a
 # file; violations at VIOLATION_RATE, 0.001; SEED, 42) in the S3 gzip layout, generated
 # once per parameters and generator source under BENCH_DIR; sets the parameters' defaults,
-# NAME, ARCHIVE and LABELS.
+# NAME, ARCHIVE, LABELS and ALLOW (the generated organisation's allow tables).
 cloudtrail_archive() {
     EVENTS=${EVENTS:-1000000}
     PER_FILE=${PER_FILE:-750}
@@ -66,12 +66,14 @@ cloudtrail_archive() {
     NAME="cloudtrail-${EVENTS}-pf${PER_FILE}-r${VIOLATION_RATE}-s${SEED}-g${GENERATOR}"
     ARCHIVE=$BENCH_DIR/$NAME
     LABELS=$BENCH_DIR/$NAME.labels.tsv
-    if [[ ! -f $ARCHIVE/.complete ]]; then
+    # The organisation the events are generated for (its accounts trust each other).
+    ALLOW=$BENCH_DIR/$NAME.allow
+    if [[ ! -f $ARCHIVE/.complete || ! -f $ALLOW/trusted_accounts.csv ]]; then
         say "generating $EVENTS events into $ARCHIVE"
         rm -rf "$ARCHIVE"
         mkdir -p "$BENCH_DIR"
         "$SYNTH" cloudtrail --events "$EVENTS" --per-file "$PER_FILE" --seed "$SEED" \
-            --violation-rate "$VIOLATION_RATE" --labels "$LABELS" --out "$ARCHIVE"
+            --violation-rate "$VIOLATION_RATE" --labels "$LABELS" --allow "$ALLOW" --out "$ARCHIVE"
         touch "$ARCHIVE/.complete"
     fi
 }

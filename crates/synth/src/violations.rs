@@ -310,7 +310,9 @@ impl CloudTrailGenerator {
             Violation::Imdsv1Enabled => self.metadata_options("required"),
             Violation::Ec2SnapshotOrImagePublic => {
                 let snapshot = format!("snap-{}", self.hex(17));
-                let partner = format!("{:012}", self.rng.u64(100_000_000_000..999_999_999_999));
+                // Shared with another account of the organisation: neither public nor
+                // outside (the generated accounts are its accounts).
+                let partner = self.accounts[self.rng.usize(..self.accounts.len())].clone();
                 call(
                     "ec2",
                     "ModifySnapshotAttribute",

@@ -3,7 +3,7 @@
 //! `AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/`, GCP as NDJSON.
 //!
 //! `demarc-synth cloudtrail --events 1000000 --per-file 300 --out DIR [--seed N]
-//! [--violation-rate R --labels FILE]`
+//! [--violation-rate R --labels FILE] [--allow DIR]`
 //! `demarc-synth gcp --events 100000 --per-file 1000 --out DIR [--seed N]`
 
 use std::io::Write;
@@ -57,6 +57,10 @@ struct CloudTrailArgs {
     /// Write `event_id<TAB>rule_id` for each injected violation to this file
     #[arg(long)]
     labels: Option<PathBuf>,
+    /// Write the allow tables of the organisation the events are generated for to this
+    /// folder (`trusted_accounts.csv`: its accounts), for `demarc backfill --allow`
+    #[arg(long)]
+    allow: Option<PathBuf>,
 }
 
 fn violation_rate(text: &str) -> Result<f64, String> {
@@ -79,6 +83,19 @@ fn cloudtrail(args: &CloudTrailArgs) -> Result<()> {
     let mut generator =
         CloudTrailGenerator::new(args.common.seed).with_violation_rate(args.violation_rate);
     let account = generator.accounts()[0].clone();
+    if let Some(dir) = &args.allow {
+        let mut table = String::from("account_id,owner,reason,expires\n");
+        for id in generator.accounts() {
+            table.push_str(&format!(
+                "{id},demarc-synth,an account of the generated organisation,2999-12-31\n"
+            ));
+        }
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create `{}`", dir.display()))?;
+        let path = dir.join("trusted_accounts.csv");
+        std::fs::write(&path, table)
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
+    }
     let root = args
         .common
         .out
