@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use demarc_pipeline::kafka::KafkaSettings;
 pub use routing::{RoutingPlan, duration};
+pub use rules::DEFAULT_ALLOW_REFRESH_SECONDS;
+use rules::RulesFile;
 use serde::Deserialize;
 pub use sinks::SinkKind;
 use toml::Spanned;
@@ -197,17 +199,6 @@ fn default_stall_seconds() -> Spanned<u64> {
 fn default_listen() -> Spanned<String> {
     Spanned::new(0..0, "127.0.0.1:9464".to_owned())
 }
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RulesFile {
-    dir: Option<PathBuf>,
-    allow: Option<PathBuf>,
-    allow_refresh_seconds: Option<Spanned<u64>>,
-}
-
-/// How often a running job looks for changed allow tables, by default.
-pub const DEFAULT_ALLOW_REFRESH_SECONDS: u64 = 10;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -492,19 +483,10 @@ impl Config {
             ));
         }
 
-        let allow_refresh = match &file.rules.allow_refresh_seconds {
-            None => DEFAULT_ALLOW_REFRESH_SECONDS,
-            Some(n) if (1..=3600).contains(n.get_ref()) => *n.get_ref(),
-            Some(n) => {
-                return Err(at(
-                    n.span(),
-                    format!(
-                        "rules.allow_refresh_seconds must be between 1 and 3600 (default \
-                         {DEFAULT_ALLOW_REFRESH_SECONDS})"
-                    ),
-                ));
-            }
-        };
+        let allow_refresh = file
+            .rules
+            .allow_refresh()
+            .map_err(|(span, message)| at(span, message))?;
 
         let workers = match &file.normalize.workers {
             None => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -549,7 +531,7 @@ impl Config {
             stall_limit: Duration::from_secs(stall_seconds),
             rules_dir: file.rules.dir,
             allow_dir: file.rules.allow,
-            allow_refresh: Duration::from_secs(allow_refresh),
+            allow_refresh,
             workers,
             max_event_bytes,
             routing,
@@ -597,6 +579,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 mod lake;
 mod routing;
+mod rules;
 mod sinks;
 #[cfg(test)]
 mod tests;

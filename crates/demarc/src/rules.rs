@@ -50,12 +50,8 @@ pub fn run(command: &RulesCommand) -> Result<()> {
         RulesCommand::List(args) => list(&args.load()?),
         RulesCommand::Test { rules, fixtures } => {
             let beside = fixtures.parent().map(|p| p.join("allow"));
-            let rules = match (&rules.allow, beside) {
-                (None, Some(beside)) if beside.is_dir() => {
-                    crate::run::load_rules(rules.rules.as_deref(), Some(&beside))?
-                }
-                _ => rules.load()?,
-            };
+            let allow = rules.allow.clone().or(beside.filter(|d| d.is_dir()));
+            let rules = crate::run::load_rules(rules.rules.as_deref(), allow.as_deref())?;
             runtime()?.block_on(test(&rules, fixtures))
         }
     }

@@ -1,3 +1,4 @@
+use super::parse::expiry;
 use super::*;
 use arrow::array::Array;
 

@@ -366,10 +366,10 @@ pub fn shares_outside(request: &Value, own: &str, listed: &str) -> bool {
 /// `sts:*`, `*`) to `*` that no condition confines (see [`policy_public`];
 /// `sts:ExternalId` confines no one), or to an AWS principal of such an account.
 pub fn trust_outside(policy: &Value, own: &str, listed: &str) -> bool {
-    if policy_public(&assume_statements(policy)) {
+    let policy = assume_statements(policy);
+    if policy_public(&policy) {
         return true;
     }
-    let policy = assume_statements(policy);
     let Some(statements) = policy.get("Statement") else {
         return false;
     };

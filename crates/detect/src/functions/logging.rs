@@ -166,8 +166,11 @@ fn tokens(filter: &str) -> Vec<Token> {
             }
             c if c.is_whitespace() => {
                 // A comparison after or before the space joins the two sides.
-                let rest: String = chars.clone().collect();
-                let next = rest.trim_start();
+                let next: String = chars
+                    .clone()
+                    .skip_while(|c| c.is_whitespace())
+                    .take(2)
+                    .collect();
                 let joins = COMPARISONS
                     .iter()
                     .chain(&[">"])
