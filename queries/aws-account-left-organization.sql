@@ -8,6 +8,7 @@
 -- dedup: account_id
 -- summary: {actor_principal} ran {operation} in account {account_id}
 -- evasions: outcome, catalog-variant
+-- controls: aws-organization-membership
 --
 -- Outside the organisation, its trails, guardrails (SCPs) and delegated security
 -- services stop applying to the account.

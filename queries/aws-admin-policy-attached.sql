@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} granted administrator access with {operation} on {resource} in account {account_id}
 -- evasions: outcome, catalog-variant
+-- controls: aws-iam-admin-grants
 --
 -- The managed AdministratorAccess policy attached (in any partition: aws, aws-cn,
 -- aws-us-gov), an inline policy allowing every action on every resource, or such a

@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} ran {operation} on trail {resource} in account {account_id}
 -- evasions: outcome, catalog-variant
+-- controls: aws-cloudtrail-logging
 --
 -- A trail stopped or deleted, or a CloudTrail Lake event data store stopped or deleted.
 SELECT event_id, time, account_id, region, actor_principal, operation, resource

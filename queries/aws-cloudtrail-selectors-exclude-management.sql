@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} narrowed what trail {resource} records in account {account_id}
 -- evasions: api-defaults, outcome, catalog-variant
+-- controls: aws-cloudtrail-selectors
 --
 -- Selectors of which none records management write events (basic ones with
 -- `includeManagementEvents` false or `readWriteType` ReadOnly; advanced ones without a

@@ -8,6 +8,7 @@
 -- dedup: account_id, actor_principal
 -- summary: IAM user {actor_principal} signed in to the console without MFA from {src_ip}
 -- evasions: outcome
+-- controls: aws-console-mfa
 --
 -- Federated and IAM Identity Center sessions authenticate at their identity provider,
 -- so only IAM users (and root, covered by its own rule) count here.

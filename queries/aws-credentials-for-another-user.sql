@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} ran {operation} for IAM user {resource} in account {account_id}
 -- evasions: outcome, catalog-variant
+-- controls: aws-user-credentials
 --
 -- A long-lived credential minted on someone else's identity is a backdoor that
 -- outlives the caller's own access. A call without `userName` acts on the caller;

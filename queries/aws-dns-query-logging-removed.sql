@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} removed DNS query logging ({operation}) in account {account_id}
 -- evasions: outcome
+-- controls: aws-dns-query-logging
 --
 -- A query-logging configuration deleted, or detached from a VPC: the VPC's DNS
 -- lookups, often the only trace of exfiltration and command-and-control, stop being

@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} made {resource} public with {operation} in account {account_id}
 -- evasions: outcome
+-- controls: aws-ebs-snapshot-ami-public
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events
 WHERE provider = 'aws'

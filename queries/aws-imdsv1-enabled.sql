@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} made metadata tokens optional with {operation} on {resource} in account {account_id}
 -- evasions: outcome
+-- controls: aws-imdsv2-required
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events
 WHERE provider = 'aws'

@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} let anyone invoke function {resource} in account {account_id}
 -- evasions: outcome, catalog-variant
+-- controls: aws-lambda-url-auth, aws-lambda-resource-policy
 --
 -- A function URL with auth type NONE, or a resource-policy statement (`AddPermission`)
 -- for principal `*` with no source or organisation condition, on the URL (auth type NONE)

@@ -8,6 +8,7 @@
 -- dedup: account_id, operation, resource
 -- summary: {actor_principal} ran {operation} on {resource} in account {account_id}
 -- evasions: outcome
+-- controls: aws-config-recorder, aws-vpc-flow-logs, aws-guardduty
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events
 WHERE provider = 'aws'

@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} allowed all inbound traffic from the internet in {resource}, account {account_id}
 -- evasions: network-coverage, outcome
+-- controls: aws-network-acl-inbound
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events
 WHERE provider = 'aws'

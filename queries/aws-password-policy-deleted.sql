@@ -8,6 +8,7 @@
 -- dedup: account_id
 -- summary: {actor_principal} deleted the password policy of account {account_id}
 -- evasions: outcome
+-- controls: aws-password-policy
 SELECT event_id, time, account_id, region, actor_principal, operation
 FROM events
 WHERE provider = 'aws'

@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} made database {resource} publicly accessible with {operation} in account {account_id}
 -- evasions: api-defaults, outcome, catalog-variant
+-- controls: aws-rds-public-access
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events
 WHERE provider = 'aws'

@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} made snapshot {resource} restorable by anyone in account {account_id}
 -- evasions: outcome
+-- controls: aws-rds-snapshot-public
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events
 WHERE provider = 'aws'

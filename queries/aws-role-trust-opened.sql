@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} let an outside principal assume role {resource} in account {account_id}
 -- evasions: outcome, policy-semantics
+-- controls: aws-role-trust
 --
 -- An `Allow` of `sts:AssumeRole*` to `*` that no organisation, account or principal
 -- condition confines (an `sts:ExternalId` is a shared secret, not a bound), or to an

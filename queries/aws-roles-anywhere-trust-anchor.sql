@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} made an outside certificate authority a trust anchor ({operation}) in account {account_id}
 -- evasions: outcome, catalog-variant
+-- controls: aws-roles-anywhere-trust
 --
 -- A trust anchor from a certificate bundle (or any source but a Private CA), or from a
 -- Private CA of another account, lets whoever holds that CA mint AWS credentials for

@@ -8,6 +8,7 @@
 -- dedup: account_id
 -- summary: an access key was created for the root user of account {account_id}
 -- evasions: outcome
+-- controls: aws-root-access-keys
 --
 -- CreateAccessKey without a userName, made by the root user, mints a key for root.
 SELECT event_id, time, account_id, region, actor_principal, operation

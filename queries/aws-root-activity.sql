@@ -8,6 +8,7 @@
 -- dedup: account_id, operation
 -- summary: the root user of account {account_id} ran {operation} from {src_ip}
 -- evasions: outcome, service-driven
+-- controls: aws-root-user
 --
 -- Calls AWS services make on the root user's behalf carry `invokedBy`, and events a
 -- service records itself are `AwsServiceEvent`s: neither is a person using root.

@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} turned off access logging for bucket {resource} in account {account_id}
 -- evasions: outcome
+-- controls: aws-s3-access-logging
 --
 -- A `BucketLoggingStatus` without `LoggingEnabled` removes the logging configuration.
 SELECT event_id, time, account_id, region, actor_principal, operation, resource

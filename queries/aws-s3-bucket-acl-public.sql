@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} made bucket {resource} public through its ACL in account {account_id}
 -- evasions: whole-policy, outcome
+-- controls: aws-s3-bucket-acl
 --
 -- A grant to the AllUsers or AuthenticatedUsers group (`Grant` may be one object or a
 -- list), or a public canned ACL, or such a grant given in a request header.

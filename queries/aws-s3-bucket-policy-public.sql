@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} set a public policy on bucket {resource} in account {account_id}
 -- evasions: policy-semantics, outcome
+-- controls: aws-s3-bucket-policy
 --
 -- An `Allow` statement for principal `*` that no org, account, network or principal
 -- condition confines. `Deny` statements for `*` are hardenings and do not match.

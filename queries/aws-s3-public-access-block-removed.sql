@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} ran {operation} on {resource} in account {account_id}
 -- evasions: api-defaults, outcome
+-- controls: aws-s3-block-public-access
 --
 -- A Put replaces the whole configuration: a flag it leaves out is stored as false, so
 -- any of the four not given as true weakens the block.

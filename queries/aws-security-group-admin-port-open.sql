@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} opened an admin port to the internet on {resource} in account {account_id}
 -- evasions: network-coverage, outcome
+-- controls: aws-security-group-admin-ports
 --
 -- The request's CIDR blocks together covering the IPv4 or IPv6 internet (`0.0.0.0/0`,
 -- or `0.0.0.0/1` with `128.0.0.0/1`) on a port range covering 21, 22, 23, 445, 3306,

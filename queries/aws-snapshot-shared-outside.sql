@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} shared {resource} with an outside account in account {account_id}
 -- evasions: outcome, catalog-variant
+-- controls: aws-snapshot-sharing
 --
 -- An EBS snapshot, an AMI or an RDS snapshot shared with an account that is neither
 -- this one nor listed in the allow table `trusted_accounts` (the organisation's

@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} reduced audit logging on {resource}
 -- evasions: outcome
+-- controls: gcp-data-access-audit-logs
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events
 WHERE provider = 'gcp'

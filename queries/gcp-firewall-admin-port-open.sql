@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} opened an admin port to the internet with {resource}
 -- evasions: api-defaults, network-coverage, outcome
+-- controls: gcp-firewall-admin-ports
 --
 -- An enabled ingress rule whose sources together cover the internet (`0.0.0.0/0`, or
 -- `0.0.0.0/1` with `128.0.0.0/1`; an insert with no source at all gets `0.0.0.0/0`)

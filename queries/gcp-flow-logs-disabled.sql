@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} turned off flow logs on {resource}
 -- evasions: outcome
+-- controls: gcp-vpc-flow-logs
 --
 -- Only the first part of the compute operation carries the request, so the last part
 -- cannot match.

@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} granted a role on {resource} to an account outside the organisation
 -- evasions: whole-policy, outcome
+-- controls: gcp-outside-org-grants
 --
 -- A user, group or domain whose domain is neither the granting principal's nor one of
 -- the organisation's domains listed in the allow table `trusted_domains`

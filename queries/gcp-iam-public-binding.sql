@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} granted public access to {resource} in {account_id}
 -- evasions: whole-policy, outcome
+-- controls: gcp-storage-iam-public, gcp-resource-iam-public
 --
 -- Any service's SetIamPolicy (Cloud Storage logs `storage.setIamPermissions`) that
 -- grants a public member: a binding delta that ADDs one, or, for services that log only

@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} ran {operation} on {resource}
 -- evasions: outcome, catalog-variant
+-- controls: gcp-kms-key-versions
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events
 WHERE provider = 'gcp'

@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} ran {operation} on {resource} in {account_id}
 -- evasions: outcome
+-- controls: gcp-log-sinks
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events
 WHERE provider = 'gcp'

@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} disabled or narrowed log sink {resource} in {account_id}
 -- evasions: log-routing, outcome
+-- controls: gcp-log-sink-filters
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events
 WHERE provider = 'gcp'

@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} granted a privileged role on {resource}
 -- evasions: whole-policy, outcome
+-- controls: gcp-owner-editor-grants
 SELECT event_id, time, account_id, region, actor_principal, operation, resource
 FROM events
 WHERE provider = 'gcp'

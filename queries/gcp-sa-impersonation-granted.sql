@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} granted impersonation of {resource}
 -- evasions: outcome, catalog-variant
+-- controls: gcp-sa-impersonation
 --
 -- Token Creator, Service Account User or Workload Identity User added on a service
 -- account, or on a project, where it lets the member act as every service account in

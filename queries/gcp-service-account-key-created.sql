@@ -8,6 +8,7 @@
 -- dedup: account_id, resource
 -- summary: {actor_principal} created a key for service account {resource} in {account_id}
 -- evasions: outcome, catalog-variant
+-- controls: gcp-sa-keys
 --
 -- A user-managed key (created, or uploaded from a key pair the caller holds) or a Cloud
 -- Storage HMAC key is a long-lived credential that leaves Google's control the moment

@@ -81,9 +81,59 @@ fn main() {
         "allow",
         &files(&root.join("allow"), &["csv", "toml"]),
     );
+    let catalog = embed(
+        "BUILTIN_CATALOG",
+        "The control catalog compiled in from `catalog/`",
+        "catalog",
+        &files(&root.join("catalog"), &["toml"]),
+    );
+    let fixtures = fixture_names(&root.join("testdata/rules"));
     let out =
         Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("builtin_rules.rs");
     std::fs::write(&out, code).expect("OUT_DIR is writable");
     std::fs::write(out.with_file_name("rule_tests.rs"), tests).expect("OUT_DIR is writable");
     std::fs::write(out.with_file_name("builtin_allow.rs"), allow).expect("OUT_DIR is writable");
+    std::fs::write(
+        out.with_file_name("builtin_catalog.rs"),
+        format!("{catalog}{fixtures}"),
+    )
+    .expect("OUT_DIR is writable");
+}
+
+/// `const BUILTIN_FIXTURES` of (rule id, `positive` or `negative`, file name) for the
+/// fixtures of the built-in rules: names only, for the coverage report.
+fn fixture_names(dir: &Path) -> String {
+    let mut code = String::from(
+        "/// The built-in rules' fixture files: (rule id, positive or negative, file name).\n\
+         const BUILTIN_FIXTURES: &[(&str, &str, &str)] = &[\n",
+    );
+    println!("cargo::rerun-if-changed={}", dir.display());
+    let mut rules: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|e| e.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    rules.sort();
+    for rule in rules.iter().filter(|p| p.is_dir()) {
+        let id = rule
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("UTF-8 names");
+        for kind in ["positive", "negative"] {
+            let folder = rule.join(kind);
+            println!("cargo::rerun-if-changed={}", folder.display());
+            let mut names: Vec<String> = std::fs::read_dir(&folder)
+                .map(|e| {
+                    e.filter_map(|e| e.ok())
+                        .filter(|e| e.path().is_file())
+                        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            names.sort();
+            for name in names {
+                writeln!(code, "    ({id:?}, {kind:?}, {name:?}),").expect("write to string");
+            }
+        }
+    }
+    code.push_str("];\n");
+    code
 }

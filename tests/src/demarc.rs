@@ -52,7 +52,11 @@ pub fn binary() -> Result<PathBuf> {
 fn newest_source() -> Result<Option<(PathBuf, std::time::SystemTime)>> {
     let root = repo();
     let mut newest: Option<(PathBuf, std::time::SystemTime)> = None;
-    let mut stack = vec![root.join("crates"), root.join("queries")];
+    let mut stack = vec![
+        root.join("crates"),
+        root.join("queries"),
+        root.join("catalog"),
+    ];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;

@@ -7,6 +7,7 @@ mod alerts;
 mod backfill;
 mod backtest;
 mod config;
+mod coverage;
 mod demo;
 mod metrics;
 mod normalize;
@@ -64,6 +65,10 @@ enum Command {
     Lake(sql::LakeCommand),
     /// Serve the lake's tables over Arrow Flight SQL (JDBC, ADBC, BI tools), read-only
     Serve(serve::ServeArgs),
+    /// Map the loaded rules onto the control catalog: what each provider, SRM layer and
+    /// service model has watched, the controls with no rule, the evasion classes each
+    /// rule's fixtures exercise, and the allow-table rows muting rules now
+    Coverage(coverage::CoverageArgs),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +91,7 @@ fn main() -> ExitCode {
         Command::Sql(args) => sql::sql(&args),
         Command::Lake(command) => sql::lake(&command),
         Command::Serve(args) => serve::run(&args),
+        Command::Coverage(args) => coverage::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

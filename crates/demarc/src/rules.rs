@@ -26,7 +26,7 @@ pub enum RulesCommand {
 }
 
 #[derive(Debug, Args)]
-pub struct RulesArgs {
+pub(crate) struct RulesArgs {
     /// Load the rules from this folder of *.sql files instead of the compiled-in ones
     #[arg(long)]
     rules: Option<PathBuf>,
@@ -37,8 +37,13 @@ pub struct RulesArgs {
 }
 
 impl RulesArgs {
-    fn load(&self) -> Result<RuleSet> {
+    pub(crate) fn load(&self) -> Result<RuleSet> {
         crate::run::load_rules(self.rules.as_deref(), self.allow.as_deref())
+    }
+
+    /// The rules folder given, if any (`None`: the built-in rules).
+    pub(crate) fn dir(&self) -> Option<&Path> {
+        self.rules.as_deref()
     }
 }
 

@@ -72,6 +72,21 @@ impl fmt::Display for ExpiredRow {
     }
 }
 
+/// One row of an allow table as it stands, for reports (`demarc coverage`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AllowEntry {
+    pub table: String,
+    pub file: PathBuf,
+    pub line: usize,
+    pub owner: String,
+    pub reason: String,
+    pub expires: String,
+    /// Past its `expires`: it no longer suppresses anything.
+    pub expired: bool,
+    /// The row's own columns (not the bookkeeping ones), in table order.
+    pub values: Vec<(String, String)>,
+}
+
 /// What a [`AllowLists::refresh`] changed.
 #[derive(Debug, Default)]
 pub struct Refresh {
@@ -249,6 +264,38 @@ impl AllowLists {
             let state = table.lock();
             for row in state.rows.iter().filter(|r| r.expires_at <= now) {
                 all.push(table.expired_row(&state.file, row));
+            }
+        }
+        all
+    }
+
+    /// Every row of every table (sorted by table, then line), expired ones marked.
+    pub fn entries(&self) -> Vec<AllowEntry> {
+        let now = Utc::now();
+        let mut all = Vec::new();
+        for table in self.tables.iter() {
+            let state = table.lock();
+            for row in &state.rows {
+                let mut entry = AllowEntry {
+                    table: table.name.clone(),
+                    file: state.file.clone(),
+                    line: row.line,
+                    owner: String::new(),
+                    reason: String::new(),
+                    expires: String::new(),
+                    expired: row.expires_at <= now,
+                    values: Vec::new(),
+                };
+                for (field, value) in table.schema.fields().iter().zip(&row.values) {
+                    let value = value.clone().unwrap_or_default();
+                    match field.name().as_str() {
+                        "owner" => entry.owner = value,
+                        "reason" => entry.reason = value,
+                        "expires" => entry.expires = value,
+                        name => entry.values.push((name.to_owned(), value)),
+                    }
+                }
+                all.push(entry);
             }
         }
         all

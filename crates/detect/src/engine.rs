@@ -1,10 +1,11 @@
 //! Rules planned against the event schema, and evaluated over batches of events.
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use datafusion::common::tree_node::Transformed;
+use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::{SessionState, SessionStateBuilder};
@@ -15,7 +16,7 @@ use datafusion::prelude::SessionConfig;
 use datafusion::prelude::SessionContext;
 use demarc_model::event_schema;
 
-use crate::allow::AllowLists;
+use crate::allow::{ALLOW_SCHEMA, AllowLists};
 use crate::prefilter::{BatchValues, Prefilter};
 use crate::rule::{RuleError, RuleFile, placeholders};
 use crate::{Error, Result};
@@ -144,6 +145,25 @@ impl RuleSet {
 
     pub fn rules(&self) -> &[RuleFile] {
         &self.rules
+    }
+
+    /// For each rule (in the order of [`Self::rules`]), the allow tables it reads.
+    pub fn allow_tables(&self) -> Vec<BTreeSet<String>> {
+        self.plans
+            .iter()
+            .map(|plan| {
+                let mut tables = BTreeSet::new();
+                let _ = plan.apply_with_subqueries(|node| {
+                    if let LogicalPlan::TableScan(scan) = node
+                        && scan.table_name.schema() == Some(ALLOW_SCHEMA)
+                    {
+                        tables.insert(scan.table_name.table().to_owned());
+                    }
+                    Ok(TreeNodeRecursion::Continue)
+                });
+                tables
+            })
+            .collect()
     }
 
     /// Runs every rule over one batch of normalized events. A rule whose column tests

@@ -10,6 +10,7 @@
 
 mod alert;
 pub mod allow;
+pub mod coverage;
 mod engine;
 mod fixtures;
 pub mod functions;
@@ -19,7 +20,7 @@ mod rule;
 use std::path::PathBuf;
 
 pub use alert::alert_id;
-pub use allow::{AllowError, AllowLists, ExpiredRow};
+pub use allow::{AllowEntry, AllowError, AllowLists, ExpiredRow};
 pub use engine::{Detected, EVENTS_TABLE, Matches, RuleFailure, RuleSet, session_context};
 pub use fixtures::{
     FixtureResult, MIN_FIXTURES, check_fixtures, check_rule_fixtures, load_fixtures,

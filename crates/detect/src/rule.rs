@@ -40,6 +40,11 @@ pub struct RuleFile {
     /// The evasion classes that apply to the rule (optional `evasions` key): each must
     /// have a fixture (see [`crate::check_rule_fixtures`]).
     pub evasions: Vec<Evasion>,
+    /// The catalog controls the rule watches (optional `controls` key: ids of
+    /// `catalog/*.toml` rows), for `demarc coverage`.
+    pub controls: Vec<String>,
+    /// The line of the `controls` key (0 without one), for errors about its ids.
+    pub controls_line: usize,
 }
 
 /// The ways a weakening escapes a rule written for its plainest form; fixture files
@@ -117,7 +122,7 @@ impl FromStr for Evasion {
     }
 }
 
-const KEYS: [&str; 10] = [
+const KEYS: [&str; 11] = [
     "id",
     "title",
     "severity",
@@ -128,6 +133,7 @@ const KEYS: [&str; 10] = [
     "dedup",
     "summary",
     "evasions",
+    "controls",
 ];
 
 impl RuleFile {
@@ -186,7 +192,10 @@ impl RuleFile {
             .collect::<Vec<_>>()
             .join("\n");
 
-        let evasions_given = values[KEYS.len() - 1].is_some();
+        let given =
+            |key: &str| values[KEYS.iter().position(|k| *k == key).expect("a key")].is_some();
+        let evasions_given = given("evasions");
+        let controls_given = given("controls");
         let mut take = |key: &str| -> Result<(usize, String), RuleError> {
             let slot = KEYS.iter().position(|k| *k == key).expect("key is in KEYS");
             match values[slot].take() {
@@ -199,10 +208,7 @@ impl RuleFile {
             }
         };
         let (id_line, id) = take("id")?;
-        let id_is_valid = id
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-        if !id_is_valid {
+        if !is_id(&id) {
             return Err(error(
                 id_line,
                 format!("rule id `{id}` may hold only a-z, 0-9 and `-`"),
@@ -227,12 +233,27 @@ impl RuleFile {
         let (_, dedup) = take("dedup")?;
         let dedup = list(&dedup).map(str::to_owned).collect();
         let (_, summary) = take("summary")?;
-        // The one optional key.
+        // The optional keys.
         let evasions = if evasions_given {
             let (line, value) = take("evasions")?;
             list(&value)
                 .map(|e| parse_one::<Evasion>((line, e.to_owned()), &error))
                 .collect::<Result<Vec<_>, _>>()?
+        } else {
+            Vec::new()
+        };
+        let mut controls_line = 0;
+        let controls = if controls_given {
+            let (line, value) = take("controls")?;
+            controls_line = line;
+            let controls: Vec<String> = list(&value).map(str::to_owned).collect();
+            if let Some(bad) = controls.iter().find(|c| !is_id(c)) {
+                return Err(error(
+                    line,
+                    format!("control id `{bad}` may hold only a-z, 0-9 and `-`"),
+                ));
+            }
+            controls
         } else {
             Vec::new()
         };
@@ -253,6 +274,8 @@ impl RuleFile {
             sql,
             sql_line,
             evasions,
+            controls,
+            controls_line,
         })
     }
 
@@ -299,6 +322,14 @@ fn is_technique(text: &str) -> bool {
     };
     let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit());
     digits(main, 4) && sub.is_none_or(|s| digits(s, 3))
+}
+
+/// Whether `text` is a valid rule or control id: a-z, 0-9 and `-`.
+pub(crate) fn is_id(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// The `{column}` placeholders of a summary template.

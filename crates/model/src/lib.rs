@@ -9,7 +9,7 @@ pub mod alert;
 pub mod record;
 pub mod schema;
 
-pub use alert::{Alert, Category, RuleMeta, ServiceModel, Severity, SrmLayer};
+pub use alert::{Alert, Category, RuleMeta, ServiceModel, Severity, SrmLayer, UnknownValue};
 pub use record::{Origin, Position, RawRecord};
 pub use schema::{EVENT_SCHEMA_VERSION, column, event_schema};
 
