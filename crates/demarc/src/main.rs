@@ -15,6 +15,7 @@ mod output;
 mod rules;
 mod run;
 mod serve;
+mod sigma;
 mod sql;
 mod store;
 
@@ -69,6 +70,9 @@ enum Command {
     /// service model has watched, the controls with no rule, the evasion classes each
     /// rule's fixtures exercise, and the allow-table rows muting rules now
     Coverage(coverage::CoverageArgs),
+    /// Import Sigma rules as demarc rules
+    #[command(subcommand)]
+    Sigma(sigma::SigmaCommand),
 }
 
 fn main() -> ExitCode {
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Command::Lake(command) => sql::lake(&command),
         Command::Serve(args) => serve::run(&args),
         Command::Coverage(args) => coverage::run(&args),
+        Command::Sigma(command) => sigma::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

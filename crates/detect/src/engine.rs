@@ -147,6 +147,28 @@ impl RuleSet {
         &self.rules
     }
 
+    /// Whether some rule reads the `raw` column (the event's original JSON), which the
+    /// normalizer then has to keep for detection.
+    pub fn reads_raw(&self) -> bool {
+        self.plans.iter().any(|plan| {
+            let mut reads = false;
+            let _ = plan.apply_with_subqueries(|node| {
+                if let LogicalPlan::TableScan(scan) = node
+                    && scan.table_name.table() == EVENTS_TABLE
+                    && scan
+                        .projected_schema
+                        .fields()
+                        .iter()
+                        .any(|f| f.name() == demarc_model::column::RAW)
+                {
+                    reads = true;
+                }
+                Ok(TreeNodeRecursion::Continue)
+            });
+            reads
+        })
+    }
+
     /// For each rule (in the order of [`Self::rules`]), the allow tables it reads.
     pub fn allow_tables(&self) -> Vec<BTreeSet<String>> {
         self.plans

@@ -223,7 +223,12 @@ impl RuleFile {
             .map(|m| parse_one::<ServiceModel>((models_line, m.to_owned()), &error))
             .collect::<Result<Vec<_>, _>>()?;
         let (attack_line, attack) = take("attack")?;
-        let attack: Vec<String> = list(&attack).map(str::to_owned).collect();
+        // `none`: a rule without a technique (imported Sigma rules may have none).
+        let attack: Vec<String> = if attack == "none" {
+            Vec::new()
+        } else {
+            list(&attack).map(str::to_owned).collect()
+        };
         if let Some(bad) = attack.iter().find(|t| !is_technique(t)) {
             return Err(error(
                 attack_line,

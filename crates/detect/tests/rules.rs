@@ -70,7 +70,7 @@ async fn a_rule_that_does_not_plan_is_reported_with_file_and_line() {
         .await
         .expect_err("unknown column");
     let message = err.to_string();
-    assert!(message.contains("queries/broken.sql:13:"), "{message}");
+    assert!(message.contains("queries/broken.sql:14:"), "{message}");
     assert!(message.contains("operaton"), "{message}");
 
     let no_event_id = text.replace("SELECT event_id, time,", "SELECT time,");
@@ -309,4 +309,24 @@ async fn every_rule_declares_its_evasion_classes_with_outcome_among_them() {
             rule.evasions
         );
     }
+}
+
+#[tokio::test]
+async fn rules_reading_the_original_json_are_known() {
+    let builtin = RuleSet::builtin().await.expect("built-in rules");
+    assert!(
+        !builtin.reads_raw(),
+        "no built-in rule reads `raw`: keeping it for them would slow every run"
+    );
+    let text = std::fs::read_to_string(repo().join("queries/aws-cloudtrail-logging-stopped.sql"))
+        .expect("rule is readable");
+    let raw = text.replace(
+        "AND outcome = 'success'",
+        "AND outcome = 'success' AND json_as_text(raw, 'userIdentity', 'type') = 'Root'",
+    );
+    assert_ne!(raw, text);
+    let rules = RuleSet::from_sources(vec![(PathBuf::from("r.sql"), raw)])
+        .await
+        .expect("rule plans");
+    assert!(rules.reads_raw());
 }

@@ -264,6 +264,9 @@ pub struct Settings {
     pub filter_rows: bool,
     /// Keep every produce-to-alert latency in the summary (benchmarks, the demo).
     pub keep_latencies: bool,
+    /// The lake gets no `raw` column although the normalizer keeps it: set by
+    /// [`Engine::new`] when rules read `raw` and `options.keep_raw` was off.
+    pub raw_for_rules_only: bool,
     /// Batches waiting for a worker: 0 hands a batch over only to an idle worker (a
     /// stream, whose batches then grow while the workers are busy); more lets a source
     /// that can wait read ahead (archives).
@@ -282,6 +285,7 @@ impl Settings {
             keep_rows: false,
             filter_rows: true,
             keep_latencies: false,
+            raw_for_rules_only: false,
             queue: 0,
             max_in_flight: 4 * workers as u64,
         }
@@ -300,6 +304,11 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(rules: Arc<RuleSet>, mut settings: Settings) -> Self {
+        // A rule reading the original JSON gets it, whatever the lake keeps.
+        if rules.reads_raw() && !settings.options.keep_raw {
+            settings.options.keep_raw = true;
+            settings.raw_for_rules_only = true;
+        }
         if settings.filter_rows && !settings.keep_rows && settings.options.row_filter.is_none() {
             settings.options.row_filter = rules.row_filter().map(Arc::new);
         }

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::Instant;
 
+use arrow::array::RecordBatch;
 use demarc_model::Origin;
 use demarc_normalize::{EXCERPT_BYTES, Normalizer, Stats};
 
@@ -178,10 +179,24 @@ fn process<P: Position>(
         // Cut into the lake's partitions here, on the worker, so that the one thread
         // that orders the output only buffers the parts.
         for rows in &chunks {
-            done.parts.extend(demarc_lake::split(rows)?);
+            if engine.settings.raw_for_rules_only {
+                done.parts.extend(demarc_lake::split(&without_raw(rows))?);
+            } else {
+                done.parts.extend(demarc_lake::split(rows)?);
+            }
         }
     }
     Ok(done)
+}
+
+/// The rows with an empty `raw` column: kept for the rules, not asked of the lake.
+fn without_raw(rows: &RecordBatch) -> RecordBatch {
+    let Ok(index) = rows.schema().index_of(demarc_model::column::RAW) else {
+        return rows.clone();
+    };
+    let mut columns = rows.columns().to_vec();
+    columns[index] = arrow::array::new_null_array(columns[index].data_type(), rows.num_rows());
+    RecordBatch::try_new(rows.schema(), columns).unwrap_or_else(|_| rows.clone())
 }
 
 /// A rule that failed on a batch: counted, logged with the batch's positions, and made
