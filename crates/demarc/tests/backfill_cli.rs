@@ -555,3 +555,24 @@ fn the_run_ends_when_its_output_goes_away() {
     let _ = child.kill();
     panic!("demarc backfill did not end within a minute of its output closing");
 }
+
+/// A windowed rule in a backfill: the sequence's events are found across the archive
+/// and named in one alert; a shorter sequence raises none.
+#[test]
+fn backfill_runs_rules_over_time() {
+    let fixtures = repo().join("testdata/rules/aws-console-brute-force-then-success");
+    let run = |file: PathBuf| {
+        let output = demarc(&["backfill", file.to_str().expect("UTF-8")]);
+        succeeded(&output);
+        json_lines(&output.stdout)
+            .into_iter()
+            .filter(|a| a["rule_id"] == "aws-console-brute-force-then-success")
+            .collect::<Vec<_>>()
+    };
+    let alerts = run(fixtures.join("positive/ten-failures-then-success.json"));
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let ids = alerts[0]["event_ids"].as_array().expect("ids");
+    assert_eq!(ids.len(), 11, "{ids:?}");
+    assert!(ids.contains(&json!("bf-a-ok")));
+    assert!(run(fixtures.join("negative/nine-failures-then-success.json")).is_empty());
+}

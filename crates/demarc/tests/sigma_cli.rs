@@ -95,11 +95,19 @@ fn sigmahq_cloud_rules_import_with_fixtures_and_agree_with_pysigma() {
         .lines()
         .find_map(|l| l.strip_prefix("imported "))
         .unwrap_or_else(|| panic!("a summary line:\n{stderr}"));
-    let numbers: Vec<usize> = summary
-        .split(|c: char| !c.is_ascii_digit())
-        .filter_map(|n| n.parse().ok())
-        .collect();
-    let (imported, total, with_fixtures) = (numbers[0], numbers[1], numbers[2]);
+    // "N of M Sigma rules into DIR (K with fixtures in DIR)"
+    let words: Vec<&str> = summary.split_whitespace().collect();
+    let number = |text: &str| -> usize {
+        text.trim_start_matches('(')
+            .parse()
+            .unwrap_or_else(|_| panic!("`{text}` in: {summary}"))
+    };
+    let with_at = words
+        .iter()
+        .position(|w| w.starts_with('('))
+        .unwrap_or_else(|| panic!("no fixture count in: {summary}"));
+    let (imported, total, with_fixtures) =
+        (number(words[0]), number(words[2]), number(words[with_at]));
     assert_eq!(total, files, "{stderr}");
     assert!(
         imported * 100 >= 95 * total,

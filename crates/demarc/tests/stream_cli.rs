@@ -241,29 +241,24 @@ fn wait_for_metrics(port: u16, what: &str, done: impl Fn(&str) -> bool) -> Strin
     }
 }
 
-#[test]
-fn a_running_job_applies_changed_allow_tables_without_restart() {
-    use rdkafka::ClientConfig;
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-
-    let dir = tempfile::tempdir().expect("temp dir");
-    let table = dir.path().join("public_buckets.csv");
-    std::fs::write(&table, "bucket,owner,reason,expires\n").expect("write table");
+/// `demarc demo --follow` with `args`, its metrics on a free port: the child, the mock
+/// cluster's address, the port, and a thread reading the rest of its stderr.
+fn follow_demo(
+    args: &[&str],
+    log: &str,
+) -> (
+    std::process::Child,
+    String,
+    u16,
+    std::thread::JoinHandle<String>,
+) {
     let port = free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_demarc"))
-        .args([
-            "demo",
-            "--follow",
-            "--rate",
-            "5000",
-            "--allow-refresh-seconds",
-            "1",
-        ])
+        .args(["demo", "--follow", "--rate", "5000"])
+        .args(args)
         .arg("--metrics")
         .arg(format!("127.0.0.1:{port}"))
-        .arg("--allow")
-        .arg(dir.path())
-        .env("DEMARC_LOG", "warn,demarc_pipeline::allow=info")
+        .env("DEMARC_LOG", log)
         .current_dir(repo())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -288,19 +283,39 @@ fn a_running_job_applies_changed_allow_tables_without_restart() {
         let _ = stderr.read_to_string(&mut rest);
         rest
     });
-    let rule = "demarc_alerts_total{rule=\"aws-s3-bucket-policy-public\"} ";
+    (child, brokers, port, reader)
+}
+
+/// Waits until the demo's samples are all counted and nothing moves; its metrics then.
+fn settled(port: u16) -> String {
     let events = "demarc_events_total ";
-    // The samples are done when every one is counted and nothing moves.
     let mut last = -1.0;
-    let before = loop {
+    loop {
         let text = wait_for_metrics(port, "the samples", |t| metric(t, events) > 0.0);
         let now = metric(&text, events);
         if now == last {
-            break text;
+            return text;
         }
         last = now;
         std::thread::sleep(Duration::from_millis(1500));
-    };
+    }
+}
+
+#[test]
+fn a_running_job_applies_changed_allow_tables_without_restart() {
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let table = dir.path().join("public_buckets.csv");
+    std::fs::write(&table, "bucket,owner,reason,expires\n").expect("write table");
+    let allow = dir.path().to_str().expect("UTF-8 path");
+    let (mut child, brokers, port, reader) = follow_demo(
+        &["--allow-refresh-seconds", "1", "--allow", allow],
+        "warn,demarc_pipeline::allow=info",
+    );
+    let rule = "demarc_alerts_total{rule=\"aws-s3-bucket-policy-public\"} ";
+    let before = settled(port);
     let alerts_before = metric(&before, rule);
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
@@ -350,4 +365,63 @@ fn a_running_job_applies_changed_allow_tables_without_restart() {
     assert!(child.wait().expect("exits").success());
     let log = reader.join().expect("stderr read");
     assert!(log.contains("allow table re-read"), "{log}");
+}
+
+#[test]
+fn a_sequence_split_over_batches_and_out_of_order_alerts_once_while_streaming() {
+    use rdkafka::ClientConfig;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let (mut child, brokers, port, reader) = follow_demo(&[], "warn");
+    let rule = "demarc_alerts_total{rule=\"aws-console-brute-force-then-success\"} ";
+    let before = metric(&settled(port), rule);
+    let sequence: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo().join(
+            "testdata/rules/aws-console-brute-force-then-success/positive/ten-failures-then-success.json",
+        ))
+        .expect("fixture"),
+    )
+    .expect("JSON");
+    let records = sequence["Records"].as_array().expect("records");
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .expect("producer");
+    // The success and the last five failures, then the first three, then two: three
+    // batches, the earliest failures ten minutes behind the success.
+    for (n, part) in [&[5, 6, 7, 8, 9, 10][..], &[0, 1, 2], &[3, 4]]
+        .into_iter()
+        .enumerate()
+    {
+        for i in part {
+            let payload = records[*i].to_string();
+            producer
+                .send(BaseRecord::to("audit-logs").key("k").payload(&payload))
+                .map_err(|(e, _)| e)
+                .expect("queued");
+        }
+        producer.flush(Duration::from_secs(10)).expect("flushed");
+        let held = "demarc_window_events{rule=\"aws-console-brute-force-then-success\"} ";
+        let expected = [6.0, 9.0, 11.0][n];
+        wait_for_metrics(port, "the window to take the part", |t| {
+            metric(t, held) >= expected
+        });
+        if n < 2 {
+            assert_eq!(
+                metric(&get(port, "/metrics").unwrap_or_default(), rule),
+                before
+            );
+        }
+    }
+    wait_for_metrics(port, "the alert", |t| metric(t, rule) >= before + 1.0);
+    std::thread::sleep(Duration::from_millis(1000));
+    let after = get(port, "/metrics").unwrap_or_default();
+    assert_eq!(metric(&after, rule), before + 1.0, "{after}");
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(child.wait().expect("exits").success());
+    drop(reader.join());
 }

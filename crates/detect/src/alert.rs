@@ -100,7 +100,31 @@ pub(crate) fn alerts(
                     rule.meta.id
                 )));
             };
-            let event_ids = vec![event_id.to_owned()];
+            // A windowed rule names every event of what it found in `event_ids`.
+            let mut event_ids = vec![event_id.to_owned()];
+            if let Some(list) = batch
+                .column_by_name("event_ids")
+                .and_then(|c| c.as_list_opt::<i32>())
+                && list.is_valid(row)
+            {
+                let values = list.value(row);
+                if let Some(values) = values.as_string_opt::<i32>() {
+                    event_ids.extend(values.iter().flatten().map(str::to_owned));
+                }
+            }
+            event_ids.sort_unstable();
+            event_ids.dedup();
+            let mut source = Vec::with_capacity(event_ids.len());
+            for id in &event_ids {
+                let Some(&row) = events.rows.get(id.as_str()) else {
+                    return Err(Error::Schema(format!(
+                        "rule `{}` returned event id `{id}` in `event_ids`, which is not among \
+                         its events",
+                        rule.meta.id
+                    )));
+                };
+                source.push(position(events, row)?);
+            }
             let mut dedup = Vec::with_capacity(rule.meta.dedup.len());
             for column in &rule.meta.dedup {
                 // The rule's own output first (it may compute the column), then the event.
@@ -147,7 +171,7 @@ pub(crate) fn alerts(
                 region: events.text("region", event_row)?,
                 actor: events.text("actor_principal", event_row)?,
                 resource: events.text("resource", event_row)?,
-                source: vec![position(events, event_row)?],
+                source,
                 dedup: dedup.into_iter().collect(),
                 dedup_key,
             });

@@ -19,6 +19,7 @@ use demarc_model::event_schema;
 use crate::allow::{ALLOW_SCHEMA, AllowLists};
 use crate::prefilter::{BatchValues, Prefilter};
 use crate::rule::{RuleError, RuleFile, placeholders};
+use crate::window::WINDOW_TABLE;
 use crate::{Error, Result};
 use demarc_normalize::RowFilter;
 
@@ -147,6 +148,14 @@ impl RuleSet {
         &self.rules
     }
 
+    pub(crate) fn plan(&self, index: usize) -> &LogicalPlan {
+        &self.plans[index]
+    }
+
+    pub(crate) fn state(&self) -> &SessionState {
+        &self.state
+    }
+
     /// Whether some rule reads the `raw` column (the event's original JSON), which the
     /// normalizer then has to keep for detection.
     pub fn reads_raw(&self) -> bool {
@@ -195,7 +204,7 @@ impl RuleSet {
         let runs = self.runnable(&batch);
         let mut all = Vec::with_capacity(self.rules.len());
         for (index, run) in runs.into_iter().enumerate() {
-            if run {
+            if run && self.rules[index].window.is_none() {
                 all.push(self.run(index, batch.clone()).await?);
             } else {
                 all.push(Matches {
@@ -238,8 +247,12 @@ impl RuleSet {
     /// event, so every event needs its row.
     pub fn row_filter(&self) -> Option<RowFilter> {
         let mut alternatives = Vec::new();
-        for plan in &self.plans {
-            alternatives.extend(crate::prefilter::row_alternatives(plan)?);
+        for (rule, plan) in self.rules.iter().zip(&self.plans) {
+            if rule.window.is_some() {
+                alternatives.extend(crate::prefilter::window_alternatives(plan)?);
+            } else {
+                alternatives.extend(crate::prefilter::row_alternatives(plan)?);
+            }
         }
         RowFilter::new(alternatives)
     }
@@ -271,14 +284,17 @@ impl RuleSet {
         ))
     }
 
-    /// The rule's plan reading `batch` as `events`.
-    fn bind(&self, index: usize, batch: RecordBatch) -> Result<LogicalPlan> {
+    /// The rule's plan reading `batch` as `events` (or, windowed, `window_events`).
+    pub(crate) fn bind(&self, index: usize, batch: RecordBatch) -> Result<LogicalPlan> {
         let table = MemTable::try_new(event_schema(), vec![vec![batch]]).map_err(Error::Engine)?;
         let source = provider_as_source(Arc::new(table));
         Ok(self.plans[index]
             .clone()
             .transform_up_with_subqueries(|node| match node {
-                LogicalPlan::TableScan(mut scan) if scan.table_name.table() == EVENTS_TABLE => {
+                LogicalPlan::TableScan(mut scan)
+                    if scan.table_name.table() == EVENTS_TABLE
+                        || scan.table_name.table() == WINDOW_TABLE =>
+                {
                     scan.source = Arc::clone(&source);
                     Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
                 }
@@ -288,7 +304,7 @@ impl RuleSet {
             .data)
     }
 
-    async fn run(&self, index: usize, batch: RecordBatch) -> Result<Matches<'_>> {
+    pub(crate) async fn run(&self, index: usize, batch: RecordBatch) -> Result<Matches<'_>> {
         let rule = &self.rules[index];
         let failed = |source| Error::Evaluate {
             rule: rule.meta.id.clone(),
@@ -329,7 +345,8 @@ impl RuleSet {
         let index = crate::alert::EventIndex::new(&index_batch)?;
         let mut detected = Detected::default();
         for (i, run) in self.runnable(&batch).into_iter().enumerate() {
-            if !run {
+            // Windowed rules run over their window ([`crate::Windows`]), not one batch.
+            if !run || self.rules[i].window.is_some() {
                 continue;
             }
             let rule = &self.rules[i];
@@ -427,6 +444,9 @@ fn session(batch: RecordBatch) -> Result<SessionContext> {
     let table = MemTable::try_new(event_schema(), vec![vec![batch]]).map_err(Error::Engine)?;
     ctx.register_table(EVENTS_TABLE, Arc::new(table))
         .map_err(Error::Engine)?;
+    let window = MemTable::try_new(event_schema(), vec![Vec::new()]).map_err(Error::Engine)?;
+    ctx.register_table(WINDOW_TABLE, Arc::new(window))
+        .map_err(Error::Engine)?;
     Ok(ctx)
 }
 
@@ -453,6 +473,38 @@ async fn check_plan(
                 format!("the SQL does not plan against the event schema: {e}"),
             )
         })?;
+    let mut reads = (false, false);
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            match scan.table_name.table() {
+                EVENTS_TABLE => reads.0 = true,
+                WINDOW_TABLE => reads.1 = true,
+                _ => {}
+            }
+        }
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    match (rule.window.is_some(), reads) {
+        (true, (true, _)) | (true, (false, false)) => {
+            return Err(error(
+                rule.sql_line,
+                format!(
+                    "a windowed rule reads `{WINDOW_TABLE}` (the events of its window), not \
+                     `{EVENTS_TABLE}`"
+                ),
+            ));
+        }
+        (false, (_, true)) => {
+            return Err(error(
+                rule.sql_line,
+                format!(
+                    "`{WINDOW_TABLE}` is for windowed rules: add `-- window: 15m` (the span) \
+                     to the header, or read `{EVENTS_TABLE}`"
+                ),
+            ));
+        }
+        _ => {}
+    }
     let output = plan.schema();
     let has = |name: &str| output.fields().iter().any(|f| f.name() == name);
     if !has(EVENT_ID) {

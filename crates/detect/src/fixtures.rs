@@ -62,6 +62,10 @@ pub async fn check_rule_fixtures(rules: &RuleSet, id: &str, root: &Path) -> Resu
     };
     result.declared.clone_from(&rule.evasions);
     check_classes(&root.join(id), &mut result);
+    if rule.window.is_some() {
+        check_sequences(rules, id, root, &mut result).await?;
+        return Ok(result);
+    }
     for positive in [true, false] {
         let kind = if positive { "positive" } else { "negative" };
         let dir = root.join(id).join(kind);
@@ -105,6 +109,73 @@ pub async fn check_rule_fixtures(rules: &RuleSet, id: &str, root: &Path) -> Resu
         }
     }
     Ok(result)
+}
+
+/// A windowed rule's fixtures: each file is one timed sequence, run from an empty
+/// window. A positive sequence must raise an alert (naming only its events), a
+/// negative one none.
+async fn check_sequences(
+    rules: &RuleSet,
+    id: &str,
+    root: &Path,
+    result: &mut FixtureResult,
+) -> Result<()> {
+    for positive in [true, false] {
+        let kind = if positive { "positive" } else { "negative" };
+        let dir = root.join(id).join(kind);
+        let mut files: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries.filter_map(|e| e.ok().map(|e| e.path())).collect(),
+            Err(e) => {
+                result.problems.push(format!("{}: {e}", dir.display()));
+                continue;
+            }
+        };
+        files.sort();
+        if files.len() < MIN_FIXTURES {
+            result.problems.push(format!(
+                "{}: {} {kind} sequence(s), at least {MIN_FIXTURES} needed",
+                dir.display(),
+                files.len()
+            ));
+        }
+        if positive {
+            result.positives = files.len();
+        } else {
+            result.negatives = files.len();
+        }
+        for file in files {
+            let (batch, ids) = match load_files(std::slice::from_ref(&file)) {
+                Ok(loaded) => loaded,
+                Err(problem) => {
+                    result.problems.push(problem);
+                    continue;
+                }
+            };
+            let Some(batch) = batch else { continue };
+            let alerts = crate::window::run_windowed(rules, id, &[batch]).await?;
+            let name = file.file_name().unwrap_or_default().to_string_lossy();
+            if positive && alerts.is_empty() {
+                result
+                    .problems
+                    .push(format!("positive sequence {name} raised no alert"));
+            }
+            if !positive && !alerts.is_empty() {
+                result.problems.push(format!(
+                    "negative sequence {name} alerted on {:?}",
+                    alerts[0].event_ids
+                ));
+            }
+            for alert in &alerts {
+                if alert.event_ids.iter().any(|e| !ids.contains(e)) {
+                    result.problems.push(format!(
+                        "sequence {name}: an alert names events outside it: {:?}",
+                        alert.event_ids
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Which evasion classes the fixture files of `dir/{positive,negative}` exercise, and
@@ -161,8 +232,15 @@ pub fn load_fixtures(
     let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
     paths.sort();
+    load_files(&paths)
+}
+
+/// The events of `paths`, normalized together, with their ids.
+fn load_files(
+    paths: &[PathBuf],
+) -> std::result::Result<(Option<RecordBatch>, BTreeSet<String>), String> {
     let mut normalizer = Normalizer::new(Options::default());
-    for path in &paths {
+    for path in paths {
         let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
         normalizer.push(&bytes, &Origin::file(path.display().to_string()));
         if let Some(reject) = normalizer.take_rejects().first() {

@@ -16,6 +16,7 @@ mod fixtures;
 pub mod functions;
 mod prefilter;
 mod rule;
+mod window;
 
 use std::path::PathBuf;
 
@@ -26,7 +27,8 @@ pub use fixtures::{
     FixtureResult, MIN_FIXTURES, check_fixtures, check_rule_fixtures, load_fixtures,
 };
 pub use prefilter::Prefilter;
-pub use rule::{Evasion, RuleError, RuleFile, placeholders};
+pub use rule::{Evasion, RuleError, RuleFile, Window, parse_span, placeholders};
+pub use window::{WINDOW_TABLE, WindowOutput, Windows, run_windowed};
 
 /// Why rules could not be loaded or run.
 #[derive(Debug, thiserror::Error)]

@@ -165,6 +165,17 @@ pub(crate) fn row_alternatives(plan: &LogicalPlan) -> Option<Vec<AlternativeTest
         .fold(None, and)
 }
 
+/// The ways a row a windowed rule reads may pass its tests: the alternatives of each
+/// of its `window_events` scans (a self-join reads it more than once), together.
+/// `None` when some scan tests nothing.
+pub(crate) fn window_alternatives(plan: &LogicalPlan) -> Option<Vec<AlternativeTests>> {
+    let mut all = Vec::new();
+    for tests in crate::window::scan_tests(plan)? {
+        all.extend(tests.iter().map(alternatives).fold(None, and)?);
+    }
+    (!all.is_empty()).then_some(all)
+}
+
 /// `a AND b`, each `None` when it says nothing.
 fn and(
     a: Option<Vec<AlternativeTests>>,

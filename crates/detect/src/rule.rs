@@ -45,6 +45,40 @@ pub struct RuleFile {
     pub controls: Vec<String>,
     /// The line of the `controls` key (0 without one), for errors about its ids.
     pub controls_line: usize,
+    /// A rule over time (optional `window` and `lateness` keys): it reads
+    /// `window_events`, the events of the span before each new one.
+    pub window: Option<Window>,
+}
+
+/// The span a windowed rule looks back over, and how late an event may arrive and
+/// still count, in microseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub span_us: i64,
+    pub lateness_us: i64,
+}
+
+/// Lateness when the header gives none: CloudTrail delivers most events within
+/// minutes.
+pub const DEFAULT_LATENESS_US: i64 = 15 * 60 * 1_000_000;
+
+/// `30s`, `15m`, `2h` or `1d`, in microseconds.
+pub fn parse_span(text: &str) -> Option<i64> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: i64 = number.parse().ok()?;
+    let seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    number
+        .checked_mul(seconds)?
+        .checked_mul(1_000_000)
+        .filter(|us| *us > 0)
 }
 
 /// The ways a weakening escapes a rule written for its plainest form; fixture files
@@ -122,7 +156,7 @@ impl FromStr for Evasion {
     }
 }
 
-const KEYS: [&str; 11] = [
+const KEYS: [&str; 13] = [
     "id",
     "title",
     "severity",
@@ -134,6 +168,8 @@ const KEYS: [&str; 11] = [
     "summary",
     "evasions",
     "controls",
+    "window",
+    "lateness",
 ];
 
 impl RuleFile {
@@ -196,6 +232,8 @@ impl RuleFile {
             |key: &str| values[KEYS.iter().position(|k| *k == key).expect("a key")].is_some();
         let evasions_given = given("evasions");
         let controls_given = given("controls");
+        let window_given = given("window");
+        let lateness_given = given("lateness");
         let mut take = |key: &str| -> Result<(usize, String), RuleError> {
             let slot = KEYS.iter().position(|k| *k == key).expect("key is in KEYS");
             match values[slot].take() {
@@ -263,6 +301,37 @@ impl RuleFile {
             Vec::new()
         };
 
+        let span = |(line, value): (usize, String), key: &str| {
+            parse_span(&value).ok_or_else(|| {
+                error(
+                    line,
+                    format!(
+                        "`{key}: {value}` is not a span: write a number and s, m, h or d, as in 15m"
+                    ),
+                )
+            })
+        };
+        let window = if window_given {
+            let span_us = span(take("window")?, "window")?;
+            let lateness_us = if lateness_given {
+                span(take("lateness")?, "lateness")?
+            } else {
+                DEFAULT_LATENESS_US
+            };
+            Some(Window {
+                span_us,
+                lateness_us,
+            })
+        } else if lateness_given {
+            let (line, _) = take("lateness")?;
+            return Err(error(
+                line,
+                "`lateness` applies to windowed rules: add `-- window: …` or remove it".into(),
+            ));
+        } else {
+            None
+        };
+
         Ok(Self {
             path: path.to_owned(),
             meta: RuleMeta {
@@ -281,6 +350,7 @@ impl RuleFile {
             evasions,
             controls,
             controls_line,
+            window,
         })
     }
 

@@ -108,6 +108,8 @@ pub(crate) struct Done<P> {
     pub unreadable: Vec<(String, String)>,
     /// The normalized events by lake partition, when kept for the lake.
     pub parts: Vec<demarc_lake::Part>,
+    /// The normalized events, when windowed rules are loaded: they run here, in order.
+    pub window_rows: Vec<arrow::array::RecordBatch>,
     pub stats: Stats,
 }
 
@@ -129,6 +131,8 @@ struct Unacknowledged<P> {
 }
 
 pub(crate) struct Completion<P> {
+    /// The windowed rules' state, and a runtime to run them on this thread.
+    windows: Option<(demarc_detect::Windows, tokio::runtime::Runtime)>,
     alerts: Option<AlertSink>,
     routing: Option<Routing>,
     lake: Option<(LakeOutput, Instant)>,
@@ -147,8 +151,10 @@ impl<P: Position> Completion<P> {
         metrics: Arc<Metrics>,
         shared: Arc<Shared>,
         keep_latencies: bool,
+        windows: Option<(demarc_detect::Windows, tokio::runtime::Runtime)>,
     ) -> Self {
         Self {
+            windows,
             alerts: Some(outputs.alerts),
             routing: outputs.routing,
             lake: outputs.lake.map(|l| (l, Instant::now())),
@@ -235,6 +241,9 @@ impl<P: Position> Completion<P> {
     /// alerts written and synced, events in the lake's buffer) and notes their
     /// positions.
     fn write(&mut self, mut batches: Vec<Done<P>>) -> Result<()> {
+        for batch in &mut batches {
+            self.run_windows(batch)?;
+        }
         if let Some((lake, _)) = self.lake.as_mut() {
             for batch in &mut batches {
                 lake.lake.add_parts(std::mem::take(&mut batch.parts))?;
@@ -288,6 +297,51 @@ impl<P: Position> Completion<P> {
             self.pending.position.merge(batch.position);
             self.pending.batches += 1;
             self.pending.records += batch.records;
+        }
+        Ok(())
+    }
+
+    /// Runs the windowed rules over a batch's events, in batch order; their alerts join
+    /// the batch's.
+    fn run_windows(&mut self, batch: &mut Done<P>) -> Result<()> {
+        let Some((windows, runtime)) = self.windows.as_mut() else {
+            return Ok(());
+        };
+        let detected_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        for rows in std::mem::take(&mut batch.window_rows) {
+            let out = runtime
+                .block_on(windows.advance(&rows, &detected_at))
+                .map_err(Error::Rules)?;
+            for failure in out.detected.failures {
+                self.metrics
+                    .rule_errors
+                    .get_or_create(&crate::metrics::label("rule", failure.rule.as_str()))
+                    .inc();
+                tracing::error!(
+                    rule = %failure.rule,
+                    error = %error_chain(&failure.error),
+                    "a windowed rule failed on a batch: its alerts for these events are missing"
+                );
+            }
+            for (rule, late) in out.late {
+                self.metrics
+                    .window_late
+                    .get_or_create(&crate::metrics::label("rule", rule.as_str()))
+                    .inc_by(late);
+            }
+            for (rule, held) in out.held {
+                self.metrics
+                    .window_events
+                    .get_or_create(&crate::metrics::label("rule", rule.as_str()))
+                    .set(i64::try_from(held).unwrap_or(i64::MAX));
+            }
+            batch
+                .alerts
+                .extend(out.detected.alerts.into_iter().map(|alert| Fired {
+                    alert,
+                    produced_ms: None,
+                    received: None,
+                }));
         }
         Ok(())
     }

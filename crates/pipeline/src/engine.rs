@@ -340,11 +340,25 @@ impl Engine {
             );
         }
         drop(done_tx);
+        let windows = if self.rules.has_windows() {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .map_err(|e| {
+                    Error::Stage(format!("cannot start the windowed rules' runtime: {e}"))
+                })?;
+            Some((
+                demarc_detect::Windows::new(Arc::clone(&self.rules)).map_err(Error::Rules)?,
+                runtime,
+            ))
+        } else {
+            None
+        };
         let completion = Completion::new(
             outputs,
             Arc::clone(&self.metrics),
             Arc::clone(&self.shared),
             self.settings.keep_latencies,
+            windows,
         );
         let shared = Arc::clone(&self.shared);
         let completion = std::thread::Builder::new()

@@ -44,6 +44,11 @@ pub struct Metrics {
     pub paused: Gauge,
     pub allow_rows: Family<Labels, Gauge>,
     pub allow_reload_failures: Counter,
+    /// Events of windowed rules that arrived more than the rule's lateness behind its
+    /// newest event (still used), by rule.
+    pub window_late: Family<Labels, Counter>,
+    /// Events each windowed rule holds.
+    pub window_events: Family<Labels, Gauge>,
     /// Routing, suppression, snoozes, the spool and delivery.
     pub routing: demarc_sink::metrics::RouteMetrics,
     /// Set while the pipeline runs; cleared when it stops or fails.
@@ -80,6 +85,8 @@ impl Metrics {
             consumer_lag: Family::default(),
             consumer_errors: Counter::default(),
             rule_errors: Family::default(),
+            window_late: Family::default(),
+            window_events: Family::default(),
             dead_letter_retries: Counter::default(),
             paused: Gauge::default(),
             allow_rows: Family::default(),
@@ -181,6 +188,17 @@ impl Metrics {
             "Batches on which a rule failed to run, by rule (its alerts for the batch are \
              missing; the batch is on the dead-letter output)",
             metrics.rule_errors.clone(),
+        );
+        metrics.registry.register(
+            "window_late_events",
+            "Events of a windowed rule that arrived more than its lateness behind the newest \
+             one, by rule (still used: a sequence completed late still alerts)",
+            metrics.window_late.clone(),
+        );
+        metrics.registry.register(
+            "window_events",
+            "Events each windowed rule holds (bounded by its window, lateness and tests)",
+            metrics.window_events.clone(),
         );
         metrics.registry.register(
             "dead_letter_retries",

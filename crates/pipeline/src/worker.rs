@@ -144,6 +144,7 @@ fn process<P: Position>(
         unreadable,
         alerts: Vec::new(),
         parts: Vec::new(),
+        window_rows: Vec::new(),
         stats: Stats::default(),
     };
     chunks.extend(normalizer.take_batch());
@@ -174,6 +175,9 @@ fn process<P: Position>(
             }
             fired
         }));
+    }
+    if engine.rules.has_windows() {
+        done.window_rows.clone_from(&chunks);
     }
     if engine.settings.keep_rows {
         // Cut into the lake's partitions here, on the worker, so that the one thread

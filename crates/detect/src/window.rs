@@ -1,0 +1,389 @@
+//! Rules over time: a rule whose header has `window` (and optionally `lateness`) reads
+//! `window_events`, the events it may use from the span before the newest one, plus
+//! the batch at hand. [`Windows`] keeps, per such rule, only the events its own
+//! `window_events` tests pass, and only as long as the span and the lateness need
+//! them; it runs the rule once per batch that brings it new events, and keeps only
+//! the rows that involve one of them, so that a sequence found once is reported once.
+//! An event arriving more than `lateness` behind the newest one is still used, and
+//! counted as late.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
+use arrow::compute::{concat_batches, filter_record_batch};
+use arrow::datatypes::TimestampMicrosecondType;
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
+use datafusion::common::{Column, DFSchema};
+use datafusion::logical_expr::utils::{conjunction, disjunction, split_conjunction};
+use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::physical_expr::PhysicalExpr;
+use demarc_model::{Alert, event_schema};
+
+use crate::engine::{Detected, RuleFailure};
+use crate::{Error, Result, RuleSet};
+
+/// The table windowed rules read.
+pub const WINDOW_TABLE: &str = "window_events";
+
+/// What one batch did to the windows.
+#[derive(Debug, Default)]
+pub struct WindowOutput {
+    pub detected: Detected,
+    /// Events that arrived more than their rule's lateness behind its newest event,
+    /// per rule id (still used).
+    pub late: Vec<(String, u64)>,
+    /// Events held, per rule id, after the batch.
+    pub held: Vec<(String, usize)>,
+}
+
+/// The windows of every windowed rule of a rule set.
+pub struct Windows {
+    rules: Arc<RuleSet>,
+    states: Vec<State>,
+}
+
+struct State {
+    index: usize,
+    /// Rows the rule's `window_events` tests pass (`None`: every row).
+    filter: Option<Arc<dyn PhysicalExpr>>,
+    /// The held events, in one batch.
+    rows: Option<RecordBatch>,
+    ids: HashSet<String>,
+    /// The newest event time seen, in microseconds.
+    newest: Option<i64>,
+    /// Alert ids given, with the time of their newest event, so that a sequence
+    /// found again while its events are held is not reported twice.
+    given: HashMap<String, i64>,
+}
+
+impl std::fmt::Debug for Windows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Windows")
+            .field("rules", &self.states.len())
+            .finish()
+    }
+}
+
+impl Windows {
+    /// Windows for the windowed rules of `rules` (none may have none).
+    pub fn new(rules: Arc<RuleSet>) -> Result<Self> {
+        let mut states = Vec::new();
+        for (index, rule) in rules.rules().iter().enumerate() {
+            if rule.window.is_none() {
+                continue;
+            }
+            states.push(State::new(&rules, index)?);
+        }
+        Ok(Self { rules, states })
+    }
+
+    /// Whether there is any windowed rule.
+    pub fn is_empty(&self) -> bool {
+        self.states.is_empty()
+    }
+
+    /// Adds a batch of events (in any order; events already held are ignored) and runs
+    /// each windowed rule that got new events. A rule that fails is reported in the
+    /// output's failures; its window still moves on.
+    pub async fn advance(
+        &mut self,
+        batch: &RecordBatch,
+        detected_at: &str,
+    ) -> Result<WindowOutput> {
+        let mut out = WindowOutput::default();
+        for state in &mut self.states {
+            state
+                .advance(&self.rules, batch, detected_at, &mut out)
+                .await?;
+        }
+        Ok(out)
+    }
+}
+
+/// The alerts windowed rule `id` raises over `batches` given in turn, from an empty
+/// window (fixtures, tests).
+pub async fn run_windowed(
+    rules: &RuleSet,
+    id: &str,
+    batches: &[RecordBatch],
+) -> Result<Vec<Alert>> {
+    let index = rules
+        .rules()
+        .iter()
+        .position(|r| r.meta.id == id && r.window.is_some())
+        .ok_or_else(|| Error::Schema(format!("no windowed rule has the id `{id}`")))?;
+    let mut state = State::new(rules, index)?;
+    let mut out = WindowOutput::default();
+    for batch in batches {
+        state
+            .advance(rules, batch, "1970-01-01T00:00:00.000Z", &mut out)
+            .await?;
+    }
+    if let Some(failure) = out.detected.failures.into_iter().next() {
+        return Err(failure.error);
+    }
+    Ok(out.detected.alerts)
+}
+
+impl State {
+    fn new(rules: &RuleSet, index: usize) -> Result<Self> {
+        Ok(Self {
+            index,
+            filter: rules.window_filter(index)?,
+            rows: None,
+            ids: HashSet::new(),
+            newest: None,
+            given: HashMap::new(),
+        })
+    }
+
+    async fn advance(
+        &mut self,
+        rules: &RuleSet,
+        batch: &RecordBatch,
+        detected_at: &str,
+        out: &mut WindowOutput,
+    ) -> Result<()> {
+        let rule = &rules.rules()[self.index];
+        let window = rule.window.expect("windowed rules only");
+        if let Some(new) = self.take_new(batch)? {
+            let times = times(&new)?;
+            let late = match self.newest {
+                Some(newest) => times
+                    .iter()
+                    .filter(|t| **t < newest - window.lateness_us)
+                    .count() as u64,
+                None => 0,
+            };
+            if late > 0 {
+                out.late.push((rule.meta.id.clone(), late));
+            }
+            let newest = times.iter().copied().max().unwrap_or(i64::MIN);
+            self.newest = Some(self.newest.map_or(newest, |n| n.max(newest)));
+            let fresh: HashSet<String> = ids(&new)?.into_iter().collect();
+            let all = match &self.rows {
+                Some(held) => concat_batches(&held.schema(), [held, &new])
+                    .map_err(|e| Error::Schema(e.to_string()))?,
+                None => new,
+            };
+            self.ids.extend(fresh.iter().cloned());
+            self.rows = Some(all.clone());
+            let alerts = match rules.run(self.index, all.clone()).await {
+                Ok(m) => crate::alert::EventIndex::new(&all)
+                    .and_then(|index| crate::alert::alerts(m.rule, &m.rows, &index, detected_at)),
+                Err(error) => Err(error),
+            };
+            match alerts {
+                Ok(alerts) => {
+                    for alert in alerts {
+                        if alert.event_ids.iter().any(|id| fresh.contains(id))
+                            && !self.given.contains_key(&alert.alert_id)
+                        {
+                            self.given
+                                .insert(alert.alert_id.clone(), newest_of(&alert, &all)?);
+                            out.detected.alerts.push(alert);
+                        }
+                    }
+                }
+                Err(error) => out.detected.failures.push(RuleFailure {
+                    rule: rule.meta.id.clone(),
+                    error,
+                }),
+            }
+        }
+        self.forget_before(window.span_us + window.lateness_us)?;
+        out.held.push((
+            rule.meta.id.clone(),
+            self.rows.as_ref().map_or(0, RecordBatch::num_rows),
+        ));
+        Ok(())
+    }
+
+    /// The rows of `batch` this rule may read and does not hold yet.
+    fn take_new(&mut self, batch: &RecordBatch) -> Result<Option<RecordBatch>> {
+        let mine = match &self.filter {
+            Some(filter) => {
+                let value = filter
+                    .evaluate(batch)
+                    .and_then(|v| v.into_array(batch.num_rows()))
+                    .map_err(Error::Engine)?;
+                let mask = value
+                    .as_boolean_opt()
+                    .ok_or_else(|| Error::Schema("a window test is not boolean".into()))?;
+                filter_record_batch(batch, mask).map_err(|e| Error::Schema(e.to_string()))?
+            }
+            None => batch.clone(),
+        };
+        let ids = ids(&mine)?;
+        let mut seen = HashSet::new();
+        let keep: BooleanArray = ids
+            .iter()
+            .map(|id| Some(!self.ids.contains(id) && seen.insert(id.clone())))
+            .collect();
+        let new = filter_record_batch(&mine, &keep).map_err(|e| Error::Schema(e.to_string()))?;
+        Ok((new.num_rows() > 0).then_some(new))
+    }
+
+    /// Drops the events older than `keep_us` before the newest, and what was said of
+    /// them.
+    fn forget_before(&mut self, keep_us: i64) -> Result<()> {
+        let (Some(rows), Some(newest)) = (&self.rows, self.newest) else {
+            return Ok(());
+        };
+        let cutoff = newest.saturating_sub(keep_us);
+        let times = times(rows)?;
+        if times.iter().all(|t| *t >= cutoff) {
+            return Ok(());
+        }
+        let keep: BooleanArray = times.iter().map(|t| Some(*t >= cutoff)).collect();
+        let kept = filter_record_batch(rows, &keep).map_err(|e| Error::Schema(e.to_string()))?;
+        self.ids = ids(&kept)?.into_iter().collect();
+        self.rows = Some(kept);
+        self.given.retain(|_, t| *t >= cutoff);
+        Ok(())
+    }
+}
+
+fn times(batch: &RecordBatch) -> Result<Vec<i64>> {
+    let column = batch
+        .column_by_name("time")
+        .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+        .ok_or_else(|| Error::Schema("the events have no `time` column".into()))?;
+    Ok(column.values().to_vec())
+}
+
+fn ids(batch: &RecordBatch) -> Result<Vec<String>> {
+    let column = batch
+        .column_by_name("event_id")
+        .and_then(|c| c.as_string_opt::<i32>())
+        .ok_or_else(|| Error::Schema("the events have no `event_id` column".into()))?;
+    Ok((0..column.len())
+        .map(|i| column.value(i).to_owned())
+        .collect())
+}
+
+/// The newest event time of an alert's events.
+fn newest_of(alert: &Alert, rows: &RecordBatch) -> Result<i64> {
+    let ids = ids(rows)?;
+    let times = times(rows)?;
+    Ok(ids
+        .iter()
+        .zip(times)
+        .filter(|(id, _)| alert.event_ids.contains(id))
+        .map(|(_, t)| t)
+        .max()
+        .unwrap_or(i64::MIN))
+}
+
+impl RuleSet {
+    /// Whether some rule is windowed.
+    pub fn has_windows(&self) -> bool {
+        self.rules().iter().any(|r| r.window.is_some())
+    }
+
+    /// The test a row must pass for windowed rule `index` to read it: the tests of
+    /// each of its `window_events` scans, any of them (`None`: every row).
+    fn window_filter(&self, index: usize) -> Result<Option<Arc<dyn PhysicalExpr>>> {
+        let Some(scans) = scan_tests(self.plan(index)) else {
+            return Ok(None);
+        };
+        let Some(any) = disjunction(scans.into_iter().filter_map(conjunction)) else {
+            return Ok(None);
+        };
+        // The scans' tests name their table; the batch's columns have no qualifier.
+        let any = any
+            .transform(|e| match e {
+                Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(
+                    c.name,
+                )))),
+                other => Ok(Transformed::no(other)),
+            })
+            .map_err(Error::Engine)?
+            .data;
+        let schema = DFSchema::try_from(event_schema().as_ref().clone()).map_err(Error::Engine)?;
+        let physical = self
+            .state()
+            .create_physical_expr(any, &schema)
+            .map_err(Error::Engine)?;
+        Ok(Some(physical))
+    }
+}
+
+/// The tests on the rows of each `window_events` scan of `plan`: the scan's own and
+/// those of the filters right above it (through projections and aliases). `None`
+/// when some scan has none, or is read where these are not followed (a subquery).
+pub(crate) fn scan_tests(plan: &LogicalPlan) -> Option<Vec<Vec<Expr>>> {
+    let mut scans = 0;
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node
+            && scan.table_name.table() == WINDOW_TABLE
+        {
+            scans += 1;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    let mut found = Vec::new();
+    collect(plan, &mut found);
+    (found.len() == scans && found.iter().all(|t| !t.is_empty())).then_some(found)
+}
+
+fn collect(node: &LogicalPlan, found: &mut Vec<Vec<Expr>>) {
+    if let Some(tests) = chain(node) {
+        found.push(tests);
+        return;
+    }
+    for input in node.inputs() {
+        collect(input, found);
+    }
+}
+
+/// The tests of a chain of filters, projections and aliases down to a window scan.
+fn chain(node: &LogicalPlan) -> Option<Vec<Expr>> {
+    match node {
+        LogicalPlan::TableScan(scan) if scan.table_name.table() == WINDOW_TABLE => {
+            Some(scan.filters.clone())
+        }
+        LogicalPlan::Filter(filter) => {
+            let mut tests = chain(&filter.input)?;
+            let predicate = unalias(&filter.input, filter.predicate.clone());
+            tests.extend(split_conjunction(&predicate).into_iter().cloned());
+            Some(tests)
+        }
+        LogicalPlan::Projection(p) => chain(&p.input),
+        LogicalPlan::SubqueryAlias(a) => chain(&a.input),
+        _ => None,
+    }
+}
+
+/// `expr` with the names a projection below it computes replaced by what they
+/// compute, and every column unqualified: a test on the scan's own columns.
+fn unalias(input: &LogicalPlan, expr: Expr) -> Expr {
+    let mut computed: HashMap<String, Expr> = HashMap::new();
+    let mut node = input;
+    loop {
+        match node {
+            LogicalPlan::Projection(p) => {
+                for e in &p.expr {
+                    if let Expr::Alias(alias) = e {
+                        computed.insert(alias.name.clone(), (*alias.expr).clone());
+                    }
+                }
+                node = &p.input;
+            }
+            LogicalPlan::SubqueryAlias(a) => node = &a.input,
+            _ => break,
+        }
+    }
+    expr.transform(|e| match e {
+        Expr::Column(c) => Ok(Transformed::yes(
+            computed
+                .get(&c.name)
+                .cloned()
+                .unwrap_or_else(|| Expr::Column(Column::new_unqualified(c.name))),
+        )),
+        other => Ok(Transformed::no(other)),
+    })
+    .map(|t| t.data)
+    .unwrap_or_else(|_| Expr::Literal(datafusion::common::ScalarValue::Boolean(Some(true)), None))
+}

@@ -1,0 +1,183 @@
+//! Windowed rules over batches as they come: a sequence found once is reported once,
+//! with the same id however its events were split or ordered; shorter or slower
+//! sequences are not; and the windows forget what they no longer need.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::array::{Array, RecordBatch};
+use arrow::compute::concat_batches;
+use demarc_detect::{RuleSet, Windows, load_fixtures};
+use demarc_model::Alert;
+
+const RULE: &str = "aws-console-brute-force-then-success";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The events of one fixture sequence, in file order.
+fn sequence(kind: &str, name: &str) -> RecordBatch {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = repo()
+        .join("testdata/rules")
+        .join(RULE)
+        .join(kind)
+        .join(format!("{name}.json"));
+    std::fs::copy(&file, dir.path().join("s.json")).expect("copy fixture");
+    load_fixtures(dir.path())
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0
+        .expect("events")
+}
+
+/// The rows of `batch` whose event ids are among `ids`, in that order.
+fn pick(batch: &RecordBatch, ids: &[&str]) -> RecordBatch {
+    let column = batch
+        .column_by_name("event_id")
+        .and_then(|c| c.as_any().downcast_ref::<arrow::array::StringArray>())
+        .expect("event ids");
+    let parts: Vec<RecordBatch> = ids
+        .iter()
+        .map(|id| {
+            let row = (0..column.len())
+                .find(|r| column.value(*r) == *id)
+                .unwrap_or_else(|| panic!("no event {id}"));
+            batch.slice(row, 1)
+        })
+        .collect();
+    concat_batches(&batch.schema(), &parts).expect("concat")
+}
+
+async fn run(windows: &mut Windows, batches: &[RecordBatch]) -> Vec<Alert> {
+    let mut alerts = Vec::new();
+    for batch in batches {
+        let out = windows
+            .advance(batch, "2026-03-02T12:00:00Z")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            out.detected.failures.is_empty(),
+            "{:?}",
+            out.detected.failures
+        );
+        alerts.extend(
+            out.detected
+                .alerts
+                .into_iter()
+                .filter(|a| a.rule_id == RULE),
+        );
+    }
+    alerts
+}
+
+async fn windows() -> Windows {
+    let rules = RuleSet::builtin().await.expect("built-in rules");
+    Windows::new(Arc::new(rules)).expect("windows")
+}
+
+#[tokio::test]
+async fn ten_failures_then_a_success_alert_once_naming_eleven_events() {
+    let events = sequence("positive", "ten-failures-then-success");
+    let alerts = run(&mut windows().await, std::slice::from_ref(&events)).await;
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let mut expected: Vec<String> = (0..10).map(|i| format!("bf-a-f{i}")).collect();
+    expected.push("bf-a-ok".into());
+    expected.sort();
+    assert_eq!(alerts[0].event_ids, expected);
+    assert!(
+        alerts[0].summary.contains("after 10 failed attempts"),
+        "{}",
+        alerts[0].summary
+    );
+
+    // The same events in three batches, the last failures ten minutes behind the
+    // success: one alert, with the same id.
+    let split = [
+        pick(
+            &events,
+            &[
+                "bf-a-f5", "bf-a-f6", "bf-a-f7", "bf-a-f8", "bf-a-f9", "bf-a-ok",
+            ],
+        ),
+        pick(&events, &["bf-a-f0", "bf-a-f1", "bf-a-f2"]),
+        pick(&events, &["bf-a-f3", "bf-a-f4"]),
+    ];
+    let again = run(&mut windows().await, &split).await;
+    assert_eq!(again.len(), 1, "{again:#?}");
+    assert_eq!(again[0].alert_id, alerts[0].alert_id);
+
+    // A replay into the same windows (Kafka redelivers) raises nothing new; into new
+    // ones, the same id.
+    let mut replayed = windows().await;
+    let first = run(&mut replayed, std::slice::from_ref(&events)).await;
+    let second = run(&mut replayed, std::slice::from_ref(&events)).await;
+    assert_eq!(first[0].alert_id, alerts[0].alert_id);
+    assert!(second.is_empty(), "{second:#?}");
+}
+
+#[tokio::test]
+async fn nine_failures_or_a_success_after_the_window_raise_nothing() {
+    for name in ["nine-failures-then-success", "success-after-the-window"] {
+        let events = sequence("negative", name);
+        let alerts = run(&mut windows().await, &[events]).await;
+        assert!(alerts.is_empty(), "{name}: {alerts:#?}");
+    }
+    // Nor a success whose tenth failure arrives after the window moved past it: the
+    // failures at 0..9 minutes, the success at 25, one batch each.
+    let events = sequence("negative", "success-after-the-window");
+    let ids: Vec<String> = (0..10).map(|i| format!("bf-d-f{i}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let alerts = run(
+        &mut windows().await,
+        &[pick(&events, &["bf-d-ok"]), pick(&events, &ids)],
+    )
+    .await;
+    assert!(alerts.is_empty(), "{alerts:#?}");
+}
+
+#[tokio::test]
+async fn late_events_are_counted_and_windows_forget_old_events() {
+    let events = sequence("negative", "success-after-the-window");
+    let mut windows = windows().await;
+    // The success at 10:25 first; the failures at 10:00–10:09 are then more than the
+    // rule's 15 minutes of lateness behind it… for the first ones only (10:00–10:09
+    // against 10:25 − 15 min = 10:10): all ten are late.
+    let first = windows
+        .advance(&pick(&events, &["bf-d-ok"]), "t")
+        .await
+        .expect("advance");
+    assert!(first.late.is_empty());
+    let ids: Vec<String> = (0..10).map(|i| format!("bf-d-f{i}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let out = windows
+        .advance(&pick(&events, &ids), "t")
+        .await
+        .expect("advance");
+    assert!(out.late.contains(&(RULE.to_owned(), 10)), "{:?}", out.late);
+    // Held: what the 15-minute window and 15 minutes of lateness still need, 09:55
+    // onwards: every event here (10:00 onwards).
+    let held = |out: &demarc_detect::WindowOutput| {
+        out.held
+            .iter()
+            .find(|(r, _)| r == RULE)
+            .map(|(_, n)| *n)
+            .expect("the rule's count")
+    };
+    assert_eq!(held(&out), 11);
+    // An event two hours on moves the window: the old ones go.
+    let later = sequence("positive", "ten-failures-then-success");
+    let moved = pick(&later, &["bf-a-ok"]);
+    let mut shifted = moved.clone();
+    let times = arrow::array::TimestampMicrosecondArray::from(vec![
+        // 2026-03-02T12:30:00Z
+        1_772_454_600_000_000_i64,
+    ])
+    .with_timezone("+00:00");
+    let index = shifted.schema().index_of("time").expect("time");
+    let mut columns = shifted.columns().to_vec();
+    columns[index] = Arc::new(times);
+    shifted = RecordBatch::try_new(shifted.schema(), columns).expect("batch");
+    let out = windows.advance(&shifted, "t").await.expect("advance");
+    assert_eq!(held(&out), 1, "only the newest event is held");
+}

@@ -1,0 +1,39 @@
+-- id: gcp-permission-denied-burst
+-- title: Burst of permission-denied calls from one principal
+-- severity: medium
+-- category: privilege-escalation
+-- srm-layer: identity
+-- service-models: iaas, paas, saas
+-- attack: T1580, T1069.003
+-- dedup: account_id, actor_principal
+-- summary: {actor_principal} was denied {denied} calls within 5 minutes in {account_id}
+-- window: 5m
+-- lateness: 15m
+-- evasions: outcome
+-- controls: gcp-permission-probing
+--
+-- The Google Cloud form of aws-access-denied-burst: twenty calls answered
+-- PERMISSION_DENIED (status code 7) to one principal within five minutes, raised by
+-- the call that makes the twentieth.
+SELECT event_id, time, account_id, region, actor_principal, operation, resource,
+       denied, event_ids
+FROM (
+    SELECT d.event_id, d.time, d.account_id, d.region, d.actor_principal, d.operation,
+           d.resource,
+           count(p.event_id) AS denied,
+           array_agg(p.event_id) AS event_ids
+    FROM window_events d
+    JOIN window_events p
+      ON p.actor_principal = d.actor_principal
+     AND p.time > d.time - INTERVAL '5 minutes'
+     AND (p.time < d.time OR (p.time = d.time AND p.event_id <= d.event_id))
+    WHERE d.outcome = 'failure'
+      AND d.provider = 'gcp'
+      AND d.error_code = 'PERMISSION_DENIED'
+      AND p.outcome = 'failure'
+      AND p.provider = 'gcp'
+      AND p.error_code = 'PERMISSION_DENIED'
+    GROUP BY d.event_id, d.time, d.account_id, d.region, d.actor_principal, d.operation,
+             d.resource
+) crossing
+WHERE denied = 20
