@@ -108,6 +108,12 @@ pub fn stream(config: &Config, engine: &Engine, format: Format) -> Result<Summar
             crate::store::lake(&text, &crate::store::StoreArgs::from_env())
         })
         .transpose()?;
+    // Windowed rules restart with the span they look back over, read from the lake.
+    if let (Some(reach), Some(place)) = (engine.rules.window_reach_us(), &place) {
+        let since = chrono::Utc::now() - chrono::Duration::microseconds(reach);
+        let history = lake_history(&place.place, since)?;
+        engine.preload_windows(history);
+    }
     let lake = match (&config.lake, &place) {
         (Some(lake), Some(place)) => Some(LakeOutput {
             lake: Lake::with_encoders(place.place.clone(), &run_name(), config.workers)?,
@@ -124,6 +130,38 @@ pub fn stream(config: &Config, engine: &Engine, format: Format) -> Result<Summar
         None => None,
     };
     Ok(kafka::run(&config.kafka, engine, alerts, routing, lake)?)
+}
+
+/// The lake's events since `since`, for the windowed rules' windows.
+fn lake_history(
+    place: &demarc_lake::Place,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<arrow::array::RecordBatch>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let lake = demarc_sql::Lake::open(place.clone())
+            .map_err(|e| anyhow::anyhow!("{}", e.explain()))?;
+        let sql = format!(
+            "SELECT * FROM events WHERE time >= TIMESTAMP '{}' AND date >= '{}'",
+            since.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            since.format("%Y-%m-%d")
+        );
+        let batches = lake
+            .plan(&sql)
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.explain()))?
+            .collect()
+            .await
+            .context("reading the windowed rules' history from the lake")?;
+        let events: usize = batches
+            .iter()
+            .map(arrow::array::RecordBatch::num_rows)
+            .sum();
+        tracing::info!(events, since = %since, "windowed rules' history read from the lake");
+        Ok(batches)
+    })
 }
 
 /// Names this run's lake files.

@@ -28,7 +28,7 @@ pub use fixtures::{
 };
 pub use prefilter::Prefilter;
 pub use rule::{Evasion, RuleError, RuleFile, Window, parse_span, placeholders};
-pub use window::{WINDOW_TABLE, WindowOutput, Windows, run_windowed};
+pub use window::{WINDOW_TABLE, WindowOutput, Windows, conform, run_windowed};
 
 /// Why rules could not be loaded or run.
 #[derive(Debug, thiserror::Error)]

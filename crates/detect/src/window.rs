@@ -83,6 +83,26 @@ impl Windows {
         self.states.is_empty()
     }
 
+    /// Fills the windows with events seen before (a restart reading them back from the
+    /// lake) without reporting anything: what they completed was reported then. Gives
+    /// how many events the windows took.
+    pub async fn warm(&mut self, history: &[RecordBatch]) -> Result<usize> {
+        let mut out = WindowOutput::default();
+        for batch in history {
+            let batch = conform(batch)?;
+            for state in &mut self.states {
+                state.advance(&self.rules, &batch, "", &mut out).await?;
+                // Reported before the restart.
+                out.detected.alerts.clear();
+            }
+        }
+        Ok(self
+            .states
+            .iter()
+            .map(|s| s.rows.as_ref().map_or(0, RecordBatch::num_rows))
+            .sum())
+    }
+
     /// Adds a batch of events (in any order; events already held are ignored) and runs
     /// each windowed rule that got new events. A rule that fails is reported in the
     /// output's failures; its window still moves on.
@@ -276,10 +296,45 @@ fn newest_of(alert: &Alert, rows: &RecordBatch) -> Result<i64> {
         .unwrap_or(i64::MIN))
 }
 
+/// `batch` with the columns of the event schema, by name: each cast to its type, a
+/// missing one null (a lake drops `raw` and encodes some columns as dictionaries).
+pub fn conform(batch: &RecordBatch) -> Result<RecordBatch> {
+    let schema = event_schema();
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for field in schema.fields() {
+        let column = match batch.column_by_name(field.name()) {
+            Some(c) if c.data_type() == field.data_type() => Arc::clone(c),
+            Some(c) => arrow::compute::cast(c, field.data_type())
+                .map_err(|e| Error::Schema(format!("column `{}`: {e}", field.name())))?,
+            None if field.is_nullable() => {
+                arrow::array::new_null_array(field.data_type(), batch.num_rows())
+            }
+            None => {
+                return Err(Error::Schema(format!(
+                    "the events have no `{}` column",
+                    field.name()
+                )));
+            }
+        };
+        columns.push(column);
+    }
+    RecordBatch::try_new(schema, columns).map_err(|e| Error::Schema(e.to_string()))
+}
+
 impl RuleSet {
     /// Whether some rule is windowed.
     pub fn has_windows(&self) -> bool {
         self.rules().iter().any(|r| r.window.is_some())
+    }
+
+    /// How far back the windowed rules look, lateness included, in microseconds
+    /// (`None`: no windowed rule).
+    pub fn window_reach_us(&self) -> Option<i64> {
+        self.rules()
+            .iter()
+            .filter_map(|r| r.window)
+            .map(|w| w.span_us.saturating_add(w.lateness_us))
+            .max()
     }
 
     /// The test a row must pass for windowed rule `index` to read it: the tests of

@@ -300,9 +300,22 @@ pub struct Engine {
     pub metrics: Arc<Metrics>,
     pub shared: Arc<Shared>,
     pub settings: Settings,
+    /// Events seen before this run, for the windowed rules' windows (see
+    /// [`Engine::preload_windows`]); taken by the next start.
+    window_history: Arc<std::sync::Mutex<Vec<arrow::array::RecordBatch>>>,
 }
 
 impl Engine {
+    /// Events from before this run (read back from the lake after a restart) for the
+    /// windowed rules: the next start fills their windows with them, reporting nothing,
+    /// so that a sequence cut by the restart still completes.
+    pub fn preload_windows(&self, history: Vec<arrow::array::RecordBatch>) {
+        *self
+            .window_history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = history;
+    }
+
     pub fn new(rules: Arc<RuleSet>, mut settings: Settings) -> Self {
         // A rule reading the original JSON gets it, whatever the lake keeps.
         if rules.reads_raw() && !settings.options.keep_raw {
@@ -316,6 +329,7 @@ impl Engine {
             rules,
             metrics: Arc::new(Metrics::new()),
             shared: Arc::new(Shared::default()),
+            window_history: Arc::default(),
             settings,
         }
     }
@@ -346,10 +360,24 @@ impl Engine {
                 .map_err(|e| {
                     Error::Stage(format!("cannot start the windowed rules' runtime: {e}"))
                 })?;
-            Some((
-                demarc_detect::Windows::new(Arc::clone(&self.rules)).map_err(Error::Rules)?,
-                runtime,
-            ))
+            let mut windows =
+                demarc_detect::Windows::new(Arc::clone(&self.rules)).map_err(Error::Rules)?;
+            let history = std::mem::take(
+                &mut *self
+                    .window_history
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            );
+            if !history.is_empty() {
+                let held = runtime
+                    .block_on(windows.warm(&history))
+                    .map_err(Error::Rules)?;
+                tracing::info!(
+                    events = held,
+                    "windowed rules' windows rebuilt from earlier events"
+                );
+            }
+            Some((windows, runtime))
         } else {
             None
         };
