@@ -52,6 +52,8 @@ struct State {
     ids: HashSet<String>,
     /// The newest event time seen, in microseconds.
     newest: Option<i64>,
+    /// The newest event time of the last batch that brought new events.
+    last_newest: Option<i64>,
     /// Alert ids given, with the time of their newest event, so that a sequence
     /// found again while its events are held is not reported twice.
     given: HashMap<String, i64>,
@@ -154,6 +156,7 @@ impl State {
             rows: None,
             ids: HashSet::new(),
             newest: None,
+            last_newest: None,
             given: HashMap::new(),
         })
     }
@@ -181,6 +184,7 @@ impl State {
             }
             let newest = times.iter().copied().max().unwrap_or(i64::MIN);
             self.newest = Some(self.newest.map_or(newest, |n| n.max(newest)));
+            self.last_newest = Some(newest);
             let fresh: HashSet<String> = ids(&new)?.into_iter().collect();
             let all = match &self.rows {
                 Some(held) => concat_batches(&held.schema(), [held, &new])
@@ -245,22 +249,27 @@ impl State {
         Ok((new.num_rows() > 0).then_some(new))
     }
 
-    /// Drops the events older than `keep_us` before the newest, and what was said of
-    /// them.
+    /// Drops the events more than `keep_us` older than the newest, and what was said of
+    /// them; except those within `keep_us` of the newest event of the last batch that
+    /// brought new ones. An archive read account by account or region by region goes
+    /// back in time at each new one: its sequences must still meet across batches.
     fn forget_before(&mut self, keep_us: i64) -> Result<()> {
         let (Some(rows), Some(newest)) = (&self.rows, self.newest) else {
             return Ok(());
         };
         let cutoff = newest.saturating_sub(keep_us);
+        let recent = self.last_newest.unwrap_or(newest);
+        let around = recent.saturating_sub(keep_us)..=recent.saturating_add(keep_us);
+        let keeps = |t: i64| t >= cutoff || around.contains(&t);
         let times = times(rows)?;
-        if times.iter().all(|t| *t >= cutoff) {
+        if times.iter().all(|t| keeps(*t)) {
             return Ok(());
         }
-        let keep: BooleanArray = times.iter().map(|t| Some(*t >= cutoff)).collect();
+        let keep: BooleanArray = times.iter().map(|t| Some(keeps(*t))).collect();
         let kept = filter_record_batch(rows, &keep).map_err(|e| Error::Schema(e.to_string()))?;
         self.ids = ids(&kept)?.into_iter().collect();
         self.rows = Some(kept);
-        self.given.retain(|_, t| *t >= cutoff);
+        self.given.retain(|_, t| keeps(*t));
         Ok(())
     }
 }

@@ -181,3 +181,34 @@ async fn late_events_are_counted_and_windows_forget_old_events() {
     let out = windows.advance(&shifted, "t").await.expect("advance");
     assert_eq!(held(&out), 1, "only the newest event is held");
 }
+
+#[tokio::test]
+async fn a_sequence_read_after_newer_events_still_meets_across_batches() {
+    // A backfill of region after region: a newer sign-in first (12:30, from the shifted
+    // success), then the older sequence in two batches. The window follows the newest
+    // event, but keeps what the last batch's events need.
+    let events = sequence("positive", "ten-failures-then-success");
+    let newer = {
+        let row = pick(&events, &["bf-a-ok"]);
+        let times = arrow::array::TimestampMicrosecondArray::from(vec![1_772_454_600_000_000_i64])
+            .with_timezone("+00:00");
+        let ids = arrow::array::StringArray::from(vec!["bf-newer"]);
+        let mut columns = row.columns().to_vec();
+        columns[row.schema().index_of("time").expect("time")] = Arc::new(times);
+        columns[row.schema().index_of("event_id").expect("id")] = Arc::new(ids);
+        RecordBatch::try_new(row.schema(), columns).expect("batch")
+    };
+    let first = pick(
+        &events,
+        &["bf-a-f0", "bf-a-f1", "bf-a-f2", "bf-a-f3", "bf-a-f4"],
+    );
+    let rest = pick(
+        &events,
+        &[
+            "bf-a-f5", "bf-a-f6", "bf-a-f7", "bf-a-f8", "bf-a-f9", "bf-a-ok",
+        ],
+    );
+    let alerts = run(&mut windows().await, &[newer, first, rest]).await;
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].event_ids.len(), 11);
+}
