@@ -27,7 +27,7 @@ pub use fixtures::{
     FixtureResult, MIN_FIXTURES, check_fixtures, check_rule_fixtures, load_fixtures,
 };
 pub use prefilter::Prefilter;
-pub use rule::{Evasion, RuleError, RuleFile, Window, parse_span, placeholders};
+pub use rule::{Evasion, RuleError, RuleFile, Window, placeholders};
 pub use window::{WINDOW_TABLE, WindowOutput, Windows, conform, run_windowed};
 
 /// Why rules could not be loaded or run.

@@ -62,22 +62,10 @@ pub struct Window {
 /// minutes.
 pub const DEFAULT_LATENESS_US: i64 = 15 * 60 * 1_000_000;
 
-/// `30s`, `15m`, `2h` or `1d`, in microseconds.
-pub fn parse_span(text: &str) -> Option<i64> {
-    let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let number: i64 = number.parse().ok()?;
-    let seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    number
-        .checked_mul(seconds)?
-        .checked_mul(1_000_000)
+/// `30s`, `15m`, `2h` or `1d`, in microseconds; a span of none is not one.
+fn span_us(text: &str) -> Option<i64> {
+    demarc_model::parse_span(text)
+        .and_then(|d| i64::try_from(d.as_micros()).ok())
         .filter(|us| *us > 0)
 }
 
@@ -302,7 +290,7 @@ impl RuleFile {
         };
 
         let span = |(line, value): (usize, String), key: &str| {
-            parse_span(&value).ok_or_else(|| {
+            span_us(&value).ok_or_else(|| {
                 error(
                     line,
                     format!(

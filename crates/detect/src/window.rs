@@ -68,7 +68,7 @@ impl std::fmt::Debug for Windows {
 }
 
 impl Windows {
-    /// Windows for the windowed rules of `rules` (none may have none).
+    /// Windows for the windowed rules of `rules` (none when it has none).
     pub fn new(rules: Arc<RuleSet>) -> Result<Self> {
         let mut states = Vec::new();
         for (index, rule) in rules.rules().iter().enumerate() {
@@ -78,11 +78,6 @@ impl Windows {
             states.push(State::new(&rules, index)?);
         }
         Ok(Self { rules, states })
-    }
-
-    /// Whether there is any windowed rule.
-    pub fn is_empty(&self) -> bool {
-        self.states.is_empty()
     }
 
     /// Fills the windows with events seen before (a restart reading them back from the

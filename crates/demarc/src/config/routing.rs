@@ -100,21 +100,10 @@ pub struct RoutingPlan {
 
 /// A duration such as `90s`, `15m`, `1h`, `2d`, or `0` (none).
 pub fn duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    if text == "0" {
+    if text.trim() == "0" {
         return Some(Duration::ZERO);
     }
-    let split = text.find(|c: char| !c.is_ascii_digit())?;
-    let (number, unit) = text.split_at(split);
-    let n: u64 = number.parse().ok()?;
-    let seconds = match unit.trim() {
-        "s" => n,
-        "m" => n.checked_mul(60)?,
-        "h" => n.checked_mul(3600)?,
-        "d" => n.checked_mul(86_400)?,
-        _ => return None,
-    };
-    Some(Duration::from_secs(seconds))
+    demarc_model::parse_span(text)
 }
 
 pub(super) type At<'a> = &'a dyn Fn(Range<usize>, String) -> ConfigError;
