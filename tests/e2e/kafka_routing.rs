@@ -1,7 +1,9 @@
-//! Routed alerts against Apache Kafka: `demarc run` with a webhook that is down and a
-//! Kafka topic sink, SIGKILLed repeatedly mid-stream. No offset is ever committed ahead
-//! of the alerts spooled for the webhook; once the webhook is up, every alert the
-//! reference finds arrives there, and on the alert topic.
+//! Routed alerts against Apache Kafka: `demarc run` with a webhook that answers 503
+//! (try again later) and a Kafka topic sink, SIGKILLed repeatedly mid-stream. No offset
+//! is ever committed ahead of the alerts spooled for the webhook; once the webhook
+//! answers 200, every alert the reference finds arrives there, and on the alert topic.
+//! (The webhook's port is held by the test's own server throughout: a port left free
+//! could be taken by another listener, whose answers would mean something else.)
 
 mod common;
 
@@ -10,6 +12,7 @@ mod receiver;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use common::{PARTITIONS, RATE, TOPIC, broker, one_at_a_time, settings, wait_consumed};
@@ -17,7 +20,7 @@ use demarc_sink::store::Store;
 use demarc_tests::demarc::{Member, reference_alerts};
 use demarc_tests::produce::{SteadyProducer, events};
 use rdkafka::message::Message;
-use receiver::{Receiver, free_addr, status, wait_for};
+use receiver::{Receiver, status, wait_for};
 
 const ALERT_TOPIC: &str = "demarc-alerts";
 
@@ -40,16 +43,21 @@ fn killed_runs_commit_nothing_ahead_of_the_spool_and_every_alert_arrives_once_th
     let group = "demarc-e2e-routing";
     let dir = tempfile::tempdir().expect("tempdir");
     let spool = dir.path().join("spool.db");
-    let addr = free_addr();
+    let up = Arc::new(AtomicBool::new(false));
+    let receiver = {
+        let up = Arc::clone(&up);
+        Receiver::start(move |_| status(if up.load(Ordering::Relaxed) { 200 } else { 503 }))
+    };
     let mut member_settings = settings(&kafka, group, Some("demarc-routed"));
     member_settings.extra = format!(
         "[spool]\npath = \"{}\"\ngrace_seconds = 1\n\
          [suppression]\nwindow = \"0\"\n\
-         [sinks.hook]\ntype = \"webhook\"\nurl = \"http://{addr}/hook\"\n\
+         [sinks.hook]\ntype = \"webhook\"\nurl = \"{}\"\n\
          timeout_seconds = 1\nretry_max_seconds = 1\n\
          [sinks.siem]\ntype = \"kafka\"\ntopic = \"{ALERT_TOPIC}\"\nformat = \"ocsf\"\n\
          [[routes]]\nsinks = [\"hook\", \"siem\"]\n",
-        spool.display()
+        spool.display(),
+        receiver.url()
     );
     let events = Arc::new(events(40_000, 0.01, 17));
     let producer = SteadyProducer::start(kafka.client(), TOPIC, Arc::clone(&events), RATE);
@@ -115,7 +123,11 @@ fn killed_runs_commit_nothing_ahead_of_the_spool_and_every_alert_arrives_once_th
     );
 
     // The webhook comes up: every expected alert arrives, nothing else.
-    let receiver = Receiver::start_on(addr, |_| status(200));
+    assert!(
+        receiver.delivered_ids().is_empty(),
+        "the webhook confirmed nothing yet"
+    );
+    up.store(true, Ordering::Relaxed);
     let want: BTreeSet<String> = expected.keys().cloned().collect();
     let arrived = wait_for(Duration::from_secs(180), || {
         receiver

@@ -165,7 +165,16 @@ impl State {
     ) -> Result<()> {
         let rule = &rules.rules()[self.index];
         let window = rule.window.expect("windowed rules only");
-        if let Some(new) = self.take_new(batch)? {
+        // A test that fails on these events (a cast, say) is the rule's failure on
+        // the batch, not the run's: the rule keeps none of them.
+        let new = self.take_new(batch).unwrap_or_else(|error| {
+            out.detected.failures.push(RuleFailure {
+                rule: rule.meta.id.clone(),
+                error,
+            });
+            None
+        });
+        if let Some(new) = new {
             let times = times(&new)?;
             let late = match self.newest {
                 Some(newest) => times

@@ -111,6 +111,11 @@ pub(crate) struct Done<P> {
     /// The normalized events, when windowed rules are loaded: they run here, in order.
     pub window_rows: Vec<arrow::array::RecordBatch>,
     pub stats: Stats,
+    /// Only fills the windows (see [`crate::engine::Batch::warm`]).
+    pub warm: bool,
+    /// Where its records came from, when windowed rules are loaded: the dead letter of
+    /// a windowed rule that fails on the batch names them.
+    pub origins: Vec<demarc_model::Origin>,
 }
 
 /// An alert, and when the earliest of the messages it came from was produced and
@@ -244,6 +249,13 @@ impl<P: Position> Completion<P> {
         for batch in &mut batches {
             self.run_windows(batch)?;
         }
+        // Read again only for the windows: done with.
+        let warm = batches.iter().filter(|b| b.warm).count() as u64;
+        if warm > 0 {
+            batches.retain(|b| !b.warm);
+            self.shared.written(warm);
+            self.shared.end(warm, 0);
+        }
         if let Some((lake, _)) = self.lake.as_mut() {
             for batch in &mut batches {
                 lake.lake.add_parts(std::mem::take(&mut batch.parts))?;
@@ -307,21 +319,24 @@ impl<P: Position> Completion<P> {
         let Some((windows, runtime)) = self.windows.as_mut() else {
             return Ok(());
         };
+        if batch.warm {
+            let rows = std::mem::take(&mut batch.window_rows);
+            runtime
+                .block_on(windows.warm(&rows))
+                .map_err(Error::Rules)?;
+            return Ok(());
+        }
         let detected_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         for rows in std::mem::take(&mut batch.window_rows) {
             let out = runtime
                 .block_on(windows.advance(&rows, &detected_at))
                 .map_err(Error::Rules)?;
             for failure in out.detected.failures {
-                self.metrics
-                    .rule_errors
-                    .get_or_create(&crate::metrics::label("rule", failure.rule.as_str()))
-                    .inc();
-                tracing::error!(
-                    rule = %failure.rule,
-                    error = %error_chain(&failure.error),
-                    "a windowed rule failed on a batch: its alerts for these events are missing"
-                );
+                batch.dead.push(crate::worker::rule_failed(
+                    &self.metrics,
+                    failure,
+                    &batch.origins,
+                ));
             }
             for (rule, late) in out.late {
                 self.metrics

@@ -57,6 +57,10 @@ pub struct Batch<P> {
     pub started: Option<Instant>,
     /// The bytes of its records in memory.
     pub bytes: usize,
+    /// Input read again only to fill the windowed rules' windows (after a restart or a
+    /// partition moved here): no alert, dead letter, lake row or acknowledgement comes
+    /// of it.
+    pub warm: bool,
 }
 
 impl<P: Position> Batch<P> {
@@ -314,6 +318,15 @@ impl Engine {
             .window_history
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = history;
+    }
+
+    /// Whether [`Engine::preload_windows`] gave events for the next start.
+    pub fn has_window_history(&self) -> bool {
+        !self
+            .window_history
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_empty()
     }
 
     pub fn new(rules: Arc<RuleSet>, mut settings: Settings) -> Self {

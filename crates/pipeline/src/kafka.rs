@@ -22,28 +22,27 @@ use std::time::{Duration, Instant};
 use demarc_model::Origin;
 use demarc_sink::AlertSink;
 use demarc_sink::routing::Routing;
-use rdkafka::client::ClientContext;
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaResult;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::statistics::Statistics;
-use rdkafka::topic_partition_list::TopicPartitionList;
 
 use crate::complete::{LakeOutput, Outputs, Summary};
-use crate::engine::{Batch, Dispatcher, Engine, Offer, Payload, Position, Record};
-use crate::metrics::Metrics;
+use crate::engine::{Batch, Engine, Payload, Position, Record};
 use crate::{Error, Result};
 
 mod alert_topic;
 mod commit;
+mod context;
 mod dead_letters;
 mod refusals;
+mod rewind;
 
 pub use alert_topic::AlertTopic;
 use commit::KafkaCommit;
+use context::{Batcher, Context, Handed};
 use refusals::is_fatal;
-pub(crate) use refusals::{HasRefusals, Refusals, refusal};
+pub(crate) use refusals::{Refusals, refusal};
+use rewind::Rewind;
 
 pub use dead_letters::{
     ATTEMPTS as DEAD_LETTER_ATTEMPTS, check_connection, producer_config as dead_letter_config,
@@ -96,6 +95,14 @@ impl Offsets {
             .entry((Arc::clone(topic), partition))
             .or_insert(offset);
         *last = (*last).max(offset);
+    }
+}
+
+impl Offsets {
+    fn merge_ref(&mut self, later: &Self) {
+        for ((topic, partition), offset) in &later.0 {
+            self.note(topic, *partition, *offset);
+        }
     }
 }
 
@@ -176,6 +183,10 @@ pub fn run(
         }),
         commits_sent: Mutex::new(VecDeque::new()),
         refusals: Refusals::default(),
+        rewind: engine
+            .rules
+            .window_reach_us()
+            .map(|reach| Rewind::new(settings, reach, engine.has_window_history())),
     };
     let consumer: Arc<BaseConsumer<Context>> = Arc::new(
         consumer_config(settings)
@@ -409,179 +420,6 @@ fn poll(settings: &KafkaSettings, engine: &Engine, consumer: &BaseConsumer<Conte
         }
     }
     Ok(())
-}
-
-/// The consumer's context: lag from the statistics, and the revoke protocol.
-struct Context {
-    metrics: Arc<Metrics>,
-    shared: Arc<crate::Shared>,
-    batcher: Mutex<Batcher>,
-    /// When each background commit still unanswered was sent, oldest first.
-    commits_sent: Mutex<VecDeque<Instant>>,
-    /// An error no retry mends (authentication, authorization, a fenced member): the
-    /// run stops with it.
-    refusals: Refusals,
-}
-
-impl HasRefusals for Context {
-    fn refusals(&self) -> &Refusals {
-        &self.refusals
-    }
-}
-
-struct Batcher {
-    batch: Batch<Offsets>,
-    dispatcher: Option<Dispatcher<Offsets>>,
-}
-
-/// What became of the open batch.
-#[derive(Debug, PartialEq, Eq)]
-enum Handed {
-    /// Taken (or there was nothing to hand over).
-    Taken,
-    /// Every worker is busy: the batch stays open and keeps growing.
-    Busy,
-    /// The workers are gone: the pipeline is failing.
-    Gone,
-}
-
-impl Context {
-    fn lock_batcher(&self) -> Result<std::sync::MutexGuard<'_, Batcher>> {
-        self.batcher
-            .lock()
-            .map_err(|_| Error::Stage("a pipeline thread panicked".into()))
-    }
-
-    /// Hands the open batch to a worker. With `wait`, blocks until one takes it;
-    /// without, hands it over only if a worker is idle.
-    fn dispatch(&self, wait: bool) -> Handed {
-        let Ok(mut b) = self.batcher.lock() else {
-            return Handed::Gone;
-        };
-        if b.batch.is_empty() {
-            return Handed::Taken;
-        }
-        if b.dispatcher.is_none() {
-            return Handed::Gone;
-        }
-        let batch = std::mem::take(&mut b.batch);
-        if wait {
-            // Not blocked under the lock: the dispatcher is taken out while a worker
-            // is awaited, and put back after.
-            let Some(mut dispatcher) = b.dispatcher.take() else {
-                return Handed::Gone;
-            };
-            drop(b);
-            let taken = dispatcher.send(batch);
-            if let Ok(mut b) = self.batcher.lock() {
-                b.dispatcher = Some(dispatcher);
-            }
-            return if taken { Handed::Taken } else { Handed::Gone };
-        }
-        let Some(dispatcher) = b.dispatcher.as_mut() else {
-            return Handed::Gone;
-        };
-        match dispatcher.offer(batch) {
-            Offer::Taken => Handed::Taken,
-            Offer::Busy(batch) => {
-                b.batch = batch;
-                Handed::Busy
-            }
-            Offer::Gone => Handed::Gone,
-        }
-    }
-}
-
-impl Context {
-    fn fatal(&self) -> Option<String> {
-        self.refusals.first()
-    }
-}
-
-impl ClientContext for Context {
-    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
-        self.metrics.consumer_errors.inc();
-        self.refusals.error(error, reason);
-    }
-
-    fn stats(&self, statistics: Statistics) {
-        for (topic, stats) in &statistics.topics {
-            for (partition, p) in &stats.partitions {
-                if *partition >= 0 && p.consumer_lag >= 0 {
-                    self.metrics
-                        .consumer_lag
-                        .get_or_create(&vec![
-                            ("topic", topic.clone()),
-                            ("partition", partition.to_string()),
-                        ])
-                        .set(p.consumer_lag);
-                }
-            }
-        }
-    }
-}
-
-impl ConsumerContext for Context {
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
-        let sent = self
-            .commits_sent
-            .lock()
-            .ok()
-            .and_then(|mut q| q.pop_front());
-        if let Some(sent) = sent {
-            self.metrics
-                .commit_seconds
-                .observe(sent.elapsed().as_secs_f64());
-        }
-        if let Err(error) = result {
-            // These offsets stay where they were; the next commit covers them, or the
-            // messages are read again after a restart, with the same alert ids.
-            self.metrics.commit_failures.inc();
-            tracing::warn!(%error, "offset commit failed");
-        }
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(partitions) = rebalance {
-            tracing::info!(partitions = %describe(partitions), "partitions assigned");
-            self.shared.assigned.store(true, Ordering::Relaxed);
-        }
-    }
-
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(partitions) = rebalance {
-            tracing::info!(partitions = %describe(partitions), "partitions revoked");
-            // Finish what was read from these partitions and commit it before another
-            // member takes them over; otherwise it would read them again.
-            self.dispatch(true);
-            if !self.shared.wait_idle(Duration::from_secs(60)) {
-                tracing::warn!(
-                    partitions = %describe(partitions),
-                    "partitions released before their batches were committed; the next \
-                     owner reads them again"
-                );
-            }
-        }
-    }
-}
-
-/// `topic[0,1,2] other[0]`, for the log.
-fn describe(partitions: &TopicPartitionList) -> String {
-    let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
-    for element in partitions.elements() {
-        by_topic
-            .entry(element.topic().to_owned())
-            .or_default()
-            .push(element.partition());
-    }
-    let parts: Vec<String> = by_topic
-        .into_iter()
-        .map(|(topic, ps)| {
-            let ps: Vec<String> = ps.iter().map(i32::to_string).collect();
-            format!("{topic}[{}]", ps.join(","))
-        })
-        .collect();
-    parts.join(" ")
 }
 
 #[cfg(test)]

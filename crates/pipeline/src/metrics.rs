@@ -49,6 +49,8 @@ pub struct Metrics {
     pub window_late: Family<Labels, Counter>,
     /// Events each windowed rule holds.
     pub window_events: Family<Labels, Gauge>,
+    /// Kafka messages read again to rebuild the windowed rules' windows.
+    pub window_replayed: Counter,
     /// Routing, suppression, snoozes, the spool and delivery.
     pub routing: demarc_sink::metrics::RouteMetrics,
     /// Set while the pipeline runs; cleared when it stops or fails.
@@ -87,6 +89,7 @@ impl Metrics {
             rule_errors: Family::default(),
             window_late: Family::default(),
             window_events: Family::default(),
+            window_replayed: Counter::default(),
             dead_letter_retries: Counter::default(),
             paused: Gauge::default(),
             allow_rows: Family::default(),
@@ -199,6 +202,12 @@ impl Metrics {
             "window_events",
             "Events each windowed rule holds (bounded by its window, lateness and tests)",
             metrics.window_events.clone(),
+        );
+        metrics.registry.register(
+            "window_replayed_messages",
+            "Kafka messages read again, after a restart without a lake or when partitions \
+             were assigned, to rebuild the windowed rules' windows (no alert comes of them)",
+            metrics.window_replayed.clone(),
         );
         metrics.registry.register(
             "dead_letter_retries",

@@ -52,9 +52,12 @@ pub(crate) fn run<P: Position>(
         let failed = result.is_err();
         let result = result.map(|mut d| {
             let after = normalizer.stats().clone();
-            d.stats = after.since(&before);
+            // Input read again for the windows was counted the first time.
+            if !d.warm {
+                d.stats = after.since(&before);
+                count(&engine.metrics, &d.stats);
+            }
             before = after;
-            count(&engine.metrics, &d.stats);
             d
         });
         if failed {
@@ -121,7 +124,8 @@ fn process<P: Position>(
             chunks.extend(normalizer.take_batch());
         }
         let rejects = normalizer.take_rejects();
-        if !rejects.is_empty() {
+        // Read again for the windows: its dead letters were written the first time.
+        if !rejects.is_empty() && !batch.warm {
             let payload = match record.payload {
                 Payload::Bytes(bytes) => Some(bytes),
                 _ => None,
@@ -146,8 +150,14 @@ fn process<P: Position>(
         parts: Vec::new(),
         window_rows: Vec::new(),
         stats: Stats::default(),
+        warm: batch.warm,
+        origins: Vec::new(),
     };
     chunks.extend(normalizer.take_batch());
+    if batch.warm {
+        done.window_rows = chunks;
+        return Ok(done);
+    }
     let detected_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
     for rows in &chunks {
         let detected = runtime
@@ -178,6 +188,7 @@ fn process<P: Position>(
     }
     if engine.rules.has_windows() {
         done.window_rows.clone_from(&chunks);
+        done.origins = origins;
     }
     if engine.settings.keep_rows {
         // Cut into the lake's partitions here, on the worker, so that the one thread
@@ -205,7 +216,11 @@ fn without_raw(rows: &RecordBatch) -> RecordBatch {
 
 /// A rule that failed on a batch: counted, logged with the batch's positions, and made
 /// a dead letter. The other rules' alerts for the batch still go out.
-fn rule_failed(metrics: &Metrics, failure: RuleFailure, origins: &[Origin]) -> DeadLetter {
+pub(crate) fn rule_failed(
+    metrics: &Metrics,
+    failure: RuleFailure,
+    origins: &[Origin],
+) -> DeadLetter {
     let inputs = InputRange::covering(origins);
     let error = demarc_model::error_chain(&failure.error);
     metrics

@@ -1,5 +1,5 @@
-//! Failures inside a batch: a rule that errors on some events must cost only its own
-//! alerts for that batch, reported; everything else goes on.
+//! Failures inside a batch: a rule (plain or windowed) that errors on some events must
+//! cost only its own alerts for that batch, reported; everything else goes on.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -35,9 +35,13 @@ const HEADER: &str = "-- title: test rule\n-- severity: high\n-- category: loggi
                       -- srm-layer: identity\n-- service-models: iaas\n-- attack: T1562\n-- dedup: event_id\n";
 
 fn write_rule(dir: &Path, id: &str, sql: &str) {
+    write_rule_with(dir, id, "", sql);
+}
+
+fn write_rule_with(dir: &Path, id: &str, header: &str, sql: &str) {
     std::fs::write(
         dir.join(format!("{id}.sql")),
-        format!("-- id: {id}\n{HEADER}-- summary: {id} on {{event_id}}\n{sql}\n"),
+        format!("-- id: {id}\n{HEADER}{header}-- summary: {id} on {{event_id}}\n{sql}\n"),
     )
     .expect("write rule");
 }
@@ -67,6 +71,13 @@ fn a_rule_failing_on_a_batch_costs_only_its_own_alerts_and_is_reported() {
         &rules_dir,
         "t-casts",
         "SELECT event_id FROM events WHERE CAST(json_get_str(request, 'n') AS INT) > 1",
+    );
+    // The same over time: it runs in the completion stage.
+    write_rule_with(
+        &rules_dir,
+        "t-casts-over-time",
+        "-- window: 15m\n",
+        "SELECT event_id FROM window_events WHERE CAST(json_get_str(request, 'n') AS INT) > 1",
     );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -119,23 +130,26 @@ fn a_rule_failing_on_a_batch_costs_only_its_own_alerts_and_is_reported() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect();
-    assert_eq!(lines.len(), 1, "{rejects}");
-    let line = &lines[0];
-    assert_eq!(line["reason"], "rule_failed");
-    assert_eq!(line["rule"], "t-casts");
-    assert!(
-        line["error"]
-            .as_str()
-            .is_some_and(|e| e.contains("not a number")),
-        "{line}"
-    );
-    assert_eq!(
-        line["inputs"],
-        serde_json::json!([{"source": "audit", "partition": 3, "first_offset": 40, "last_offset": 41}])
-    );
+    assert_eq!(lines.len(), 2, "{rejects}");
+    for (line, rule) in lines.iter().zip(["t-casts", "t-casts-over-time"]) {
+        assert_eq!(line["reason"], "rule_failed");
+        assert_eq!(line["rule"], rule);
+        assert!(
+            line["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("not a number")),
+            "{line}"
+        );
+        assert_eq!(
+            line["inputs"],
+            serde_json::json!([{"source": "audit", "partition": 3, "first_offset": 40, "last_offset": 41}])
+        );
+    }
     let metrics = engine.metrics.encode();
-    assert!(
-        metrics.contains("demarc_rule_errors_total{rule=\"t-casts\"} 1"),
-        "{metrics}"
-    );
+    for rule in ["t-casts", "t-casts-over-time"] {
+        assert!(
+            metrics.contains(&format!("demarc_rule_errors_total{{rule=\"{rule}\"}} 1")),
+            "{metrics}"
+        );
+    }
 }

@@ -8,7 +8,7 @@ mod receiver;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use demarc_detect::RuleSet;
@@ -26,7 +26,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use receiver::{Receiver, free_addr, status, wait_for};
+use receiver::{Receiver, status, wait_for};
 
 const TOPIC: &str = "audit";
 const ALERTS: &str = "demarc-alerts";
@@ -197,9 +197,15 @@ fn a_full_spool_pauses_consumption_and_drops_nothing() {
         batch_wait: Duration::from_millis(20),
         dead_letter_topic: "demarc-dead-letter".into(),
     };
-    // The webhook's port has nobody listening: every attempt is refused.
-    let addr = free_addr();
-    let hook = webhook(addr);
+    // The webhook answers 503 (try again later) to every attempt until it is up. (Its
+    // port is held by the test's server throughout: a port left free could be taken by
+    // another listener, whose answers would mean something else.)
+    let up = Arc::new(AtomicBool::new(false));
+    let receiver = {
+        let up = Arc::clone(&up);
+        Receiver::start(move |_| status(if up.load(Ordering::Relaxed) { 200 } else { 503 }))
+    };
+    let hook = webhook(receiver.addr);
     let topic = SinkSpec {
         name: "siem".into(),
         transport: Box::new(
@@ -269,7 +275,7 @@ fn a_full_spool_pauses_consumption_and_drops_nothing() {
     assert!(siem(&engine.metrics.routing).1 > 0);
 
     // The webhook comes up: everything arrives, nothing twice, and consumption ends.
-    let receiver = Receiver::start_on(addr, |_| status(200));
+    up.store(true, Ordering::Relaxed);
     assert!(
         wait_for(Duration::from_secs(90), || receiver.delivered_ids().len()
             == MESSAGES

@@ -12,7 +12,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::topic_partition_list::Offset;
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
 use demarc_detect::RuleSet;
 use demarc_lake::Lake;
@@ -558,3 +558,5 @@ fn a_dead_letter_topic_that_keeps_refusing_stops_the_run_after_bounded_retries()
         "every message was committed though its dead letter was not produced"
     );
 }
+
+mod windows;

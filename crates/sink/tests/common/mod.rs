@@ -53,13 +53,9 @@ pub struct Receiver {
 type Script = Box<dyn Fn(usize) -> Reply + Send>;
 
 impl Receiver {
+    /// A receiver on a free loopback port, answering request `n` with `script(n)`.
     pub fn start(script: impl Fn(usize) -> Reply + Send + 'static) -> Self {
-        Self::start_on("127.0.0.1:0".parse().expect("address"), script)
-    }
-
-    /// A receiver on `addr` (a port chosen earlier, that nothing listened on meanwhile).
-    pub fn start_on(addr: SocketAddr, script: impl Fn(usize) -> Reply + Send + 'static) -> Self {
-        let listener = bind_again(addr);
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
@@ -173,6 +169,7 @@ fn serve(
     }
 }
 
+/// Binds `addr` again after closing it (a refusal), waiting for the port to be free.
 fn bind_again(addr: SocketAddr) -> TcpListener {
     for _ in 0..100 {
         if let Ok(l) = TcpListener::bind(addr) {
@@ -209,12 +206,6 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(BTreeMap<String, S
     let mut body = vec![0; len];
     reader.read_exact(&mut body).ok()?;
     Some((headers, body))
-}
-
-/// A loopback port nothing listens on (yet).
-pub fn free_addr() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr")
 }
 
 /// Alert number `n` of `rule`, with dedup key `key`.
