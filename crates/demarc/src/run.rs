@@ -140,28 +140,24 @@ fn lake_history(
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        let lake = demarc_sql::Lake::open(place.clone())
-            .map_err(|e| anyhow::anyhow!("{}", e.explain()))?;
-        let sql = format!(
-            "SELECT * FROM events WHERE time >= TIMESTAMP '{}' AND date >= '{}'",
-            since.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            since.format("%Y-%m-%d")
-        );
-        let batches = lake
-            .plan(&sql)
-            .await
-            .map_err(|e| anyhow::anyhow!("{}", e.explain()))?
-            .collect()
-            .await
-            .context("reading the windowed rules' history from the lake")?;
-        let events: usize = batches
-            .iter()
-            .map(arrow::array::RecordBatch::num_rows)
-            .sum();
-        tracing::info!(events, since = %since, "windowed rules' history read from the lake");
-        Ok(batches)
-    })
+    let batches = runtime
+        .block_on(async {
+            demarc_sql::Lake::open(place.clone())?
+                .events_since(since)
+                .await
+        })
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "reading the windowed rules' history from the lake: {}",
+                e.explain()
+            )
+        })?;
+    let events: usize = batches
+        .iter()
+        .map(arrow::array::RecordBatch::num_rows)
+        .sum();
+    tracing::info!(events, since = %since, "windowed rules' history read from the lake");
+    Ok(batches)
 }
 
 /// Names this run's lake files.

@@ -117,57 +117,60 @@ async fn keep(
     failed: &mut Vec<ImportError>,
 ) -> Result<(usize, Vec<(String, String)>)> {
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let mut sources = Vec::new();
+    let mut kept: Vec<String> = Vec::new();
     let mut without = Vec::new();
+    // Each rule's own plan, to run over its fixtures.
+    let mut planned: Vec<(String, RuleSet)> = Vec::new();
     for (file, rule) in imported {
-        let path = out.join(format!("{}.sql", rule.id));
-        if let Err(e) = RuleSet::from_sources(vec![(path.clone(), rule.rule.clone())]).await {
+        if kept.contains(&rule.id) {
             failed.push(ImportError {
                 file,
                 rule: rule.id.clone(),
-                message: format!("the generated SQL does not plan: {e}"),
+                message: "another rule of this import has the same id".into(),
             });
             continue;
         }
+        let path = out.join(format!("{}.sql", rule.id));
+        let set = match RuleSet::from_sources(vec![(path.clone(), rule.rule.clone())]).await {
+            Ok(set) => set,
+            Err(e) => {
+                failed.push(ImportError {
+                    file,
+                    rule: rule.id.clone(),
+                    message: format!("the generated SQL does not plan: {e}"),
+                });
+                continue;
+            }
+        };
         std::fs::write(&path, &rule.rule)
             .with_context(|| format!("cannot write {}", path.display()))?;
+        kept.push(rule.id.clone());
         let folder = fixtures.join(&rule.id);
         if folder.exists() {
             std::fs::remove_dir_all(&folder)
                 .with_context(|| format!("cannot replace {}", folder.display()))?;
         }
-        match &rule.fixture_problem {
-            Some(problem) => without.push((rule.id.clone(), problem.clone())),
-            None => {
-                for (side, events) in [("positive", &rule.positives), ("negative", &rule.negatives)]
-                {
-                    let dir = folder.join(side);
-                    std::fs::create_dir_all(&dir)
-                        .with_context(|| format!("cannot create {}", dir.display()))?;
-                    for (name, event) in events {
-                        std::fs::write(dir.join(name), event)
-                            .with_context(|| format!("cannot write {}", dir.display()))?;
-                    }
-                }
-            }
-        }
-        sources.push((path, rule.rule));
-    }
-    let kept = sources.len();
-    if kept == 0 {
-        return Ok((0, without));
-    }
-    let rules = RuleSet::from_sources(sources).await?;
-    for rule in rules.rules() {
-        let id = &rule.meta.id;
-        if without.iter().any(|(w, _)| w == id) {
+        if let Some(problem) = &rule.fixture_problem {
+            without.push((rule.id.clone(), problem.clone()));
             continue;
         }
-        let result = check_rule_fixtures(&rules, id, fixtures).await?;
+        for (side, events) in [("positive", &rule.positives), ("negative", &rule.negatives)] {
+            let dir = folder.join(side);
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            for (name, event) in events {
+                std::fs::write(dir.join(name), event)
+                    .with_context(|| format!("cannot write {}", dir.display()))?;
+            }
+        }
+        planned.push((rule.id, set));
+    }
+    for (id, rules) in &planned {
+        let result = check_rule_fixtures(rules, id, fixtures).await?;
         if !result.passed() {
             std::fs::remove_dir_all(fixtures.join(id))?;
             without.push((id.clone(), result.problems.join("; ")));
         }
     }
-    Ok((kept, without))
+    Ok((kept.len(), without))
 }

@@ -276,26 +276,7 @@ impl AllowLists {
         for table in self.tables.iter() {
             let state = table.lock();
             for row in &state.rows {
-                let mut entry = AllowEntry {
-                    table: table.name.clone(),
-                    file: state.file.clone(),
-                    line: row.line,
-                    owner: String::new(),
-                    reason: String::new(),
-                    expires: String::new(),
-                    expired: row.expires_at <= now,
-                    values: Vec::new(),
-                };
-                for (field, value) in table.schema.fields().iter().zip(&row.values) {
-                    let value = value.clone().unwrap_or_default();
-                    match field.name().as_str() {
-                        "owner" => entry.owner = value,
-                        "reason" => entry.reason = value,
-                        "expires" => entry.expires = value,
-                        name => entry.values.push((name.to_owned(), value)),
-                    }
-                }
-                all.push(entry);
+                all.push(table.entry(&state.file, row, now));
             }
         }
         all
@@ -493,30 +474,44 @@ impl Table {
         }
     }
 
-    fn expired_row(&self, file: &Path, row: &Row) -> ExpiredRow {
-        let value = |name: &str| {
-            self.schema
-                .index_of(name)
-                .ok()
-                .and_then(|i| row.values.get(i).cloned().flatten())
-                .unwrap_or_default()
-        };
-        let values = self
-            .schema
-            .fields()
-            .iter()
-            .zip(&row.values)
-            .filter(|(f, _)| !BOOKKEEPING.contains(&f.name().as_str()))
-            .map(|(f, v)| format!("{}={}", f.name(), v.as_deref().unwrap_or("")))
-            .collect::<Vec<_>>()
-            .join(", ");
-        ExpiredRow {
+    /// A row as the coverage report shows it.
+    fn entry(&self, file: &Path, row: &Row, now: DateTime<Utc>) -> AllowEntry {
+        let mut entry = AllowEntry {
             table: self.name.clone(),
             file: file.to_owned(),
             line: row.line,
-            owner: value("owner"),
-            expires: value("expires"),
-            values,
+            owner: String::new(),
+            reason: String::new(),
+            expires: String::new(),
+            expired: row.expires_at <= now,
+            values: Vec::new(),
+        };
+        for (field, value) in self.schema.fields().iter().zip(&row.values) {
+            let value = value.clone().unwrap_or_default();
+            match field.name().as_str() {
+                "owner" => entry.owner = value,
+                "reason" => entry.reason = value,
+                "expires" => entry.expires = value,
+                name => entry.values.push((name.to_owned(), value)),
+            }
+        }
+        entry
+    }
+
+    fn expired_row(&self, file: &Path, row: &Row) -> ExpiredRow {
+        let entry = self.entry(file, row, Utc::now());
+        ExpiredRow {
+            table: entry.table,
+            file: entry.file,
+            line: entry.line,
+            owner: entry.owner,
+            expires: entry.expires,
+            values: entry
+                .values
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect::<Vec<_>>()
+                .join(", "),
         }
     }
 }

@@ -9,7 +9,7 @@ use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
 use datafusion::datasource::{MemTable, provider_as_source};
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::{SessionState, SessionStateBuilder};
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::{LogicalPlan, TableScan};
 use datafusion::optimizer::Optimizer;
 use datafusion::physical_plan::collect;
 use datafusion::prelude::SessionConfig;
@@ -159,22 +159,13 @@ impl RuleSet {
     /// Whether some rule reads the `raw` column (the event's original JSON), which the
     /// normalizer then has to keep for detection.
     pub fn reads_raw(&self) -> bool {
-        self.plans.iter().any(|plan| {
-            let mut reads = false;
-            let _ = plan.apply_with_subqueries(|node| {
-                if let LogicalPlan::TableScan(scan) = node
-                    && scan.table_name.table() == EVENTS_TABLE
-                    && scan
-                        .projected_schema
-                        .fields()
-                        .iter()
-                        .any(|f| f.name() == demarc_model::column::RAW)
-                {
-                    reads = true;
-                }
-                Ok(TreeNodeRecursion::Continue)
-            });
-            reads
+        self.plans.iter().flat_map(table_scans).any(|scan| {
+            scan.table_name.table() == EVENTS_TABLE
+                && scan
+                    .projected_schema
+                    .fields()
+                    .iter()
+                    .any(|f| f.name() == demarc_model::column::RAW)
         })
     }
 
@@ -183,16 +174,11 @@ impl RuleSet {
         self.plans
             .iter()
             .map(|plan| {
-                let mut tables = BTreeSet::new();
-                let _ = plan.apply_with_subqueries(|node| {
-                    if let LogicalPlan::TableScan(scan) = node
-                        && scan.table_name.schema() == Some(ALLOW_SCHEMA)
-                    {
-                        tables.insert(scan.table_name.table().to_owned());
-                    }
-                    Ok(TreeNodeRecursion::Continue)
-                });
-                tables
+                table_scans(plan)
+                    .into_iter()
+                    .filter(|scan| scan.table_name.schema() == Some(ALLOW_SCHEMA))
+                    .map(|scan| scan.table_name.table().to_owned())
+                    .collect()
             })
             .collect()
     }
@@ -453,6 +439,18 @@ fn session(batch: RecordBatch) -> Result<SessionContext> {
 /// Plans the rule against the empty `events` table: the SQL must parse, name only
 /// known columns and functions, return `event_id`, and return every column its
 /// `dedup` and `summary` refer to.
+/// Every table scan of `plan`, its subqueries' included.
+pub(crate) fn table_scans(plan: &LogicalPlan) -> Vec<TableScan> {
+    let mut scans = Vec::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            scans.push(scan.clone());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    scans
+}
+
 async fn check_plan(
     ctx: &SessionContext,
     rule: &RuleFile,
@@ -473,18 +471,12 @@ async fn check_plan(
                 format!("the SQL does not plan against the event schema: {e}"),
             )
         })?;
-    let mut reads = (false, false);
-    let _ = plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::TableScan(scan) = node {
-            match scan.table_name.table() {
-                EVENTS_TABLE => reads.0 = true,
-                WINDOW_TABLE => reads.1 = true,
-                _ => {}
-            }
-        }
-        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
-    });
-    match (rule.window.is_some(), reads) {
+    let scans = table_scans(&plan);
+    let reads = |table: &str| scans.iter().any(|s| s.table_name.table() == table);
+    match (
+        rule.window.is_some(),
+        (reads(EVENTS_TABLE), reads(WINDOW_TABLE)),
+    ) {
         (true, (true, _)) | (true, (false, false)) => {
             return Err(error(
                 rule.sql_line,

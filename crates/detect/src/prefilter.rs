@@ -14,7 +14,6 @@ use std::fmt;
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{BinaryExpr, Distinct, Expr, JoinType, LogicalPlan, Operator};
 
@@ -138,19 +137,11 @@ const MAX_ALTERNATIVES: usize = 64;
 
 /// Whether every table `plan` reads is an allow table, and it reads at least one.
 fn reads_only_allow_tables(plan: &LogicalPlan) -> bool {
-    let mut allow = 0;
-    let mut other = 0;
-    let _ = plan.apply_with_subqueries(|node| {
-        if let LogicalPlan::TableScan(scan) = node {
-            if scan.table_name.schema() == Some(ALLOW_SCHEMA) {
-                allow += 1;
-            } else {
-                other += 1;
-            }
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    allow > 0 && other == 0
+    let scans = crate::engine::table_scans(plan);
+    !scans.is_empty()
+        && scans
+            .iter()
+            .all(|scan| scan.table_name.schema() == Some(ALLOW_SCHEMA))
 }
 
 /// The ways a row `plan` returns may pass its tests, for the normalizer's

@@ -156,6 +156,23 @@ impl Lake {
             .map_err(|error| query(sql, error))
     }
 
+    /// The events whose time is `since` or later (the date folders before it skipped).
+    pub async fn events_since(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<arrow::array::RecordBatch>> {
+        let sql = format!(
+            "SELECT * FROM {EVENTS_TABLE} WHERE time >= TIMESTAMP '{}' AND date >= '{}'",
+            since.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            since.format("%Y-%m-%d")
+        );
+        self.plan(&sql)
+            .await?
+            .collect()
+            .await
+            .map_err(|error| query(&sql, error))
+    }
+
     /// Runs a read-only query; its batches as they come. Dropping the stream cancels it.
     pub async fn stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
         self.plan(sql)
