@@ -12,8 +12,9 @@ use demarc_normalize::Stats;
 use demarc_sink::AlertSink;
 use demarc_sink::routing::Routing;
 
+use crate::Shared;
 use crate::dead_letter::{DeadLetter, DeadLetters, Undelivered};
-use crate::engine::{Position, Shared};
+use crate::engine::Position;
 use crate::metrics::{Metrics, label};
 use crate::{Error, Result};
 

@@ -1,15 +1,16 @@
-//! Batches, the worker pool, and the state the stages share.
+//! Batches, the worker pool, and the engine that starts the stages over them (the state
+//! they share is in `shared.rs`).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use demarc_detect::RuleSet;
 use demarc_model::Origin;
 use demarc_normalize::Options;
 
+use crate::Shared;
 use crate::complete::{Completion, Done, Outputs, Summary};
 use crate::metrics::Metrics;
 use crate::{Error, Result};
@@ -79,179 +80,6 @@ impl<P: Position> Batch<P> {
 
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
-    }
-}
-
-/// State shared by the stages and whoever runs them.
-#[derive(Debug, Default)]
-pub struct Shared {
-    /// Set to stop: the source stops reading, and what was read is drained and
-    /// acknowledged.
-    pub stop: AtomicBool,
-    /// Records whose batches are acknowledged.
-    pub records_done: AtomicU64,
-    /// Set once a Kafka source has its partitions.
-    pub assigned: AtomicBool,
-    counts: Mutex<Counts>,
-    changed: Condvar,
-    /// Asks the completion stage to flush and acknowledge now (a revoke is waiting).
-    flush_now: AtomicBool,
-    /// Set when a stage fails, so that nobody waits for it.
-    failed: AtomicBool,
-}
-
-#[derive(Debug, Default)]
-struct Counts {
-    /// Batches handed to the workers and not yet acknowledged.
-    inflight: u64,
-    /// Batches handed to the workers and not yet written to the outputs.
-    unwritten: u64,
-    /// When a batch was last written or acknowledged, or work began after none was
-    /// pending: the start of a stall when work is pending.
-    progress: Option<Instant>,
-}
-
-impl Shared {
-    fn update(&self, change: impl FnOnce(&mut Counts)) {
-        if let Ok(mut counts) = self.counts.lock() {
-            change(&mut counts);
-            self.changed.notify_all();
-        }
-    }
-
-    pub(crate) fn begin(&self) {
-        self.update(|c| {
-            if c.unwritten == 0 {
-                c.progress = Some(Instant::now());
-            }
-            c.inflight += 1;
-            c.unwritten += 1;
-        });
-    }
-
-    /// A batch handed over went back or was lost.
-    fn cancel(&self) {
-        self.update(|c| {
-            c.inflight = c.inflight.saturating_sub(1);
-            c.unwritten = c.unwritten.saturating_sub(1);
-        });
-    }
-
-    pub(crate) fn written(&self, batches: u64) {
-        self.update(|c| {
-            c.unwritten = c.unwritten.saturating_sub(batches);
-            c.progress = Some(Instant::now());
-        });
-    }
-
-    /// Waiting on purpose (for room in the alert spool): progress, not a stall.
-    pub(crate) fn touch(&self) {
-        self.update(|c| c.progress = Some(Instant::now()));
-    }
-
-    pub(crate) fn end(&self, batches: u64, records: u64) {
-        self.records_done.fetch_add(records, Ordering::Relaxed);
-        self.update(|c| {
-            c.inflight = c.inflight.saturating_sub(batches);
-            c.progress = Some(Instant::now());
-        });
-    }
-
-    /// How long batches have been waiting to be written out with nothing written or
-    /// acknowledged, if that is longer than `limit`: the pipeline is stalled (an output
-    /// that blocks, a rule that never ends). Batches written and waiting for a lake
-    /// flush are not a stall.
-    pub fn stalled(&self, limit: Duration) -> Option<Duration> {
-        let counts = self.counts.lock().ok()?;
-        if counts.unwritten == 0 {
-            return None;
-        }
-        let waited = counts.progress?.elapsed();
-        (waited > limit).then_some(waited)
-    }
-
-    /// Waits while more than `limit` batches are handed over and not yet written;
-    /// false if the pipeline failed.
-    fn wait_written(&self, limit: u64) -> bool {
-        let Ok(mut counts) = self.counts.lock() else {
-            return false;
-        };
-        while counts.unwritten > limit {
-            if self.failed() {
-                return false;
-            }
-            match self
-                .changed
-                .wait_timeout(counts, Duration::from_millis(100))
-            {
-                Ok((guard, _)) => counts = guard,
-                Err(_) => return false,
-            }
-        }
-        true
-    }
-
-    /// Asks for everything in flight to be acknowledged now, and waits until it is, or
-    /// the time is up, or the pipeline has failed.
-    pub(crate) fn wait_idle(&self, limit: Duration) -> bool {
-        let deadline = Instant::now() + limit;
-        let Ok(mut counts) = self.counts.lock() else {
-            return false;
-        };
-        while counts.inflight > 0 {
-            // Asked again each round: the completion stage may have looked before the
-            // last batch reached it.
-            self.flush_now.store(true, Ordering::Relaxed);
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.failed() {
-                return false;
-            }
-            match self
-                .changed
-                .wait_timeout(counts, left.min(Duration::from_millis(100)))
-            {
-                Ok((guard, _)) => counts = guard,
-                Err(_) => return false,
-            }
-        }
-        true
-    }
-
-    pub(crate) fn take_flush_request(&self) -> bool {
-        self.flush_now.swap(false, Ordering::Relaxed)
-    }
-
-    pub fn failed(&self) -> bool {
-        self.failed.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn fail(&self) {
-        self.failed.store(true, Ordering::Relaxed);
-        self.stop.store(true, Ordering::Relaxed);
-        // Taken so that a waiter cannot miss the wake-up between its check and its wait.
-        let _counts = self.counts.lock();
-        self.changed.notify_all();
-    }
-
-    /// A guard for a stage's thread: if the thread unwinds from a panic, the run is
-    /// failed, so that nobody waits for that stage for ever.
-    pub(crate) fn fail_on_panic(&self) -> FailOnPanic<'_> {
-        FailOnPanic(self)
-    }
-
-    pub fn stopping(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
-    }
-}
-
-/// See [`Shared::fail_on_panic`].
-pub(crate) struct FailOnPanic<'a>(&'a Shared);
-
-impl Drop for FailOnPanic<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.fail();
-        }
     }
 }
 
@@ -556,32 +384,6 @@ mod tests {
     }
 
     #[test]
-    fn pending_work_without_progress_is_a_stall() {
-        let shared = Shared::default();
-        let limit = Duration::from_millis(50);
-        assert_eq!(shared.stalled(limit), None, "nothing pending");
-        shared.begin();
-        assert_eq!(shared.stalled(limit), None, "just begun");
-        std::thread::sleep(Duration::from_millis(80));
-        assert!(shared.stalled(limit).is_some(), "pending, nothing written");
-        shared.begin();
-        shared.written(1);
-        assert_eq!(shared.stalled(limit), None, "written: progress");
-        std::thread::sleep(Duration::from_millis(80));
-        assert!(shared.stalled(limit).is_some(), "one still not written");
-        shared.written(1);
-        std::thread::sleep(Duration::from_millis(80));
-        assert_eq!(
-            shared.stalled(limit),
-            None,
-            "written, waiting for a lake flush"
-        );
-        shared.end(2, 2);
-        std::thread::sleep(Duration::from_millis(80));
-        assert_eq!(shared.stalled(limit), None, "idle is not stalled");
-    }
-
-    #[test]
     fn dispatcher_numbers_batches_and_counts_them_in_flight() {
         let shared = Arc::new(Shared::default());
         let (tx, rx) = sync_channel(1);
@@ -598,9 +400,9 @@ mod tests {
         assert_eq!(rx.recv().expect("batch").seq, 0);
         assert!(matches!(dispatcher.offer(Batch::default()), Offer::Taken));
         assert_eq!(rx.recv().expect("batch").seq, 1);
-        assert_eq!(shared.counts.lock().expect("lock").inflight, 2);
+        assert_eq!(shared.inflight(), 2);
         drop(rx);
         assert!(matches!(dispatcher.offer(Batch::default()), Offer::Gone));
-        assert_eq!(shared.counts.lock().expect("lock").inflight, 2);
+        assert_eq!(shared.inflight(), 2);
     }
 }

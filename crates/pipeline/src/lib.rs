@@ -33,13 +33,13 @@ pub mod dead_letter;
 mod engine;
 pub mod kafka;
 pub mod metrics;
+mod shared;
 mod worker;
 
 pub use complete::{Acknowledge, LakeOutput, Outputs, Summary};
-pub use engine::{
-    Batch, Dispatcher, Engine, Offer, Payload, Position, Record, Settings, Shared, Stages,
-};
+pub use engine::{Batch, Dispatcher, Engine, Offer, Payload, Position, Record, Settings, Stages};
 pub use metrics::Metrics;
+pub use shared::Shared;
 
 use std::path::PathBuf;
 
