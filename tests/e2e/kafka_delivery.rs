@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     DEAD_LETTER_TOPIC, PARTITIONS, RATE, TOPIC, broker, one_at_a_time, settings, wait_consumed,
+    wait_member,
 };
 use demarc_tests::demarc::{Expected, Member, reference_alerts};
 use demarc_tests::kafka::Kafka;
@@ -495,20 +496,12 @@ fn a_streaming_lake_in_a_bucket_holds_every_event_consumed_once() {
     wait_consumed(&mut member);
     let produced = producer.finish().expect("every event acknowledged");
     let total = produced.placed.len() as u64;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while member.messages() != Some(total) {
-        assert!(
-            member.running(),
-            "the member exited:\n{}",
-            member.log_text()
-        );
-        assert!(
-            Instant::now() < deadline,
-            "not every event consumed:\n{}",
-            member.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_member(
+        &mut member,
+        "every event consumed",
+        Duration::from_secs(120),
+        |m| m.messages() == Some(total),
+    );
     let status = member.terminate().expect("terminate");
     assert!(status.success(), "{}", member.log_text());
     let alerts = member.alert_ids();

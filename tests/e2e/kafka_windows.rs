@@ -13,7 +13,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chrono::{SecondsFormat, Utc};
-use common::{TOPIC, broker, one_at_a_time, settings, wait_consumed};
+use common::{TOPIC, broker, one_at_a_time, settings, wait_consumed, wait_member};
 use demarc_tests::demarc::Member;
 use demarc_tests::kafka::Kafka;
 use demarc_tests::produce::produce_one;
@@ -57,20 +57,7 @@ fn send(kafka: &Kafka, id: &str, minutes_ago: i64, ok: bool) {
 }
 
 fn wait_for(member: &mut Member, what: &str, done: impl Fn(&mut Member) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !done(member) {
-        assert!(
-            member.running(),
-            "the member exited:\n{}",
-            member.log_text()
-        );
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}:\n{}",
-            member.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_member(member, what, Duration::from_secs(120), done);
 }
 
 /// The offsets committed by `group`, summed over the partitions.

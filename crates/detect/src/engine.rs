@@ -436,9 +436,6 @@ fn session(batch: RecordBatch) -> Result<SessionContext> {
     Ok(ctx)
 }
 
-/// Plans the rule against the empty `events` table: the SQL must parse, name only
-/// known columns and functions, return `event_id`, and return every column its
-/// `dedup` and `summary` refer to.
 /// Every table scan of `plan`, its subqueries' included.
 pub(crate) fn table_scans(plan: &LogicalPlan) -> Vec<TableScan> {
     let mut scans = Vec::new();
@@ -451,6 +448,9 @@ pub(crate) fn table_scans(plan: &LogicalPlan) -> Vec<TableScan> {
     scans
 }
 
+/// Plans the rule against the empty `events` table: the SQL must parse, name only
+/// known columns and functions, return `event_id`, and return every column its
+/// `dedup` and `summary` refer to.
 async fn check_plan(
     ctx: &SessionContext,
     rule: &RuleFile,

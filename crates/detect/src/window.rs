@@ -80,9 +80,9 @@ impl Windows {
         Ok(Self { rules, states })
     }
 
-    /// Fills the windows with events seen before (a restart reading them back from the
-    /// lake) without reporting anything: what they completed was reported then. Gives
-    /// how many events the windows took.
+    /// Fills the windows with events seen before (read back from the lake after a
+    /// restart, or from Kafka when partitions are assigned) without reporting anything:
+    /// what they completed was reported then. Gives how many events the windows took.
     pub async fn warm(&mut self, history: &[RecordBatch]) -> Result<usize> {
         let mut out = WindowOutput::default();
         for batch in history {

@@ -96,9 +96,7 @@ impl Offsets {
             .or_insert(offset);
         *last = (*last).max(offset);
     }
-}
 
-impl Offsets {
     fn merge_ref(&mut self, later: &Self) {
         for ((topic, partition), offset) in &later.0 {
             self.note(topic, *partition, *offset);
@@ -108,9 +106,7 @@ impl Offsets {
 
 impl Position for Offsets {
     fn merge(&mut self, later: Self) {
-        for ((topic, partition), offset) in later.0 {
-            self.note(&topic, partition, offset);
-        }
+        self.merge_ref(&later);
     }
 }
 

@@ -48,6 +48,30 @@ pub fn settings(kafka: &Kafka, group: &str, instance: Option<&str>) -> MemberSet
     }
 }
 
+/// Waits up to `limit` until `done(member)`; the test fails, showing the member's log,
+/// if the member exits first or the time is up.
+pub fn wait_member(
+    member: &mut Member,
+    what: &str,
+    limit: Duration,
+    done: impl Fn(&mut Member) -> bool,
+) {
+    let deadline = Instant::now() + limit;
+    while !done(member) {
+        assert!(
+            member.running(),
+            "the member exited:\n{}",
+            member.log_text()
+        );
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}:\n{}",
+            member.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Waits until `member` has consumed at least one message since it (re)started.
 pub fn wait_consumed(member: &mut Member) {
     let deadline = Instant::now() + Duration::from_secs(90);
