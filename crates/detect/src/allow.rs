@@ -15,6 +15,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arrow::array::{ArrayRef, RecordBatch, StringArray};
@@ -110,6 +111,9 @@ struct Table {
     provider: Arc<MemTable>,
     schema: SchemaRef,
     state: Mutex<TableState>,
+    /// How many times rows were published, so that plans holding older rows are made
+    /// again.
+    published: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -229,6 +233,14 @@ impl AllowLists {
         }
     }
 
+    /// Changes each time a table's rows change: a plan made before holds the old rows.
+    pub fn version(&self) -> u64 {
+        self.tables
+            .iter()
+            .map(|t| t.published.load(Ordering::Acquire))
+            .sum()
+    }
+
     /// Puts every table in `ctx` as `allow.<name>`.
     pub fn register(&self, ctx: &SessionContext) -> datafusion::error::Result<()> {
         let schema = Arc::new(MemorySchemaProvider::new());
@@ -344,6 +356,7 @@ impl Table {
             name,
             provider,
             schema,
+            published: AtomicU64::new(0),
             state: Mutex::new(TableState {
                 file: source.file,
                 text: source.on_disk.then(|| source.text.clone()),
@@ -468,6 +481,7 @@ impl Table {
         loop {
             if let Ok(mut batches) = partition.try_write() {
                 *batches = vec![batch];
+                self.published.fetch_add(1, Ordering::AcqRel);
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(1));

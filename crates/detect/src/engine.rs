@@ -5,18 +5,18 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
-use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
-use datafusion::datasource::{MemTable, provider_as_source};
-use datafusion::execution::FunctionRegistry;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::execution::{FunctionRegistry, TaskContext};
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{LogicalPlan, TableScan};
 use datafusion::optimizer::Optimizer;
-use datafusion::physical_plan::collect;
+use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::SessionConfig;
 use datafusion::prelude::SessionContext;
 use demarc_model::event_schema;
 
 use crate::allow::{ALLOW_SCHEMA, AllowLists};
+use crate::input::{InputTable, PlanCache, RunInput};
 use crate::prefilter::{BatchValues, Prefilter};
 use crate::rule::{RuleError, RuleFile, placeholders};
 use crate::window::WINDOW_TABLE;
@@ -33,9 +33,13 @@ const EVENT_ID: &str = "event_id";
 #[derive(Debug)]
 pub struct RuleSet {
     rules: Vec<RuleFile>,
-    /// Each rule's optimized plan, in the order of `rules`; a batch is bound to it by
-    /// swapping the `events` scan, so SQL is parsed and optimized once per rule.
+    /// Each rule's optimized plan, in the order of `rules`: SQL is parsed and
+    /// optimized once per rule. Its `events` and `window_events` scans read the rows
+    /// each run is given ([`InputTable`]).
     plans: Vec<LogicalPlan>,
+    /// Each rule's physical plan, made at its first run and again when an allow table
+    /// changes.
+    physical: Vec<PlanCache>,
     /// Each rule's column tests, to skip batches where it cannot match.
     prefilters: Vec<Prefilter>,
     use_prefilters: bool,
@@ -90,7 +94,7 @@ impl RuleSet {
         if sources.is_empty() {
             return Err(Error::NoRules);
         }
-        let ctx = session(RecordBatch::new_empty(event_schema()))?;
+        let ctx = session()?;
         allow.register(&ctx).map_err(Error::Engine)?;
         let mut rules = Vec::new();
         let mut plans = Vec::new();
@@ -130,6 +134,7 @@ impl RuleSet {
         let prefilters = plans.iter().map(Prefilter::from_plan).collect();
         Ok(Self {
             rules,
+            physical: plans.iter().map(|_| PlanCache::default()).collect(),
             plans,
             prefilters,
             use_prefilters: true,
@@ -251,16 +256,35 @@ impl RuleSet {
         }
     }
 
+    /// Rule `index`'s physical plan, ready to run: the one made before, unless an allow
+    /// table changed since.
+    async fn physical_plan(
+        &self,
+        index: usize,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        // Read before planning: a plan is never taken for newer allow rows than it holds.
+        let version = self.allow.version();
+        if let Some(plan) = self.physical[index].get(version) {
+            return plan;
+        }
+        let plan = self
+            .state
+            .query_planner()
+            .create_physical_plan(&self.plans[index], &self.state)
+            .await?;
+        self.physical[index].put(version, &plan);
+        Ok(plan)
+    }
+
     /// The physical plan a rule runs as, indented, for people writing rules.
     pub async fn explain(&self, id: &str) -> Result<Option<String>> {
         let Some(index) = self.rules.iter().position(|r| r.meta.id == id) else {
             return Ok(None);
         };
-        let plan = self.bind(index, RecordBatch::new_empty(event_schema()))?;
         let physical = self
             .state
             .query_planner()
-            .create_physical_plan(&plan, &self.state)
+            .create_physical_plan(&self.plans[index], &self.state)
             .await
             .map_err(Error::Engine)?;
         Ok(Some(
@@ -270,40 +294,20 @@ impl RuleSet {
         ))
     }
 
-    /// The rule's plan reading `batch` as `events` (or, windowed, `window_events`).
-    pub(crate) fn bind(&self, index: usize, batch: RecordBatch) -> Result<LogicalPlan> {
-        let table = MemTable::try_new(event_schema(), vec![vec![batch]]).map_err(Error::Engine)?;
-        let source = provider_as_source(Arc::new(table));
-        Ok(self.plans[index]
-            .clone()
-            .transform_up_with_subqueries(|node| match node {
-                LogicalPlan::TableScan(mut scan)
-                    if scan.table_name.table() == EVENTS_TABLE
-                        || scan.table_name.table() == WINDOW_TABLE =>
-                {
-                    scan.source = Arc::clone(&source);
-                    Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
-                }
-                other => Ok(Transformed::no(other)),
-            })
-            .map_err(Error::Engine)?
-            .data)
-    }
-
     pub(crate) async fn run(&self, index: usize, batch: RecordBatch) -> Result<Matches<'_>> {
         let rule = &self.rules[index];
         let failed = |source| Error::Evaluate {
             rule: rule.meta.id.clone(),
             source,
         };
-        let plan = self.bind(index, batch)?;
-        let state = &self.state;
-        let physical = state
-            .query_planner()
-            .create_physical_plan(&plan, state)
-            .await
-            .map_err(failed)?;
-        let rows = collect(physical, state.task_ctx()).await.map_err(failed)?;
+        let physical = self.physical_plan(index).await.map_err(failed)?;
+        let config = self
+            .state
+            .config()
+            .clone()
+            .with_extension(Arc::new(RunInput(batch)));
+        let context = TaskContext::from(&self.state).with_session_config(config);
+        let rows = collect(physical, Arc::new(context)).await.map_err(failed)?;
         Ok(Matches { rule, rows })
     }
 }
@@ -422,17 +426,34 @@ pub fn session_context(builder: SessionStateBuilder) -> Result<SessionContext> {
     Ok(ctx)
 }
 
-/// A session with `batch` as the `events` table.
-fn session(batch: RecordBatch) -> Result<SessionContext> {
+/// The session rules are planned in: `events` and `window_events` are the rows each
+/// run is given.
+fn session() -> Result<SessionContext> {
     // One partition: parallelism comes from evaluating many batches at once.
-    let config = SessionConfig::new().with_target_partitions(1);
+    let mut config = SessionConfig::new().with_target_partitions(1);
+    // A plan runs again on every batch; a filter a join pushes into its input as it
+    // runs would be that run's, and the batches are held in memory anyway.
+    config
+        .options_mut()
+        .optimizer
+        .enable_dynamic_filter_pushdown = false;
+    config
+        .options_mut()
+        .optimizer
+        .enable_join_dynamic_filter_pushdown = false;
+    config
+        .options_mut()
+        .optimizer
+        .enable_topk_dynamic_filter_pushdown = false;
+    config
+        .options_mut()
+        .optimizer
+        .enable_aggregate_dynamic_filter_pushdown = false;
     let ctx = session_context(SessionStateBuilder::new().with_config(config))?;
-    let table = MemTable::try_new(event_schema(), vec![vec![batch]]).map_err(Error::Engine)?;
-    ctx.register_table(EVENTS_TABLE, Arc::new(table))
-        .map_err(Error::Engine)?;
-    let window = MemTable::try_new(event_schema(), vec![Vec::new()]).map_err(Error::Engine)?;
-    ctx.register_table(WINDOW_TABLE, Arc::new(window))
-        .map_err(Error::Engine)?;
+    for name in [EVENTS_TABLE, WINDOW_TABLE] {
+        ctx.register_table(name, Arc::new(InputTable::new(event_schema())))
+            .map_err(Error::Engine)?;
+    }
     Ok(ctx)
 }
 

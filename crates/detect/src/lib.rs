@@ -14,6 +14,7 @@ pub mod coverage;
 mod engine;
 mod fixtures;
 pub mod functions;
+mod input;
 mod prefilter;
 mod rule;
 mod window;

@@ -13,15 +13,17 @@ use std::sync::Arc;
 use arrow::array::{Array, AsArray, BooleanArray, RecordBatch};
 use arrow::compute::{concat_batches, filter_record_batch};
 use arrow::datatypes::TimestampMicrosecondType;
+use datafusion::common::Column;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
-use datafusion::common::{Column, DFSchema};
-use datafusion::logical_expr::utils::{conjunction, disjunction, split_conjunction};
+use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Expr, LogicalPlan};
-use datafusion::physical_expr::PhysicalExpr;
 use demarc_model::{Alert, event_schema};
 
 use crate::engine::{Detected, RuleFailure};
+
+mod filter;
 use crate::{Error, Result, RuleSet};
+use filter::WindowTests;
 
 /// The table windowed rules read.
 pub const WINDOW_TABLE: &str = "window_events";
@@ -43,13 +45,16 @@ pub struct Windows {
     states: Vec<State>,
 }
 
+/// Event ids, hashed with foldhash (they are the sender's, but only ever looked up).
+type IdSet = HashSet<String, foldhash::fast::RandomState>;
+
 struct State {
     index: usize,
     /// Rows the rule's `window_events` tests pass (`None`: every row).
-    filter: Option<Arc<dyn PhysicalExpr>>,
+    filter: Option<WindowTests>,
     /// The held events, in one batch.
     rows: Option<RecordBatch>,
-    ids: HashSet<String>,
+    ids: IdSet,
     /// The newest event time seen, in microseconds.
     newest: Option<i64>,
     /// The newest event time of the last batch that brought new events.
@@ -149,7 +154,7 @@ impl State {
             index,
             filter: rules.window_filter(index)?,
             rows: None,
-            ids: HashSet::new(),
+            ids: IdSet::default(),
             newest: None,
             last_newest: None,
             given: HashMap::new(),
@@ -189,7 +194,7 @@ impl State {
             let newest = times.iter().copied().max().unwrap_or(i64::MIN);
             self.newest = Some(self.newest.map_or(newest, |n| n.max(newest)));
             self.last_newest = Some(newest);
-            let fresh: HashSet<String> = ids(&new)?.into_iter().collect();
+            let fresh: IdSet = ids(&new)?.into_iter().collect();
             let all = match &self.rows {
                 Some(held) => concat_batches(&held.schema(), [held, &new])
                     .map_err(|e| Error::Schema(e.to_string()))?,
@@ -231,20 +236,12 @@ impl State {
     /// The rows of `batch` this rule may read and does not hold yet.
     fn take_new(&mut self, batch: &RecordBatch) -> Result<Option<RecordBatch>> {
         let mine = match &self.filter {
-            Some(filter) => {
-                let value = filter
-                    .evaluate(batch)
-                    .and_then(|v| v.into_array(batch.num_rows()))
-                    .map_err(Error::Engine)?;
-                let mask = value
-                    .as_boolean_opt()
-                    .ok_or_else(|| Error::Schema("a window test is not boolean".into()))?;
-                filter_record_batch(batch, mask).map_err(|e| Error::Schema(e.to_string()))?
-            }
+            Some(filter) => filter_record_batch(batch, &filter.passing(batch)?)
+                .map_err(|e| Error::Schema(e.to_string()))?,
             None => batch.clone(),
         };
         let ids = ids(&mine)?;
-        let mut seen = HashSet::new();
+        let mut seen = IdSet::default();
         let keep: BooleanArray = ids
             .iter()
             .map(|id| Some(!self.ids.contains(id) && seen.insert(id.clone())))
@@ -270,8 +267,12 @@ impl State {
             return Ok(());
         }
         let keep: BooleanArray = times.iter().map(|t| Some(keeps(*t))).collect();
+        for (id, kept) in ids(rows)?.iter().zip(&keep) {
+            if kept != Some(true) {
+                self.ids.remove(id);
+            }
+        }
         let kept = filter_record_batch(rows, &keep).map_err(|e| Error::Schema(e.to_string()))?;
-        self.ids = ids(&kept)?.into_iter().collect();
         self.rows = Some(kept);
         self.given.retain(|_, t| keeps(*t));
         Ok(())
@@ -350,31 +351,13 @@ impl RuleSet {
             .max()
     }
 
-    /// The test a row must pass for windowed rule `index` to read it: the tests of
-    /// each of its `window_events` scans, any of them (`None`: every row).
-    fn window_filter(&self, index: usize) -> Result<Option<Arc<dyn PhysicalExpr>>> {
+    /// The tests a row must pass for windowed rule `index` to read it: those of each of
+    /// its `window_events` scans, any of them (`None`: every row).
+    fn window_filter(&self, index: usize) -> Result<Option<WindowTests>> {
         let Some(scans) = scan_tests(self.plan(index)) else {
             return Ok(None);
         };
-        let Some(any) = disjunction(scans.into_iter().filter_map(conjunction)) else {
-            return Ok(None);
-        };
-        // The scans' tests name their table; the batch's columns have no qualifier.
-        let any = any
-            .transform(|e| match e {
-                Expr::Column(c) => Ok(Transformed::yes(Expr::Column(Column::new_unqualified(
-                    c.name,
-                )))),
-                other => Ok(Transformed::no(other)),
-            })
-            .map_err(Error::Engine)?
-            .data;
-        let schema = DFSchema::try_from(event_schema().as_ref().clone()).map_err(Error::Engine)?;
-        let physical = self
-            .state()
-            .create_physical_expr(any, &schema)
-            .map_err(Error::Engine)?;
-        Ok(Some(physical))
+        WindowTests::new(self.state(), scans).map(Some)
     }
 }
 
