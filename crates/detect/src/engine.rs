@@ -10,6 +10,7 @@ use datafusion::execution::{FunctionRegistry, TaskContext};
 use datafusion::execution::{SessionState, SessionStateBuilder};
 use datafusion::logical_expr::{LogicalPlan, TableScan};
 use datafusion::optimizer::Optimizer;
+use datafusion::physical_plan::execution_plan::reset_plan_states;
 use datafusion::physical_plan::{ExecutionPlan, collect};
 use datafusion::prelude::SessionConfig;
 use datafusion::prelude::SessionContext;
@@ -262,7 +263,8 @@ impl RuleSet {
         &self,
         index: usize,
     ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
-        // Read before planning: a plan is never taken for newer allow rows than it holds.
+        // Read before planning, so that a plan is never marked newer than the allow rows
+        // it holds.
         let version = self.allow.version();
         if let Some(plan) = self.physical[index].get(version) {
             return plan;
@@ -273,7 +275,9 @@ impl RuleSet {
             .create_physical_plan(&self.plans[index], &self.state)
             .await?;
         self.physical[index].put(version, &plan);
-        Ok(plan)
+        // The kept plan never runs itself: a run fills a join's built side, which the
+        // kept one would then hold for as long as it is kept.
+        reset_plan_states(plan)
     }
 
     /// The physical plan a rule runs as, indented, for people writing rules.
