@@ -437,22 +437,11 @@ fn session() -> Result<SessionContext> {
     let mut config = SessionConfig::new().with_target_partitions(1);
     // A plan runs again on every batch; a filter a join pushes into its input as it
     // runs would be that run's, and the batches are held in memory anyway.
-    config
-        .options_mut()
-        .optimizer
-        .enable_dynamic_filter_pushdown = false;
-    config
-        .options_mut()
-        .optimizer
-        .enable_join_dynamic_filter_pushdown = false;
-    config
-        .options_mut()
-        .optimizer
-        .enable_topk_dynamic_filter_pushdown = false;
-    config
-        .options_mut()
-        .optimizer
-        .enable_aggregate_dynamic_filter_pushdown = false;
+    let optimizer = &mut config.options_mut().optimizer;
+    optimizer.enable_dynamic_filter_pushdown = false;
+    optimizer.enable_join_dynamic_filter_pushdown = false;
+    optimizer.enable_topk_dynamic_filter_pushdown = false;
+    optimizer.enable_aggregate_dynamic_filter_pushdown = false;
     let ctx = session_context(SessionStateBuilder::new().with_config(config))?;
     for name in [EVENTS_TABLE, WINDOW_TABLE] {
         ctx.register_table(name, Arc::new(InputTable::new(event_schema())))

@@ -20,10 +20,10 @@ use datafusion::logical_expr::{Expr, LogicalPlan};
 use demarc_model::{Alert, event_schema};
 
 use crate::engine::{Detected, RuleFailure};
-
-mod filter;
 use crate::{Error, Result, RuleSet};
 use filter::WindowTests;
+
+mod filter;
 
 /// The table windowed rules read.
 pub const WINDOW_TABLE: &str = "window_events";
@@ -45,7 +45,8 @@ pub struct Windows {
     states: Vec<State>,
 }
 
-/// Event ids, hashed with foldhash (they are the sender's, but only ever looked up).
+/// Event ids, hashed with foldhash: seeded at random per process like SipHash, at a
+/// fraction of its cost.
 type IdSet = HashSet<String, foldhash::fast::RandomState>;
 
 struct State {
