@@ -269,15 +269,22 @@ impl RuleSet {
         if let Some(plan) = self.physical[index].get(version) {
             return plan;
         }
-        let plan = self
-            .state
-            .query_planner()
-            .create_physical_plan(&self.plans[index], &self.state)
-            .await?;
+        let plan = self.make_physical_plan(index).await?;
         self.physical[index].put(version, &plan);
         // The kept plan never runs itself: a run fills a join's built side, which the
         // kept one would then hold for as long as it is kept.
         reset_plan_states(plan)
+    }
+
+    /// A new physical plan of rule `index`.
+    async fn make_physical_plan(
+        &self,
+        index: usize,
+    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
+        self.state
+            .query_planner()
+            .create_physical_plan(&self.plans[index], &self.state)
+            .await
     }
 
     /// The physical plan a rule runs as, indented, for people writing rules.
@@ -286,9 +293,7 @@ impl RuleSet {
             return Ok(None);
         };
         let physical = self
-            .state
-            .query_planner()
-            .create_physical_plan(&self.plans[index], &self.state)
+            .make_physical_plan(index)
             .await
             .map_err(Error::Engine)?;
         Ok(Some(

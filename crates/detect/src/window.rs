@@ -363,8 +363,9 @@ impl RuleSet {
 }
 
 /// The tests on the rows of each `window_events` scan of `plan`: the scan's own and
-/// those of the filters right above it (through projections and aliases). `None`
-/// when some scan has none, or is read where these are not followed (a subquery).
+/// those of the filters right above it (through projections and aliases), on
+/// unqualified columns. `None` when some scan has none, or is read where these are not
+/// followed (a subquery).
 pub(crate) fn scan_tests(plan: &LogicalPlan) -> Option<Vec<Vec<Expr>>> {
     let mut scans = 0;
     let _ = plan.apply_with_subqueries(|node| {
@@ -393,9 +394,12 @@ fn collect(node: &LogicalPlan, found: &mut Vec<Vec<Expr>>) {
 /// The tests of a chain of filters, projections and aliases down to a window scan.
 fn chain(node: &LogicalPlan) -> Option<Vec<Expr>> {
     match node {
-        LogicalPlan::TableScan(scan) if scan.table_name.table() == WINDOW_TABLE => {
-            Some(scan.filters.clone())
-        }
+        LogicalPlan::TableScan(scan) if scan.table_name.table() == WINDOW_TABLE => Some(
+            scan.filters
+                .iter()
+                .map(|f| unalias(node, f.clone()))
+                .collect(),
+        ),
         LogicalPlan::Filter(filter) => {
             let mut tests = chain(&filter.input)?;
             let predicate = unalias(&filter.input, filter.predicate.clone());

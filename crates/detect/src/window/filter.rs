@@ -7,8 +7,8 @@ use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, new_null
 use arrow::compute::kernels::boolean::{and, or};
 use arrow::compute::{filter, prep_null_mask_filter};
 use arrow::datatypes::{Field, Schema, SchemaRef};
-use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{Column, DFSchema};
+use datafusion::common::DFSchema;
+use datafusion::common::tree_node::TreeNode;
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::PhysicalExpr;
@@ -37,7 +37,8 @@ struct ScanTests {
 }
 
 impl WindowTests {
-    /// The tests of each scan (as `scan_tests` finds them), planned in `state`.
+    /// The tests of each scan (as `scan_tests` finds them: on unqualified columns),
+    /// planned in `state`.
     pub(super) fn new(state: &SessionState, scans: Vec<Vec<Expr>>) -> Result<Self> {
         let events = event_schema();
         let schema = DFSchema::try_from(events.as_ref().clone()).map_err(Error::Engine)?;
@@ -50,17 +51,6 @@ impl WindowTests {
             };
             for test in tests {
                 let costly = calls_functions(&test);
-                // The scans' tests name their table; the batch's columns have no
-                // qualifier.
-                let test = test
-                    .transform(|e| match e {
-                        Expr::Column(c) => Ok(Transformed::yes(Expr::Column(
-                            Column::new_unqualified(c.name),
-                        ))),
-                        other => Ok(Transformed::no(other)),
-                    })
-                    .map_err(Error::Engine)?
-                    .data;
                 let physical = state
                     .create_physical_expr(test, &schema)
                     .map_err(Error::Engine)?;
