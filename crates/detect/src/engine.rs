@@ -38,8 +38,8 @@ pub struct RuleSet {
     /// optimized once per rule. Its `events` and `window_events` scans read the rows
     /// each run is given ([`InputTable`]).
     plans: Vec<LogicalPlan>,
-    /// Each rule's physical plan, made at its first run and again when an allow table
-    /// changes.
+    /// Each rule's physical plans, made at its first run (one per run at once) and
+    /// again when an allow table changes.
     physical: Vec<PlanCache>,
     /// Each rule's column tests, to skip batches where it cannot match.
     prefilters: Vec<Prefilter>,
@@ -257,25 +257,6 @@ impl RuleSet {
         }
     }
 
-    /// Rule `index`'s physical plan, ready to run: the one made before, unless an allow
-    /// table changed since.
-    async fn physical_plan(
-        &self,
-        index: usize,
-    ) -> datafusion::common::Result<Arc<dyn ExecutionPlan>> {
-        // Read before planning, so that a plan is never marked newer than the allow rows
-        // it holds.
-        let version = self.allow.version();
-        if let Some(plan) = self.physical[index].get(version) {
-            return plan;
-        }
-        let plan = self.make_physical_plan(index).await?;
-        self.physical[index].put(version, &plan);
-        // The kept plan never runs itself: a run fills a join's built side, which the
-        // kept one would then hold for as long as it is kept.
-        reset_plan_states(plan)
-    }
-
     /// A new physical plan of rule `index`.
     async fn make_physical_plan(
         &self,
@@ -309,15 +290,28 @@ impl RuleSet {
             rule: rule.meta.id.clone(),
             source,
         };
-        let physical = self.physical_plan(index).await.map_err(failed)?;
+        // Read before planning, so that a plan is never marked newer than the allow rows
+        // it holds.
+        let version = self.allow.version();
+        let plan = match self.physical[index].take(version) {
+            Some(plan) => plan,
+            None => self.make_physical_plan(index).await.map_err(failed)?,
+        };
+        // The kept plan never runs itself: a run fills a join's built side, which the
+        // kept one would then hold for as long as it is kept.
+        let physical = reset_plan_states(Arc::clone(&plan)).map_err(failed)?;
         let config = self
             .state
             .config()
             .clone()
             .with_extension(Arc::new(RunInput(batch)));
         let context = TaskContext::from(&self.state).with_session_config(config);
-        let rows = collect(physical, Arc::new(context)).await.map_err(failed)?;
-        Ok(Matches { rule, rows })
+        let rows = collect(physical, Arc::new(context)).await;
+        self.physical[index].give_back(version, plan);
+        Ok(Matches {
+            rule,
+            rows: rows.map_err(failed)?,
+        })
     }
 }
 

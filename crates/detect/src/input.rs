@@ -15,13 +15,13 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::Session;
+use datafusion::common::internal_err;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{DataFusionError, internal_err};
 use datafusion::datasource::{TableProvider, TableType};
 use datafusion::execution::TaskContext;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType, reset_plan_states};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::memory::MemoryStream;
 use datafusion::physical_plan::{
     ChildrenPropertiesMode, DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning,
@@ -168,28 +168,40 @@ impl ExecutionPlan for InputExec {
     }
 }
 
-/// A rule's physical plan, with the allow tables' version it was made with.
+/// A rule's physical plans, with the allow tables' version they were made with, each
+/// for one run at a time. Runs of one plan share more than its nodes' state, which
+/// `reset_plan_states` renews: the results of its scalar subqueries live in one
+/// container that every reset copy of it holds, so two runs of one plan at once (two
+/// workers) would fill and clear each other's, and fail. A run takes a plan out, or
+/// has a new one made when none is free, and gives it back after.
 #[derive(Debug, Default)]
 pub(crate) struct PlanCache {
-    slot: Mutex<Option<(u64, Arc<dyn ExecutionPlan>)>>,
+    slot: Mutex<(u64, Vec<Arc<dyn ExecutionPlan>>)>,
 }
 
+/// Plans kept per rule at most: one per run at once (the workers, and the windows).
+const KEPT_PLANS: usize = 16;
+
 impl PlanCache {
-    /// The plan made with allow tables at `version`, ready to run again (`None`: none
-    /// yet, or made with other allow rows).
-    pub(crate) fn get(
-        &self,
-        version: u64,
-    ) -> Option<Result<Arc<dyn ExecutionPlan>, DataFusionError>> {
-        let slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
-        match &*slot {
-            Some((made, plan)) if *made == version => Some(reset_plan_states(Arc::clone(plan))),
-            _ => None,
+    /// A free plan made with allow tables at `version` (`None`: none free, or made
+    /// with other allow rows). Give it back with [`PlanCache::give_back`].
+    pub(crate) fn take(&self, version: u64) -> Option<Arc<dyn ExecutionPlan>> {
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.0 != version {
+            return None;
         }
+        slot.1.pop()
     }
 
-    pub(crate) fn put(&self, version: u64, plan: &Arc<dyn ExecutionPlan>) {
-        *self.slot.lock().unwrap_or_else(PoisonError::into_inner) =
-            Some((version, Arc::clone(plan)));
+    /// Keeps `plan`, made with allow tables at `version`, for the next run; plans made
+    /// with older allow rows are dropped.
+    pub(crate) fn give_back(&self, version: u64, plan: Arc<dyn ExecutionPlan>) {
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.0 < version {
+            *slot = (version, Vec::new());
+        }
+        if slot.0 == version && slot.1.len() < KEPT_PLANS {
+            slot.1.push(plan);
+        }
     }
 }

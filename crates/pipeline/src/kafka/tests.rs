@@ -227,6 +227,7 @@ fn produced_events_become_alerts_and_offsets_are_committed() {
     let alerts = dir.path().join("alerts.jsonl");
     let summary = run_until(&brokers, &alerts, None, events.len() as u64);
     assert_eq!(summary.records, events.len() as u64);
+    assert_eq!(summary.dead_letters, 0, "no rule failed");
     let got: BTreeSet<String> = alert_ids(&alerts).into_iter().collect();
     assert_eq!(got, expected);
     assert!(summary.commits > 0);
@@ -274,11 +275,16 @@ fn consumer_stopped_mid_stream_and_restarted_loses_no_alert() {
         tail.len() as u64,
         "a clean stop commits everything it read: nothing is read twice"
     );
+    assert_eq!(
+        first.dead_letters + second.dead_letters,
+        0,
+        "no rule failed"
+    );
     let all = alert_ids(&alerts);
     assert!(all.len() > before, "the second run alerted too");
-    assert_eq!(all.len(), expected.len(), "no alert repeated");
-    let got: BTreeSet<String> = all.into_iter().collect();
+    let got: BTreeSet<String> = all.iter().cloned().collect();
     assert_eq!(got, expected, "every alert present after the restart");
+    assert_eq!(all.len(), expected.len(), "no alert repeated");
 }
 
 #[test]
