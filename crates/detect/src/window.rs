@@ -1,11 +1,12 @@
 //! Rules over time: a rule whose header has `window` (and optionally `lateness`) reads
 //! `window_events`, the events it may use from the span before the newest one, plus
 //! the batch at hand. [`Windows`] keeps, per such rule, only the events its own
-//! `window_events` tests pass, and only as long as the span and the lateness need
-//! them; it runs the rule once per batch that brings it new events, and keeps only
-//! the rows that involve one of them, so that a sequence found once is reported once.
-//! An event arriving more than `lateness` behind the newest one is still used, and
-//! counted as late.
+//! `window_events` tests pass, and only as long as the span and the lateness behind
+//! the newest event of their stream (a Kafka partition, or the files of a backfill)
+//! need them; it runs the rule once per batch that brings it new events, and keeps
+//! only the rows that involve one of them, so that a sequence found once is reported
+//! once. An event arriving more than `lateness` behind the newest one of its stream is
+//! still used, and counted as late.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -22,8 +23,10 @@ use demarc_model::{Alert, event_schema};
 use crate::engine::{Detected, RuleFailure};
 use crate::{Error, Result, RuleSet};
 use filter::WindowTests;
+use streams::Streams;
 
 mod filter;
+mod streams;
 
 /// The table windowed rules read.
 pub const WINDOW_TABLE: &str = "window_events";
@@ -55,14 +58,13 @@ struct State {
     filter: Option<WindowTests>,
     /// The held events, in one batch.
     rows: Option<RecordBatch>,
+    /// The time (in microseconds) and stream of each held event, in row order.
+    held: Vec<(i64, u32)>,
     ids: IdSet,
-    /// The newest event time seen, in microseconds.
-    newest: Option<i64>,
-    /// The newest event time of the last batch that brought new events.
-    last_newest: Option<i64>,
-    /// Alert ids given, with the time of their newest event, so that a sequence
-    /// found again while its events are held is not reported twice.
-    given: HashMap<String, i64>,
+    streams: Streams,
+    /// Alert ids given, with the time and stream of their newest event, so that a
+    /// sequence found again while its events are held is not reported twice.
+    given: HashMap<String, (i64, u32)>,
 }
 
 impl std::fmt::Debug for Windows {
@@ -155,9 +157,9 @@ impl State {
             index,
             filter: rules.window_filter(index)?,
             rows: None,
+            held: Vec::new(),
             ids: IdSet::default(),
-            newest: None,
-            last_newest: None,
+            streams: Streams::default(),
             given: HashMap::new(),
         })
     }
@@ -181,20 +183,15 @@ impl State {
             None
         });
         if let Some(new) = new {
-            let times = times(&new)?;
-            let late = match self.newest {
-                Some(newest) => times
-                    .iter()
-                    .filter(|t| **t < newest - window.lateness_us)
-                    .count() as u64,
-                None => 0,
-            };
+            let arrived: Vec<(i64, u32)> = times(&new)?
+                .into_iter()
+                .zip(self.streams.of(&new)?)
+                .collect();
+            let late = self.streams.late(&arrived, window.lateness_us);
             if late > 0 {
                 out.late.push((rule.meta.id.clone(), late));
             }
-            let newest = times.iter().copied().max().unwrap_or(i64::MIN);
-            self.newest = Some(self.newest.map_or(newest, |n| n.max(newest)));
-            self.last_newest = Some(newest);
+            self.streams.advance(&arrived);
             let fresh: IdSet = ids(&new)?.into_iter().collect();
             let all = match &self.rows {
                 Some(held) => concat_batches(&held.schema(), [held, &new])
@@ -202,6 +199,7 @@ impl State {
                 None => new,
             };
             self.ids.extend(fresh.iter().cloned());
+            self.held.extend(arrived);
             self.rows = Some(all.clone());
             let alerts = match rules.run(self.index, all.clone()).await {
                 Ok(m) => crate::alert::EventIndex::new(&all)
@@ -214,8 +212,8 @@ impl State {
                         if alert.event_ids.iter().any(|id| fresh.contains(id))
                             && !self.given.contains_key(&alert.alert_id)
                         {
-                            self.given
-                                .insert(alert.alert_id.clone(), newest_of(&alert, &all)?);
+                            let newest = newest_of(&alert, &all, &self.held)?;
+                            self.given.insert(alert.alert_id.clone(), newest);
                             out.detected.alerts.push(alert);
                         }
                     }
@@ -251,31 +249,29 @@ impl State {
         Ok((new.num_rows() > 0).then_some(new))
     }
 
-    /// Drops the events more than `keep_us` older than the newest, and what was said of
-    /// them; except those within `keep_us` of the newest event of the last batch that
-    /// brought new ones. An archive read account by account or region by region goes
-    /// back in time at each new one: its sequences must still meet across batches.
+    /// Drops the events their stream has moved more than `keep_us` past (see
+    /// [`Streams::keeps`]), and what was said of them.
     fn forget_before(&mut self, keep_us: i64) -> Result<()> {
-        let (Some(rows), Some(newest)) = (&self.rows, self.newest) else {
+        let Some(rows) = &self.rows else {
             return Ok(());
         };
-        let cutoff = newest.saturating_sub(keep_us);
-        let recent = self.last_newest.unwrap_or(newest);
-        let around = recent.saturating_sub(keep_us)..=recent.saturating_add(keep_us);
-        let keeps = |t: i64| t >= cutoff || around.contains(&t);
-        let times = times(rows)?;
-        if times.iter().all(|t| keeps(*t)) {
+        let streams = &self.streams;
+        let keeps = |&(t, s): &(i64, u32)| streams.keeps(t, s, keep_us);
+        if self.held.iter().all(keeps) {
             return Ok(());
         }
-        let keep: BooleanArray = times.iter().map(|t| Some(keeps(*t))).collect();
-        for (id, kept) in ids(rows)?.iter().zip(&keep) {
-            if kept != Some(true) {
-                self.ids.remove(id);
+        let keep: BooleanArray = self.held.iter().map(|row| Some(keeps(row))).collect();
+        let held_ids = event_ids(rows)?;
+        for (row, kept) in keep.values().iter().enumerate() {
+            if !kept {
+                self.ids.remove(held_ids.value(row));
             }
         }
         let kept = filter_record_batch(rows, &keep).map_err(|e| Error::Schema(e.to_string()))?;
         self.rows = Some(kept);
-        self.given.retain(|_, t| keeps(*t));
+        let mut flags = keep.values().iter();
+        self.held.retain(|_| flags.next().unwrap_or(true));
+        self.given.retain(|_, newest| keeps(newest));
         Ok(())
     }
 }
@@ -288,27 +284,31 @@ fn times(batch: &RecordBatch) -> Result<Vec<i64>> {
     Ok(column.values().to_vec())
 }
 
-fn ids(batch: &RecordBatch) -> Result<Vec<String>> {
-    let column = batch
+fn event_ids(batch: &RecordBatch) -> Result<&arrow::array::StringArray> {
+    batch
         .column_by_name("event_id")
         .and_then(|c| c.as_string_opt::<i32>())
-        .ok_or_else(|| Error::Schema("the events have no `event_id` column".into()))?;
+        .ok_or_else(|| Error::Schema("the events have no `event_id` column".into()))
+}
+
+fn ids(batch: &RecordBatch) -> Result<Vec<String>> {
+    let column = event_ids(batch)?;
     Ok((0..column.len())
         .map(|i| column.value(i).to_owned())
         .collect())
 }
 
-/// The newest event time of an alert's events.
-fn newest_of(alert: &Alert, rows: &RecordBatch) -> Result<i64> {
-    let ids = ids(rows)?;
-    let times = times(rows)?;
-    Ok(ids
+/// The time and stream of the newest of an alert's events among `rows` (whose times
+/// and streams are `held`).
+fn newest_of(alert: &Alert, rows: &RecordBatch, held: &[(i64, u32)]) -> Result<(i64, u32)> {
+    let ids = event_ids(rows)?;
+    Ok(held
         .iter()
-        .zip(times)
-        .filter(|(id, _)| alert.event_ids.contains(id))
-        .map(|(_, t)| t)
+        .enumerate()
+        .filter(|(row, _)| alert.event_ids.iter().any(|id| id == ids.value(*row)))
+        .map(|(_, newest)| *newest)
         .max()
-        .unwrap_or(i64::MIN))
+        .unwrap_or((i64::MIN, 0)))
 }
 
 /// `batch` with the columns of the event schema, by name: each cast to its type, a

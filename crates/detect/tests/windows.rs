@@ -157,27 +157,11 @@ async fn late_events_are_counted_and_windows_forget_old_events() {
     assert!(out.late.contains(&(RULE.to_owned(), 10)), "{:?}", out.late);
     // Held: what the 15-minute window and 15 minutes of lateness still need, 09:55
     // onwards: every event here (10:00 onwards).
-    let held = |out: &demarc_detect::WindowOutput| {
-        out.held
-            .iter()
-            .find(|(r, _)| r == RULE)
-            .map(|(_, n)| *n)
-            .expect("the rule's count")
-    };
     assert_eq!(held(&out), 11);
     // An event two hours on moves the window: the old ones go.
     let later = sequence("positive", "ten-failures-then-success");
-    let moved = pick(&later, &["bf-a-ok"]);
-    let mut shifted = moved.clone();
-    let times = arrow::array::TimestampMicrosecondArray::from(vec![
-        // 2026-03-02T12:30:00Z
-        1_772_454_600_000_000_i64,
-    ])
-    .with_timezone("+00:00");
-    let index = shifted.schema().index_of("time").expect("time");
-    let mut columns = shifted.columns().to_vec();
-    columns[index] = Arc::new(times);
-    shifted = RecordBatch::try_new(shifted.schema(), columns).expect("batch");
+    // 2026-03-02T12:30:00Z
+    let shifted = moved(&later, "bf-a-ok", "bf-a-ok", 1_772_454_600_000_000);
     let out = windows.advance(&shifted, "t").await.expect("advance");
     assert_eq!(held(&out), 1, "only the newest event is held");
 }
@@ -188,16 +172,7 @@ async fn a_sequence_read_after_newer_events_still_meets_across_batches() {
     // success), then the older sequence in two batches. The window follows the newest
     // event, but keeps what the last batch's events need.
     let events = sequence("positive", "ten-failures-then-success");
-    let newer = {
-        let row = pick(&events, &["bf-a-ok"]);
-        let times = arrow::array::TimestampMicrosecondArray::from(vec![1_772_454_600_000_000_i64])
-            .with_timezone("+00:00");
-        let ids = arrow::array::StringArray::from(vec!["bf-newer"]);
-        let mut columns = row.columns().to_vec();
-        columns[row.schema().index_of("time").expect("time")] = Arc::new(times);
-        columns[row.schema().index_of("event_id").expect("id")] = Arc::new(ids);
-        RecordBatch::try_new(row.schema(), columns).expect("batch")
-    };
+    let newer = moved(&events, "bf-a-ok", "bf-newer", 1_772_454_600_000_000);
     let first = pick(
         &events,
         &["bf-a-f0", "bf-a-f1", "bf-a-f2", "bf-a-f3", "bf-a-f4"],
@@ -211,4 +186,108 @@ async fn a_sequence_read_after_newer_events_still_meets_across_batches() {
     let alerts = run(&mut windows().await, &[newer, first, rest]).await;
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
     assert_eq!(alerts[0].event_ids.len(), 11);
+}
+
+/// `batch` as read from partition `partition` of Kafka topic `audit`.
+fn on_partition(batch: &RecordBatch, partition: i32) -> RecordBatch {
+    let rows = batch.num_rows();
+    let schema = batch.schema();
+    let mut columns = batch.columns().to_vec();
+    columns[schema.index_of("src").expect("src")] =
+        Arc::new(arrow::array::StringArray::from(vec!["audit"; rows]));
+    columns[schema.index_of("src_partition").expect("src_partition")] =
+        Arc::new(arrow::array::Int32Array::from(vec![partition; rows]));
+    columns[schema.index_of("src_offset").expect("src_offset")] =
+        Arc::new(arrow::array::Int64Array::from_iter_values(0..rows as i64));
+    RecordBatch::try_new(schema, columns).expect("batch")
+}
+
+/// One event of `batch` under a new id, at `micros` since the epoch.
+fn moved(batch: &RecordBatch, from: &str, id: &str, micros: i64) -> RecordBatch {
+    let row = pick(batch, &[from]);
+    let schema = row.schema();
+    let mut columns = row.columns().to_vec();
+    columns[schema.index_of("time").expect("time")] = Arc::new(
+        arrow::array::TimestampMicrosecondArray::from(vec![micros]).with_timezone("+00:00"),
+    );
+    columns[schema.index_of("event_id").expect("id")] =
+        Arc::new(arrow::array::StringArray::from(vec![id]));
+    RecordBatch::try_new(schema, columns).expect("batch")
+}
+
+fn held(out: &demarc_detect::WindowOutput) -> usize {
+    out.held
+        .iter()
+        .find(|(r, _)| r == RULE)
+        .map(|(_, n)| *n)
+        .expect("the rule's count")
+}
+
+#[tokio::test]
+async fn each_partition_keeps_its_own_window_however_far_ahead_another_is() {
+    // Partition 0 carries the sequence (10:00–10:10); partition 1 is years ahead (an
+    // archive replayed into one partition, or one live while the other catches up).
+    let events = on_partition(&sequence("positive", "ten-failures-then-success"), 0);
+    // 2029-01-01T00:00:00Z
+    let ahead = on_partition(
+        &moved(&events, "bf-a-ok", "bf-ahead", 1_861_920_000_000_000),
+        1,
+    );
+    let first = pick(
+        &events,
+        &["bf-a-f0", "bf-a-f1", "bf-a-f2", "bf-a-f3", "bf-a-f4"],
+    );
+    let rest = pick(
+        &events,
+        &[
+            "bf-a-f5", "bf-a-f6", "bf-a-f7", "bf-a-f8", "bf-a-f9", "bf-a-ok",
+        ],
+    );
+    let whole = run(&mut windows().await, std::slice::from_ref(&events)).await;
+    assert_eq!(whole.len(), 1, "{whole:#?}");
+
+    // The far partition in a batch of its own between the halves, and in one batch
+    // with the first half: the same one alert either way, with no event counted late.
+    let mixed = concat_batches(&events.schema(), [&first, &ahead]).expect("concat");
+    for batches in [
+        vec![first.clone(), ahead.clone(), rest.clone()],
+        vec![mixed, rest.clone()],
+    ] {
+        let mut windows = windows().await;
+        let mut alerts = Vec::new();
+        for batch in &batches {
+            let out = windows.advance(batch, "t").await.expect("advance");
+            assert!(out.late.is_empty(), "{:?}", out.late);
+            alerts.extend(
+                out.detected
+                    .alerts
+                    .into_iter()
+                    .filter(|a| a.rule_id == RULE),
+            );
+        }
+        assert_eq!(alerts.len(), 1, "{alerts:#?}");
+        assert_eq!(alerts[0].alert_id, whole[0].alert_id);
+    }
+
+    // Each partition still forgets what its own newer events leave behind: partition 0
+    // two hours on (12:30) keeps only that event, and partition 1 its one.
+    let mut windows = windows().await;
+    for batch in [&first, &ahead, &rest] {
+        windows.advance(batch, "t").await.expect("advance");
+    }
+    let later = on_partition(
+        &moved(&events, "bf-a-ok", "bf-later", 1_772_454_600_000_000),
+        0,
+    );
+    let out = windows.advance(&later, "t").await.expect("advance");
+    assert_eq!(held(&out), 2, "bf-later and bf-ahead");
+    // An event more than the lateness behind its own partition's newest is late; one
+    // behind only the other partition's is not.
+    let back = pick(&events, &["bf-a-f0"]);
+    let back = on_partition(
+        &moved(&back, "bf-a-f0", "bf-back", 1_772_445_600_000_000),
+        0,
+    );
+    let out = windows.advance(&back, "t").await.expect("advance");
+    assert_eq!(out.late, vec![(RULE.to_owned(), 1)]);
 }
