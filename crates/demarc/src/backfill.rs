@@ -122,6 +122,9 @@ struct Report {
     alerts_by_rule: BTreeMap<String, u64>,
     /// Alerts with an id already emitted in this run (the same event read twice).
     duplicate_alerts: u64,
+    /// Batches each rule failed on, by rule id: its alerts for their events are
+    /// missing.
+    rule_failures: BTreeMap<String, u64>,
     lake_files: u64,
     events_per_second: f64,
     /// Peak resident memory of the process, where the system reports it.
@@ -315,6 +318,7 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
         alerts: summary.alerts(),
         alerts_by_rule: summary.alerts_by_rule.clone(),
         duplicate_alerts: summary.duplicate_alerts,
+        rule_failures: summary.rule_failures.clone(),
         lake_files: summary.lake_files,
         events_per_second: stats.events_in as f64 / seconds.max(1e-9),
         peak_rss_bytes: peak_rss_bytes(),
@@ -338,6 +342,18 @@ pub fn run(args: &BackfillArgs) -> Result<()> {
             "{} file(s) could not be read; the rest were processed (see the warnings \
              above){retry}",
             report.unreadable_files.len()
+        );
+    }
+    if !report.rule_failures.is_empty() {
+        let batches: u64 = report.rule_failures.values().sum();
+        let rules: Vec<&str> = report.rule_failures.keys().map(String::as_str).collect();
+        bail!(
+            "{} rule(s) failed on {batches} batch(es) ({}): their alerts for those events \
+             are missing, the other rules' alerts were written. The errors above say why; \
+             mend the rule (`demarc rules test` runs its fixtures) and run it again over \
+             the inputs the dead letters name",
+            rules.len(),
+            rules.join(", ")
         );
     }
     Ok(())
@@ -410,6 +426,7 @@ fn print_summary(report: &Report, dead_letter: bool) {
         &report.alerts_by_rule,
         report.duplicate_alerts,
     );
+    crate::run::print_rule_failures(&report.rule_failures);
     if rejected > 0 && !dead_letter {
         eprintln!("  (pass --dead-letter FILE to keep the rejected input)");
     }

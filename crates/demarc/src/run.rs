@@ -280,6 +280,17 @@ pub fn print_summary(summary: &Summary, started: Instant) {
         &summary.alerts_by_rule,
         summary.duplicate_alerts,
     );
+    print_rule_failures(&summary.rule_failures);
+}
+
+/// A line per rule that failed on some batches, saying what that costs.
+pub fn print_rule_failures(failures: &std::collections::BTreeMap<String, u64>) {
+    for (rule, n) in failures {
+        eprintln!(
+            "  rule {rule} failed on {n} batch(es): its alerts for their events are missing \
+             (the errors above and the dead letters name the inputs)"
+        );
+    }
 }
 
 /// The lines under a summary: rejects by reason, leniencies, alerts by rule,

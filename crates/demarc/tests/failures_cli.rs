@@ -1,6 +1,6 @@
-//! Failure paths of the streaming job, through the binary: an output that fails
-//! mid-run ends the process, non-zero and soon; the metrics endpoint outlives clients
-//! that connect and never speak.
+//! Failure paths through the binary: an output that fails mid-run ends the streaming
+//! job, non-zero and soon; the metrics endpoint outlives clients that connect and never
+//! speak; a backfill whose rule fails on some events says so and ends non-zero.
 
 mod common;
 
@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{free_port, get, repo};
+use common::{demarc, free_port, get, repo};
 
 /// Waits up to `limit` for `child` to exit; kills it and fails the test if it does not.
 fn exits_within(child: &mut Child, limit: Duration, what: &str) -> ExitStatus {
@@ -130,4 +130,70 @@ fn metrics_answer_while_many_connections_hang_half_open() {
     let status = exits_within(&mut child, Duration::from_secs(60), "SIGTERM");
     let stderr = stderr_of(&mut child);
     assert!(status.success(), "{status}: {stderr}");
+}
+
+/// `demarc backfill` with a rule that fails on every batch (it plans, but cannot cast a
+/// region to a number): the other rules' alerts are written, and the failure is in the
+/// summary, the report and the dead letters; the run ends non-zero, so that a script
+/// notices the alerts it is missing.
+#[test]
+fn a_backfill_whose_rule_fails_writes_the_rest_reports_it_and_exits_non_zero() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).expect("rules dir");
+    let stopped = "aws-cloudtrail-logging-stopped.sql";
+    std::fs::copy(repo().join("queries").join(stopped), rules.join(stopped)).expect("copy rule");
+    std::fs::write(
+        rules.join("t-casts.sql"),
+        "-- id: t-casts\n-- title: casts regions\n-- severity: high\n\
+         -- category: logging-disabled\n-- srm-layer: identity\n-- service-models: iaas\n\
+         -- attack: T1562\n-- dedup: event_id\n-- summary: t-casts on {event_id}\n\
+         SELECT event_id FROM events WHERE CAST(region AS INT) > 1\n",
+    )
+    .expect("write rule");
+    let path = |name: &str| dir.path().join(name).to_str().expect("utf-8").to_owned();
+    let output = demarc(&[
+        "backfill",
+        "testdata/samples/aws-stratus-red-team",
+        "--rules",
+        &path("rules"),
+        "--alerts",
+        &path("alerts.jsonl"),
+        "--report",
+        &path("report.json"),
+        "--dead-letter",
+        &path("dead.jsonl"),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("rule t-casts failed on"), "{stderr}");
+    assert!(
+        stderr.contains("1 rule(s) failed on") && stderr.contains("(t-casts)"),
+        "{stderr}"
+    );
+
+    let alerts = std::fs::read_to_string(dir.path().join("alerts.jsonl")).expect("alerts");
+    assert!(
+        alerts
+            .lines()
+            .any(|l| l.contains("aws-cloudtrail-logging-stopped")),
+        "the other rule alerted: {alerts}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("report.json")).expect("report"))
+            .expect("JSON");
+    let failed = report["rule_failures"]["t-casts"].as_u64().unwrap_or(0);
+    assert!(failed >= 1, "{report}");
+    assert_eq!(
+        report["rule_failures"].as_object().map(|o| o.len()),
+        Some(1)
+    );
+    let dead = std::fs::read_to_string(dir.path().join("dead.jsonl")).expect("dead letters");
+    let letters: Vec<serde_json::Value> = dead
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .filter(|l: &serde_json::Value| l["reason"] == "rule_failed")
+        .collect();
+    assert_eq!(letters.len() as u64, failed, "{dead}");
+    assert!(letters.iter().all(|l| l["rule"] == "t-casts"), "{dead}");
 }

@@ -80,6 +80,9 @@ pub struct Summary {
     /// twice).
     pub duplicate_alerts: u64,
     pub dead_letters: u64,
+    /// Batches each rule failed on, by rule id: its alerts for their events are
+    /// missing (each failure is a dead letter naming the inputs).
+    pub rule_failures: BTreeMap<String, u64>,
     /// Acknowledgements that succeeded.
     pub commits: u64,
     /// Inputs that could not be read at all, with the reason, in input order.
@@ -263,6 +266,13 @@ impl<P: Position> Completion<P> {
             }
         }
         for batch in &batches {
+            for failed in batch.dead.iter().filter_map(|d| d.rule_failure.as_ref()) {
+                *self
+                    .summary
+                    .rule_failures
+                    .entry(failed.rule.clone())
+                    .or_default() += 1;
+            }
             if !batch.dead.is_empty() {
                 let written = self.dead_letters.write(&batch.dead)?;
                 self.summary.dead_letters += written;

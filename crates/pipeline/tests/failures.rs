@@ -121,6 +121,15 @@ fn a_rule_failing_on_a_batch_costs_only_its_own_alerts_and_is_reported() {
 
     assert_eq!(summary.alerts_by_rule.get("t-trail-deleted"), Some(&1));
     assert_eq!(summary.alerts_by_rule.get("t-casts"), None);
+    assert_eq!(
+        summary.rule_failures,
+        [
+            ("t-casts".to_owned(), 1),
+            ("t-casts-over-time".to_owned(), 1)
+        ]
+        .into_iter()
+        .collect()
+    );
     assert_eq!(acknowledged.load(std::sync::atomic::Ordering::Relaxed), 2);
     let alerts = std::fs::read_to_string(&alerts_path).expect("alerts");
     assert_eq!(alerts.lines().count(), 1, "{alerts}");
