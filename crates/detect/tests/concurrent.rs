@@ -1,7 +1,6 @@
 //! One rule set run from several threads at once, as the pipeline's workers do: every
 //! run gives the alerts it gives alone, and no rule fails.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -14,23 +13,8 @@ const ROUNDS: usize = 20;
 
 /// The attack detonations and the GCP export, seven events a batch.
 fn batches() -> Vec<RecordBatch> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/samples");
-    let mut files: Vec<_> = std::fs::read_dir(root.join("aws-stratus-red-team"))
+    demarc_synth::samples::attack_samples()
         .expect("samples")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    files.sort();
-    files.push(root.join(
-        "gcp-export/cloudaudit.googleapis.com/activity/2026/03/02/10:00:00_10:59:59_S0.json",
-    ));
-    let events: Vec<_> = files
-        .iter()
-        .flat_map(|f| {
-            demarc_synth::samples::split_events(&std::fs::read(f).expect("read sample"))
-                .expect("split")
-        })
-        .collect();
-    events
         .chunks(7)
         .map(|chunk| {
             let mut normalizer = Normalizer::new(Options::default());

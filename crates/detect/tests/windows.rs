@@ -173,19 +173,27 @@ async fn a_sequence_read_after_newer_events_still_meets_across_batches() {
     // event, but keeps what the last batch's events need.
     let events = sequence("positive", "ten-failures-then-success");
     let newer = moved(&events, "bf-a-ok", "bf-newer", 1_772_454_600_000_000);
-    let first = pick(
-        &events,
-        &["bf-a-f0", "bf-a-f1", "bf-a-f2", "bf-a-f3", "bf-a-f4"],
-    );
-    let rest = pick(
-        &events,
-        &[
-            "bf-a-f5", "bf-a-f6", "bf-a-f7", "bf-a-f8", "bf-a-f9", "bf-a-ok",
-        ],
-    );
+    let (first, rest) = halves(&events);
     let alerts = run(&mut windows().await, &[newer, first, rest]).await;
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
     assert_eq!(alerts[0].event_ids.len(), 11);
+}
+
+/// The positive sequence in two: its first five failures, and the other five with the
+/// success.
+fn halves(events: &RecordBatch) -> (RecordBatch, RecordBatch) {
+    (
+        pick(
+            events,
+            &["bf-a-f0", "bf-a-f1", "bf-a-f2", "bf-a-f3", "bf-a-f4"],
+        ),
+        pick(
+            events,
+            &[
+                "bf-a-f5", "bf-a-f6", "bf-a-f7", "bf-a-f8", "bf-a-f9", "bf-a-ok",
+            ],
+        ),
+    )
 }
 
 /// `batch` as read from partition `partition` of Kafka topic `audit`.
@@ -233,16 +241,7 @@ async fn each_partition_keeps_its_own_window_however_far_ahead_another_is() {
         &moved(&events, "bf-a-ok", "bf-ahead", 1_861_920_000_000_000),
         1,
     );
-    let first = pick(
-        &events,
-        &["bf-a-f0", "bf-a-f1", "bf-a-f2", "bf-a-f3", "bf-a-f4"],
-    );
-    let rest = pick(
-        &events,
-        &[
-            "bf-a-f5", "bf-a-f6", "bf-a-f7", "bf-a-f8", "bf-a-f9", "bf-a-ok",
-        ],
-    );
+    let (first, rest) = halves(&events);
     let whole = run(&mut windows().await, std::slice::from_ref(&events)).await;
     assert_eq!(whole.len(), 1, "{whole:#?}");
 

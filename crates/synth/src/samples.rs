@@ -55,6 +55,25 @@ pub fn split_events(bytes: &[u8]) -> std::io::Result<Vec<Message>> {
     Ok(events)
 }
 
+/// The repository's samples with violations, as messages in file order: the attack
+/// detonations (Stratus Red Team CloudTrail, by file name) and the GCP export. Read
+/// from the source tree, for tests.
+pub fn attack_samples() -> std::io::Result<Vec<Message>> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/samples");
+    let mut files = std::fs::read_dir(root.join("aws-stratus-red-team"))?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<std::io::Result<Vec<_>>>()?;
+    files.sort();
+    files.push(root.join(
+        "gcp-export/cloudaudit.googleapis.com/activity/2026/03/02/10:00:00_10:59:59_S0.json",
+    ));
+    let mut messages = Vec::new();
+    for file in files {
+        messages.extend(split_events(&std::fs::read(file)?)?);
+    }
+    Ok(messages)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,7 +18,7 @@ use demarc_detect::RuleSet;
 use demarc_lake::Lake;
 use demarc_normalize::{Normalizer, Options};
 use demarc_sink::FileMode;
-use demarc_synth::samples::{Message as Event, split_events};
+use demarc_synth::samples::{Message as Event, attack_samples};
 
 use super::*;
 use crate::engine::Settings;
@@ -41,19 +41,7 @@ fn rules() -> Arc<RuleSet> {
 
 /// Sample events with violations: the attack detonations and the GCP export.
 fn events() -> Vec<Event> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/samples");
-    let mut files: Vec<_> = std::fs::read_dir(root.join("aws-stratus-red-team"))
-        .expect("samples")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    files.sort();
-    files.push(root.join(
-        "gcp-export/cloudaudit.googleapis.com/activity/2026/03/02/10:00:00_10:59:59_S0.json",
-    ));
-    files
-        .iter()
-        .flat_map(|f| split_events(&std::fs::read(f).expect("read sample")).expect("split"))
-        .collect()
+    attack_samples().expect("samples")
 }
 
 /// The alert ids the rules give for these events read straight from the files.
