@@ -71,8 +71,9 @@ pub struct BackfillArgs {
     /// about 3x the lake's size and a slower backfill (docs/lake.md)
     #[arg(long, requires = "lake")]
     lake_raw: bool,
-    /// Build a row for every event, also those no rule can return (without a lake,
-    /// such events are only checked and counted; the alerts are the same either way)
+    /// Build a row for every event, also those no rule can return, and run the rules
+    /// over all of them (without a lake, such events are only checked and counted;
+    /// with one, the rules skip their rows; the alerts are the same either way)
     #[arg(long)]
     no_row_filter: bool,
     /// Write rejected input as JSON lines (reason, detail, position, excerpt)

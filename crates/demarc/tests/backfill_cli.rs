@@ -411,7 +411,8 @@ fn generated_violations_alert_and_near_misses_do_not() {
     assert_eq!(fired, expected);
 }
 
-/// Without a lake, only the events some rule may return become rows; the alerts, the
+/// Without a lake, only the events some rule may return become rows; with one, every
+/// event does and the rules run over those events only. Either way the alerts, the
 /// counts and the dead letters are those of building every row.
 #[test]
 fn building_only_the_rows_rules_can_use_changes_no_alert() {
@@ -444,6 +445,11 @@ fn building_only_the_rows_rules_can_use_changes_no_alert() {
     let (full, full_report, full_dead) = run("full", &["--no-row-filter"]);
     assert!(full.len() >= 10, "{} alerts", full.len());
     assert_eq!(filtered, full);
+    // With a lake every event gets a row, and the rules run over the marked ones.
+    let lake = dir.path().join("lake");
+    let (marked, _, marked_dead) = run("marked", &["--lake", text(&lake)]);
+    assert_eq!(marked, full);
+    assert_eq!(marked_dead, full_dead);
     assert_eq!(filtered_dead, full_dead);
     assert!(!full_dead.is_empty(), "the samples hold bad input");
     for key in [

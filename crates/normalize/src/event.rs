@@ -63,6 +63,9 @@ impl Normalizer {
         {
             return self.unmatched(identified.lenient);
         }
+        if let Some(filter) = &self.options.mark_rows {
+            self.marks.push(filter.keeps(&K::keys(doc)));
+        }
         self.stats.lenient(identified.lenient);
         let raw = self.options.keep_raw.then_some(text);
         let row = K::to_row(doc, identified, raw);

@@ -29,7 +29,7 @@ mod time;
 
 use std::sync::Arc;
 
-use arrow::array::RecordBatch;
+use arrow::array::{BooleanArray, RecordBatch};
 use demarc_model::{Origin, Position};
 
 use crate::builder::EventBatchBuilder;
@@ -59,6 +59,10 @@ pub struct Options {
     /// (a missing id or a bad time is still rejected), counted in
     /// [`Stats::events_unmatched`], and get no row. Default: every event gets a row.
     pub row_filter: Option<Arc<RowFilter>>,
+    /// Every event gets a row, and each row is marked with whether this filter keeps it
+    /// ([`Normalizer::take_marked_batch`]): a lake gets every row whole, the rules only
+    /// the marked ones. Default: no marks.
+    pub mark_rows: Option<Arc<RowFilter>>,
 }
 
 impl Default for Options {
@@ -70,6 +74,7 @@ impl Default for Options {
             since_us: None,
             until_us: None,
             row_filter: None,
+            mark_rows: None,
         }
     }
 }
@@ -91,6 +96,8 @@ pub struct Normalizer {
     stats: Stats,
     /// Decompression output, reused across inputs.
     gzip_buffer: Buffer,
+    /// Whether [`Options::mark_rows`] keeps each pending row, in row order.
+    marks: Vec<bool>,
     /// Ordinal of the next outcome (row, skip or reject) inside the current top-level
     /// document; with the line it makes every position unique.
     next_index: u32,
@@ -189,7 +196,18 @@ impl Normalizer {
 
     /// The pending rows as one batch, or `None` if there are none.
     pub fn take_batch(&mut self) -> Option<RecordBatch> {
+        self.marks.clear();
         (self.builder.len() > 0).then(|| self.builder.finish())
+    }
+
+    /// The pending rows as one batch, with, under [`Options::mark_rows`], whether the
+    /// filter keeps each of them; `None` if there are no rows.
+    pub fn take_marked_batch(&mut self) -> Option<(RecordBatch, Option<BooleanArray>)> {
+        let marks = std::mem::take(&mut self.marks);
+        let batch = self.take_batch()?;
+        let marks = (self.options.mark_rows.is_some() && marks.len() == batch.num_rows())
+            .then(|| BooleanArray::from(marks));
+        Some((batch, marks))
     }
 
     /// Rejects since the last call, in input order.

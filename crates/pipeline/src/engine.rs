@@ -92,7 +92,8 @@ pub struct Settings {
     /// Keep the normalized rows of each batch for the lake.
     pub keep_rows: bool,
     /// Without `keep_rows`, build rows only for the events some rule may return (the
-    /// rules' [`RuleSet::row_filter`]); the alerts are the same either way. Default on.
+    /// rules' [`RuleSet::row_filter`]); with it, build every row for the lake but run
+    /// the rules only over those. The alerts are the same either way. Default on.
     pub filter_rows: bool,
     /// Keep every produce-to-alert latency in the summary (benchmarks, the demo).
     pub keep_latencies: bool,
@@ -163,8 +164,14 @@ impl Engine {
             settings.options.keep_raw = true;
             settings.raw_for_rules_only = true;
         }
-        if settings.filter_rows && !settings.keep_rows && settings.options.row_filter.is_none() {
-            settings.options.row_filter = rules.row_filter().map(Arc::new);
+        if settings.filter_rows && settings.options.row_filter.is_none() {
+            let filter = rules.row_filter().map(Arc::new);
+            if settings.keep_rows {
+                // The lake gets every row; the rules only those they may use.
+                settings.options.mark_rows = filter;
+            } else {
+                settings.options.row_filter = filter;
+            }
         }
         Self {
             rules,

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::time::Instant;
 
-use arrow::array::RecordBatch;
+use arrow::array::{BooleanArray, RecordBatch};
 use demarc_model::Origin;
 use demarc_normalize::{EXCERPT_BYTES, Normalizer, Stats};
 
@@ -121,7 +121,7 @@ fn process<P: Position>(
             );
         }
         if normalizer.pending_bytes() >= COLUMN_CUT_BYTES {
-            chunks.extend(normalizer.take_batch());
+            chunks.extend(normalizer.take_marked_batch());
         }
         let rejects = normalizer.take_rejects();
         // Read again for the windows: its dead letters were written the first time.
@@ -153,13 +153,16 @@ fn process<P: Position>(
         warm: batch.warm,
         origins: Vec::new(),
     };
-    chunks.extend(normalizer.take_batch());
+    chunks.extend(normalizer.take_marked_batch());
+    // The rows the rules may use: those the rules' row filter keeps (marked when every
+    // row is built for the lake), or all of them.
+    let (chunks, rule_rows) = rule_rows(chunks)?;
     if batch.warm {
-        done.window_rows = chunks;
+        done.window_rows = rule_rows;
         return Ok(done);
     }
     let detected_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-    for rows in &chunks {
+    for rows in &rule_rows {
         let detected = runtime
             .block_on(engine.rules.alerts_each(rows.clone(), &detected_at))
             .map_err(Error::Rules)?;
@@ -187,7 +190,7 @@ fn process<P: Position>(
         }));
     }
     if engine.rules.has_windows() {
-        done.window_rows.clone_from(&chunks);
+        done.window_rows = rule_rows;
         done.origins = origins;
     }
     if engine.settings.keep_rows {
@@ -202,6 +205,29 @@ fn process<P: Position>(
         }
     }
     Ok(done)
+}
+
+/// The normalizer's batches, and the rows of them the rules may use: the marked ones
+/// when rows are marked (empty batches left out), else every row.
+type Chunks = (Vec<RecordBatch>, Vec<RecordBatch>);
+
+fn rule_rows(chunks: Vec<(RecordBatch, Option<BooleanArray>)>) -> Result<Chunks> {
+    let mut all = Vec::with_capacity(chunks.len());
+    let mut used = Vec::with_capacity(chunks.len());
+    for (rows, marks) in chunks {
+        match marks {
+            Some(marks) => {
+                let marked = arrow::compute::filter_record_batch(&rows, &marks)
+                    .map_err(|e| Error::Stage(format!("cannot select the rules' rows: {e}")))?;
+                if marked.num_rows() > 0 {
+                    used.push(marked);
+                }
+            }
+            None => used.push(rows.clone()),
+        }
+        all.push(rows);
+    }
+    Ok((all, used))
 }
 
 /// The rows with an empty `raw` column: kept for the rules, not asked of the lake.
