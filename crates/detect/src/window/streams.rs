@@ -15,7 +15,7 @@ use demarc_model::column;
 use crate::{Error, Result};
 
 /// The streams of one windowed rule's events, and how far each has come.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Streams {
     /// Stream number by Kafka topic and partition; files are stream 0.
     numbers: HashMap<(Arc<str>, i32), u32>,
@@ -32,13 +32,19 @@ struct Progress {
     last: Option<i64>,
 }
 
+impl Default for Streams {
+    /// Only stream 0, the files, so far.
+    fn default() -> Self {
+        Self {
+            numbers: HashMap::new(),
+            progress: vec![Progress::default()],
+        }
+    }
+}
+
 impl Streams {
     /// The stream of each row of `batch`, numbering streams not seen before.
     pub fn of(&mut self, batch: &RecordBatch) -> Result<Vec<u32>> {
-        if self.progress.is_empty() {
-            // Stream 0: files.
-            self.progress.push(Progress::default());
-        }
         let sources = batch
             .column_by_name(column::SRC)
             .and_then(|c| c.as_string_opt::<i32>())
