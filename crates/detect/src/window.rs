@@ -182,7 +182,7 @@ impl State {
             });
             None
         });
-        if let Some(new) = new {
+        if let Some((new, fresh)) = new {
             let arrived: Vec<(i64, u32)> = times(&new)?
                 .into_iter()
                 .zip(self.streams.of(&new)?)
@@ -192,7 +192,6 @@ impl State {
                 out.late.push((rule.meta.id.clone(), late));
             }
             self.streams.advance(&arrived);
-            let fresh: IdSet = ids(&new)?.into_iter().collect();
             let all = match &self.rows {
                 Some(held) => concat_batches(&held.schema(), [held, &new])
                     .map_err(|e| Error::Schema(e.to_string()))?,
@@ -232,21 +231,29 @@ impl State {
         Ok(())
     }
 
-    /// The rows of `batch` this rule may read and does not hold yet.
-    fn take_new(&mut self, batch: &RecordBatch) -> Result<Option<RecordBatch>> {
-        let mine = match &self.filter {
-            Some(filter) => filter_record_batch(batch, &filter.passing(batch)?)
-                .map_err(|e| Error::Schema(e.to_string()))?,
-            None => batch.clone(),
+    /// The rows of `batch` this rule may read and does not hold yet, and their ids;
+    /// filtered in one pass, so that only those rows are copied.
+    fn take_new(&mut self, batch: &RecordBatch) -> Result<Option<(RecordBatch, IdSet)>> {
+        let passing = match &self.filter {
+            Some(filter) => Some(filter.passing(batch)?),
+            None => None,
         };
-        let ids = ids(&mine)?;
-        let mut seen = IdSet::default();
-        let keep: BooleanArray = ids
-            .iter()
-            .map(|id| Some(!self.ids.contains(id) && seen.insert(id.clone())))
+        let ids = event_ids(batch)?;
+        let mut fresh = IdSet::default();
+        let keep: BooleanArray = (0..batch.num_rows())
+            .map(|row| {
+                let mine = passing
+                    .as_ref()
+                    .is_none_or(|p| p.is_valid(row) && p.value(row));
+                let id = ids.value(row);
+                Some(mine && !self.ids.contains(id) && fresh.insert(id.to_owned()))
+            })
             .collect();
-        let new = filter_record_batch(&mine, &keep).map_err(|e| Error::Schema(e.to_string()))?;
-        Ok((new.num_rows() > 0).then_some(new))
+        if fresh.is_empty() {
+            return Ok(None);
+        }
+        let new = filter_record_batch(batch, &keep).map_err(|e| Error::Schema(e.to_string()))?;
+        Ok(Some((new, fresh)))
     }
 
     /// Drops the events their stream has moved more than `keep_us` past (see
@@ -289,13 +296,6 @@ fn event_ids(batch: &RecordBatch) -> Result<&arrow::array::StringArray> {
         .column_by_name("event_id")
         .and_then(|c| c.as_string_opt::<i32>())
         .ok_or_else(|| Error::Schema("the events have no `event_id` column".into()))
-}
-
-fn ids(batch: &RecordBatch) -> Result<Vec<String>> {
-    let column = event_ids(batch)?;
-    Ok((0..column.len())
-        .map(|i| column.value(i).to_owned())
-        .collect())
 }
 
 /// The time and stream of the newest of an alert's events among `rows` (whose times

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
+    ArrayBuilder, ArrayRef, BooleanBuilder, Int32Builder, Int64Builder, RecordBatch, StringBuilder,
     TimestampMicrosecondBuilder,
 };
 use demarc_model::schema::{TIME_ZONE, event_schema};
@@ -165,34 +165,37 @@ impl EventBatchBuilder {
             .unwrap_or(0)
     }
 
-    /// The rows so far as one batch; the builder starts empty again.
+    /// The rows so far as one batch; the builder starts empty again, with room in each
+    /// string column for a little more than this batch had: the next batch is about as
+    /// large, so its columns fill without growing (each growth copies the column so far
+    /// into memory the process may not have touched yet).
     pub fn finish(&mut self) -> RecordBatch {
         self.rows = 0;
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.time.finish()),
-            Arc::new(self.provider.finish()),
-            Arc::new(self.event_id.finish()),
-            Arc::new(self.event_type.finish()),
-            Arc::new(self.account_id.finish()),
-            Arc::new(self.region.finish()),
-            Arc::new(self.service.finish()),
-            Arc::new(self.operation.finish()),
-            Arc::new(self.resource.finish()),
-            Arc::new(self.actor_principal.finish()),
-            Arc::new(self.actor_type.finish()),
-            Arc::new(self.actor_invoked_by.finish()),
+            text(&mut self.provider),
+            text(&mut self.event_id),
+            text(&mut self.event_type),
+            text(&mut self.account_id),
+            text(&mut self.region),
+            text(&mut self.service),
+            text(&mut self.operation),
+            text(&mut self.resource),
+            text(&mut self.actor_principal),
+            text(&mut self.actor_type),
+            text(&mut self.actor_invoked_by),
             Arc::new(self.mfa.finish()),
-            Arc::new(self.src_ip.finish()),
-            Arc::new(self.user_agent.finish()),
-            Arc::new(self.outcome.finish()),
-            Arc::new(self.error_code.finish()),
-            Arc::new(self.error_message.finish()),
+            text(&mut self.src_ip),
+            text(&mut self.user_agent),
+            text(&mut self.outcome),
+            text(&mut self.error_code),
+            text(&mut self.error_message),
             Arc::new(self.read_only.finish()),
-            Arc::new(self.request.finish()),
-            Arc::new(self.response.finish()),
-            Arc::new(self.additional.finish()),
-            Arc::new(self.raw.finish()),
-            Arc::new(self.src.finish()),
+            text(&mut self.request),
+            text(&mut self.response),
+            text(&mut self.additional),
+            text(&mut self.raw),
+            text(&mut self.src),
             Arc::new(self.src_partition.finish()),
             Arc::new(self.src_offset.finish()),
             Arc::new(self.src_line.finish()),
@@ -200,5 +203,62 @@ impl EventBatchBuilder {
         ];
         RecordBatch::try_new(event_schema(), columns)
             .expect("the builder's columns follow the event schema in order, type and nullability")
+    }
+}
+
+/// The column built so far, leaving `builder` empty with room for a quarter more than
+/// it held (batches are cut on an estimate, so the next may be a little larger).
+fn text(builder: &mut StringBuilder) -> ArrayRef {
+    let (values, bytes) = (builder.len(), builder.values_slice().len());
+    let room = StringBuilder::with_capacity(values + values / 4, bytes + bytes / 4);
+    Arc::new(std::mem::replace(builder, room).finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fill(builder: &mut EventBatchBuilder, rows: usize) {
+        let raw = "{\"eventName\":\"PutBucketPolicy\"}".repeat(8);
+        let position = Position {
+            origin: Origin::file("f.json"),
+            line: 1,
+            index: 0,
+        };
+        for i in 0..rows {
+            let row = EventRow {
+                event_id: Cow::Owned(format!("id-{i}")),
+                raw: Some(&raw),
+                ..EventRow::default()
+            };
+            builder.append(&row, &position);
+        }
+    }
+
+    #[test]
+    fn a_batch_as_large_as_the_last_fills_without_growing_its_columns() {
+        let mut builder = EventBatchBuilder::default();
+        fill(&mut builder, 1000);
+        let first = builder.finish();
+        let room = (
+            builder.raw.values_capacity(),
+            builder.event_id.offsets_capacity(),
+        );
+        assert!(
+            room.0 >= 1000 * 256,
+            "room for the raw bytes of the last batch: {room:?}"
+        );
+        fill(&mut builder, 1100);
+        assert_eq!(
+            (
+                builder.raw.values_capacity(),
+                builder.event_id.offsets_capacity()
+            ),
+            room,
+            "a batch a tenth larger needs no growth"
+        );
+        let second = builder.finish();
+        assert_eq!((first.num_rows(), second.num_rows()), (1000, 1100));
+        assert_eq!(second.column(1).len(), 1100);
     }
 }
