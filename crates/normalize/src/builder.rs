@@ -38,10 +38,15 @@ pub(crate) struct EventRow<'a> {
     pub raw: Option<&'a str>,
 }
 
+/// The string columns of the event schema.
+const TEXTS: usize = 21;
+
 /// Accumulates rows column by column until [`EventBatchBuilder::finish`].
 #[derive(Debug)]
 pub(crate) struct EventBatchBuilder {
     rows: usize,
+    /// Values and bytes of each string column in the last batch (see [`Self::texts`]).
+    last: Option<[(usize, usize); TEXTS]>,
     time: TimestampMicrosecondBuilder,
     provider: StringBuilder,
     event_id: StringBuilder,
@@ -76,6 +81,7 @@ impl Default for EventBatchBuilder {
     fn default() -> Self {
         Self {
             rows: 0,
+            last: None,
             time: TimestampMicrosecondBuilder::new().with_timezone(TIME_ZONE),
             provider: StringBuilder::new(),
             event_id: StringBuilder::new(),
@@ -114,6 +120,9 @@ impl EventBatchBuilder {
     }
 
     pub fn append(&mut self, row: &EventRow<'_>, position: &Position) {
+        if self.rows == 0 {
+            self.make_room();
+        }
         self.rows += 1;
         self.time.append_value(row.time_us);
         self.provider.append_value(row.provider);
@@ -155,6 +164,48 @@ impl EventBatchBuilder {
             .append_value(i32::try_from(position.index).unwrap_or(i32::MAX));
     }
 
+    /// The string columns, in a fixed order.
+    fn texts(&mut self) -> [&mut StringBuilder; TEXTS] {
+        [
+            &mut self.provider,
+            &mut self.event_id,
+            &mut self.event_type,
+            &mut self.account_id,
+            &mut self.region,
+            &mut self.service,
+            &mut self.operation,
+            &mut self.resource,
+            &mut self.actor_principal,
+            &mut self.actor_type,
+            &mut self.actor_invoked_by,
+            &mut self.src_ip,
+            &mut self.user_agent,
+            &mut self.outcome,
+            &mut self.error_code,
+            &mut self.error_message,
+            &mut self.request,
+            &mut self.response,
+            &mut self.additional,
+            &mut self.raw,
+            &mut self.src,
+        ]
+    }
+
+    /// Gives each string column of a new batch room for a quarter more values and bytes
+    /// than the last batch had: batches are cut on an estimate, so the next one is
+    /// about as large, and its columns fill without growing (each growth copies the
+    /// column so far into memory the process may not have touched yet). Done at the
+    /// first row rather than at [`Self::finish`], once the caller may have dropped the
+    /// last batch and its memory can be used again.
+    fn make_room(&mut self) {
+        let Some(last) = self.last.take() else {
+            return;
+        };
+        for (builder, (values, bytes)) in self.texts().into_iter().zip(last) {
+            *builder = StringBuilder::with_capacity(values + values / 4, bytes + bytes / 4);
+        }
+    }
+
     /// The bytes of the largest string column so far (the original JSON, when kept, or
     /// the request or response): Arrow's 32-bit offsets end at 2 GiB.
     pub fn largest_column_bytes(&self) -> usize {
@@ -165,37 +216,36 @@ impl EventBatchBuilder {
             .unwrap_or(0)
     }
 
-    /// The rows so far as one batch; the builder starts empty again, with room in each
-    /// string column for a little more than this batch had: the next batch is about as
-    /// large, so its columns fill without growing (each growth copies the column so far
-    /// into memory the process may not have touched yet).
+    /// The rows so far as one batch; the builder starts empty again, and makes room for
+    /// a batch like this one at its next row (see [`Self::make_room`]).
     pub fn finish(&mut self) -> RecordBatch {
         self.rows = 0;
+        self.last = Some(self.texts().map(|b| (b.len(), b.values_slice().len())));
         let columns: Vec<ArrayRef> = vec![
             Arc::new(self.time.finish()),
-            text(&mut self.provider),
-            text(&mut self.event_id),
-            text(&mut self.event_type),
-            text(&mut self.account_id),
-            text(&mut self.region),
-            text(&mut self.service),
-            text(&mut self.operation),
-            text(&mut self.resource),
-            text(&mut self.actor_principal),
-            text(&mut self.actor_type),
-            text(&mut self.actor_invoked_by),
+            Arc::new(self.provider.finish()),
+            Arc::new(self.event_id.finish()),
+            Arc::new(self.event_type.finish()),
+            Arc::new(self.account_id.finish()),
+            Arc::new(self.region.finish()),
+            Arc::new(self.service.finish()),
+            Arc::new(self.operation.finish()),
+            Arc::new(self.resource.finish()),
+            Arc::new(self.actor_principal.finish()),
+            Arc::new(self.actor_type.finish()),
+            Arc::new(self.actor_invoked_by.finish()),
             Arc::new(self.mfa.finish()),
-            text(&mut self.src_ip),
-            text(&mut self.user_agent),
-            text(&mut self.outcome),
-            text(&mut self.error_code),
-            text(&mut self.error_message),
+            Arc::new(self.src_ip.finish()),
+            Arc::new(self.user_agent.finish()),
+            Arc::new(self.outcome.finish()),
+            Arc::new(self.error_code.finish()),
+            Arc::new(self.error_message.finish()),
             Arc::new(self.read_only.finish()),
-            text(&mut self.request),
-            text(&mut self.response),
-            text(&mut self.additional),
-            text(&mut self.raw),
-            text(&mut self.src),
+            Arc::new(self.request.finish()),
+            Arc::new(self.response.finish()),
+            Arc::new(self.additional.finish()),
+            Arc::new(self.raw.finish()),
+            Arc::new(self.src.finish()),
             Arc::new(self.src_partition.finish()),
             Arc::new(self.src_offset.finish()),
             Arc::new(self.src_line.finish()),
@@ -204,14 +254,6 @@ impl EventBatchBuilder {
         RecordBatch::try_new(event_schema(), columns)
             .expect("the builder's columns follow the event schema in order, type and nullability")
     }
-}
-
-/// The column built so far, leaving `builder` empty with room for a quarter more than
-/// it held (batches are cut on an estimate, so the next may be a little larger).
-fn text(builder: &mut StringBuilder) -> ArrayRef {
-    let (values, bytes) = (builder.len(), builder.values_slice().len());
-    let room = StringBuilder::with_capacity(values + values / 4, bytes + bytes / 4);
-    Arc::new(std::mem::replace(builder, room).finish())
 }
 
 #[cfg(test)]
@@ -240,15 +282,16 @@ mod tests {
         let mut builder = EventBatchBuilder::default();
         fill(&mut builder, 1000);
         let first = builder.finish();
+        fill(&mut builder, 1);
         let room = (
             builder.raw.values_capacity(),
             builder.event_id.offsets_capacity(),
         );
         assert!(
             room.0 >= 1000 * 256,
-            "room for the raw bytes of the last batch: {room:?}"
+            "room for the raw bytes of the last batch at the first row: {room:?}"
         );
-        fill(&mut builder, 1100);
+        fill(&mut builder, 1099);
         assert_eq!(
             (
                 builder.raw.values_capacity(),
